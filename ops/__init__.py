@@ -1,0 +1,9 @@
+"""The differentiable operations, one module per family, each op's forward and VJPs side by side.
+
+Importing this package registers every op with ``tape.registry``, which is how numpy calls and ``Tensor``
+methods find them. ``import tape`` does that; nothing here is compiled at import.
+"""
+
+from . import elementwise, indexing, linalg, nondifferentiable, reductions, shape
+
+__all__ = ["elementwise", "indexing", "linalg", "nondifferentiable", "reductions", "shape"]

@@ -1,0 +1,192 @@
+"""Elementwise ops: numpy's arithmetic and transcendental ufuncs, each beside its VJP.
+
+Every VJP returns a cotangent of the broadcast output's shape; the engine sums it back to its input's shape
+and dtype. VJPs use ``out`` (the forward's result) where that saves work: ``exp``'s VJP is ``g * out``.
+Functions that are flat almost everywhere (``floor``, ``sign``, ...) have a zero gradient, as in PyTorch
+and JAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tape.op import Op
+from tape.registry import NAMED, implements
+
+_LN2 = float(np.log(2.0))
+_LN10 = float(np.log(10.0))
+
+
+def _ufunc_op(ufunc: np.ufunc, *vjps: Callable[..., Any] | None) -> Op:
+    op = Op(ufunc, *vjps, name=ufunc.__name__)
+    implements(ufunc)(op)
+    return op
+
+
+def _zero(g: Any, out: Any, *args: Any) -> Any:
+    return np.zeros_like(g)
+
+
+# -- arithmetic ----------------------------------------------------------------------------------------
+add = _ufunc_op(np.add, lambda g, out, x, y: g, lambda g, out, x, y: g)
+subtract = _ufunc_op(np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g)
+multiply = _ufunc_op(np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
+divide = _ufunc_op(np.true_divide, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
+negative = _ufunc_op(np.negative, lambda g, out, x: -g)
+positive = _ufunc_op(np.positive, lambda g, out, x: g)
+floor_divide = _ufunc_op(np.floor_divide, _zero, _zero)
+remainder = _ufunc_op(np.remainder, lambda g, out, x, y: g, lambda g, out, x, y: -g * np.floor_divide(x, y))
+fmod = _ufunc_op(np.fmod, lambda g, out, x, y: g, lambda g, out, x, y: -g * np.trunc(x / y))
+
+
+def _power_vjp_base(g: Any, out: Any, x: Any, y: Any) -> Any:
+    # d(x**y)/dx = y * x**(y-1), taken as 0 where y == 0 (rather than 0 * inf at x == 0).
+    if isinstance(y, int | float):
+        return np.zeros_like(g) if y == 0 else g * (y * x ** (y - 1))
+    return g * np.where(y == 0, 0.0, y * x ** np.where(y == 0, 1.0, y - 1))
+
+
+def _power_vjp_exponent(g: Any, out: Any, x: Any, y: Any) -> Any:
+    # d(x**y)/dy = x**y * log(x); taken as 0 at x == 0 (the limit for y > 0), NaN for x < 0 as in JAX.
+    return g * out * np.log(np.where(x == 0, 1.0, x))
+
+
+power = _ufunc_op(np.power, _power_vjp_base, _power_vjp_exponent)
+square = _ufunc_op(np.square, lambda g, out, x: g * 2 * x)
+sqrt = _ufunc_op(np.sqrt, lambda g, out, x: g / (2 * out))
+cbrt = _ufunc_op(np.cbrt, lambda g, out, x: g / (3 * out * out))
+reciprocal = _ufunc_op(np.reciprocal, lambda g, out, x: -g * out * out)
+absolute = _ufunc_op(np.absolute, lambda g, out, x: g * np.sign(x))
+NAMED["abs"] = absolute
+
+# -- exponentials and logarithms ---------------------------------------------------------------------
+exp = _ufunc_op(np.exp, lambda g, out, x: g * out)
+exp2 = _ufunc_op(np.exp2, lambda g, out, x: g * out * _LN2)
+expm1 = _ufunc_op(np.expm1, lambda g, out, x: g * (out + 1))
+log = _ufunc_op(np.log, lambda g, out, x: g / x)
+log2 = _ufunc_op(np.log2, lambda g, out, x: g / (x * _LN2))
+log10 = _ufunc_op(np.log10, lambda g, out, x: g / (x * _LN10))
+log1p = _ufunc_op(np.log1p, lambda g, out, x: g / (1 + x))
+logaddexp = _ufunc_op(
+    np.logaddexp, lambda g, out, x, y: g * np.exp(x - out), lambda g, out, x, y: g * np.exp(y - out)
+)
+logaddexp2 = _ufunc_op(
+    np.logaddexp2,
+    lambda g, out, x, y: g * np.exp2(x - out),
+    lambda g, out, x, y: g * np.exp2(y - out),
+)
+
+# -- trigonometric and hyperbolic --------------------------------------------------------------------
+sin = _ufunc_op(np.sin, lambda g, out, x: g * np.cos(x))
+cos = _ufunc_op(np.cos, lambda g, out, x: -g * np.sin(x))
+tan = _ufunc_op(np.tan, lambda g, out, x: g * (1 + out * out))
+arcsin = _ufunc_op(np.arcsin, lambda g, out, x: g / np.sqrt(1 - x * x))
+arccos = _ufunc_op(np.arccos, lambda g, out, x: -g / np.sqrt(1 - x * x))
+arctan = _ufunc_op(np.arctan, lambda g, out, x: g / (1 + x * x))
+sinh = _ufunc_op(np.sinh, lambda g, out, x: g * np.cosh(x))
+cosh = _ufunc_op(np.cosh, lambda g, out, x: g * np.sinh(x))
+tanh = _ufunc_op(np.tanh, lambda g, out, x: g * (1 - out * out))
+arcsinh = _ufunc_op(np.arcsinh, lambda g, out, x: g / np.sqrt(x * x + 1))
+arccosh = _ufunc_op(np.arccosh, lambda g, out, x: g / np.sqrt(x * x - 1))
+arctanh = _ufunc_op(np.arctanh, lambda g, out, x: g / (1 - x * x))
+arctan2 = _ufunc_op(
+    np.arctan2,
+    lambda g, out, y, x: g * x / (x * x + y * y),
+    lambda g, out, y, x: -g * y / (x * x + y * y),
+)
+hypot = _ufunc_op(np.hypot, lambda g, out, x, y: g * x / out, lambda g, out, x, y: g * y / out)
+deg2rad = _ufunc_op(np.deg2rad, lambda g, out, x: g * (np.pi / 180))
+rad2deg = _ufunc_op(np.rad2deg, lambda g, out, x: g * (180 / np.pi))
+implements(np.radians)(deg2rad)
+implements(np.degrees)(rad2deg)
+
+
+# -- selection between two arguments -------------------------------------------------------------------
+def _share_of_first(x: Any, y: Any, wins: Callable[[Any, Any], Any]) -> Any:
+    """1 where x wins, 0 where y wins, 1/2 on ties: tied extrema share the cotangent evenly."""
+    x, y = np.asarray(x), np.asarray(y)
+    return np.where(x == y, 0.5, wins(x, y).astype(np.result_type(x, y, np.float16)))
+
+
+def _extremum_op(ufunc: np.ufunc, x_wins: Callable[[Any, Any], Any]) -> Op:
+    return _ufunc_op(
+        ufunc,
+        lambda g, out, x, y: g * _share_of_first(x, y, x_wins),
+        lambda g, out, x, y: g * (1 - _share_of_first(x, y, x_wins)),
+    )
+
+
+maximum = _extremum_op(np.maximum, lambda x, y: (x > y) | np.isnan(x))
+minimum = _extremum_op(np.minimum, lambda x, y: (x < y) | np.isnan(x))
+# fmax/fmin ignore a NaN: the other argument wins.
+fmax = _extremum_op(np.fmax, lambda x, y: (x > y) | np.isnan(y))
+fmin = _extremum_op(np.fmin, lambda x, y: (x < y) | np.isnan(y))
+
+# -- piecewise constant: zero gradient -----------------------------------------------------------------
+sign = _ufunc_op(np.sign, _zero)
+floor = _ufunc_op(np.floor, _zero)
+ceil = _ufunc_op(np.ceil, _zero)
+trunc = _ufunc_op(np.trunc, _zero)
+rint = _ufunc_op(np.rint, _zero)
+conjugate = _ufunc_op(np.conjugate, lambda g, out, x: g)
+
+
+def _round(x: Any, decimals: int = 0) -> Any:
+    return np.round(x, decimals)
+
+
+round_ = Op(_round, _zero, name="round")
+implements(np.round, np.around)(round_)
+
+
+def _clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+    return np.clip(x, a_min, a_max)
+
+
+def _inside(x: Any, a_min: Any, a_max: Any) -> Any:
+    x = np.asarray(x)
+    inside = np.ones(x.shape, dtype=bool)
+    if a_min is not None:
+        inside &= x >= np.asarray(a_min)
+    if a_max is not None:
+        inside &= x <= np.asarray(a_max)
+    return inside
+
+
+clip = Op(
+    _clip,
+    lambda g, out, x, a_min=None, a_max=None: g * _inside(x, a_min, a_max),
+    lambda g, out, x, a_min=None, a_max=None: g * (np.asarray(x) < np.asarray(a_min)),
+    lambda g, out, x, a_min=None, a_max=None: g * (np.asarray(x) > np.asarray(a_max)),
+    name="clip",
+)
+
+
+@implements(np.clip)
+def clip_function(a: Any, a_min: Any = None, a_max: Any = None, **kwargs: Any) -> Any:
+    """``np.clip`` on tensors; the bounds may be tensors too (they get the cotangent where they bind)."""
+    a_min = kwargs.pop("min", a_min)
+    a_max = kwargs.pop("max", a_max)
+    if kwargs:
+        raise TypeError(f"numpy.clip: keyword argument(s) {sorted(kwargs)} are not supported on tape tensors")
+    return clip(a, a_min, a_max)
+
+
+# -- dtype ----------------------------------------------------------------------------------------------
+def _astype(x: Any, dtype: Any) -> Any:
+    return x.astype(dtype)
+
+
+astype = Op(_astype, lambda g, out, x, dtype: g, name="astype")
+NAMED["astype"] = astype
+
+
+def _copy(x: Any, order: str = "K", subok: bool = False) -> Any:
+    return np.array(x, copy=True, order=order)
+
+
+copy = Op(_copy, lambda g, out, x, order="K", subok=False: g, name="copy")
+implements(np.copy)(copy)

@@ -1,0 +1,105 @@
+"""Indexing: ``t[index]`` and ``t[index] = value``, with basic and advanced (integer, boolean) indices.
+
+The VJP of reading ``x[index]`` is ``scatter_add``: the cotangent added into zeros of ``x``'s shape, so a
+position read twice receives both cotangents. ``scatter_add`` is an op of its own whose VJP is a read, so
+gradients of gradients flow through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tape.op import Op, apply_in_place
+from tape.registry import NAMED
+from tape.tensor import Tensor
+
+
+def plain_index(index: Any) -> Any:
+    """``index`` with every tensor inside replaced by its data (indices carry no gradient)."""
+    if isinstance(index, Tensor):
+        return index.data
+    if type(index) is tuple:
+        return tuple(item.data if isinstance(item, Tensor) else item for item in index)
+    if type(index) is list and any(isinstance(item, Tensor) for item in index):
+        return [item.data if isinstance(item, Tensor) else item for item in index]
+    return index
+
+
+def is_basic(index: Any) -> bool:
+    """True when numpy reads ``x[index]`` as a view: only ints, slices, ``None`` and ``...``."""
+    items = index if type(index) is tuple else (index,)
+    return all(
+        item is None
+        or item is Ellipsis
+        or (isinstance(item, slice | int | np.integer) and not isinstance(item, bool))
+        for item in items
+    )
+
+
+def _scatter_add(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    total = np.zeros(shape, dtype=g.dtype)
+    if is_basic(index):
+        total[index] = g
+    else:
+        np.add.at(total, index, g)
+    return total
+
+
+scatter_add = Op(_scatter_add, lambda h, out, g, index, shape: h[index], name="scatter_add")
+
+
+def _getitem(x: Any, index: Any) -> Any:
+    return x[index]
+
+
+def _getitem_vjp(g: Any, out: Any, x: Any, index: Any) -> Any:
+    return scatter_add(g, index, np.shape(x))
+
+
+getitem_view = Op(_getitem, _getitem_vjp, name="getitem", view=True)
+getitem_copy = Op(_getitem, _getitem_vjp, name="getitem")
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    """``x[index]`` on a tensor: a view for basic indices, a copy for advanced ones, as in numpy."""
+    index = plain_index(index)
+    return (getitem_view if is_basic(index) else getitem_copy)(x, index)
+
+
+def _setitem(x: Any, index: Any, value: Any) -> Any:
+    result = x.copy()
+    result[index] = value
+    return result
+
+
+def _setitem_vjp_target(g: Any, out: Any, x: Any, index: Any, value: Any) -> Any:
+    kept = np.ones(np.shape(x), dtype=bool)
+    kept[index] = False
+    return g * kept
+
+
+def _setitem_vjp_value(g: Any, out: Any, x: Any, index: Any, value: Any) -> Any:
+    if is_basic(index):
+        return g[index]
+    # With repeated indices numpy keeps the value written last; only that one receives the cotangent.
+    shape = np.shape(x)
+    written = np.broadcast_to(np.asarray(value), np.shape(np.empty(shape, dtype=bool)[index]))
+    order = np.arange(written.size).reshape(written.shape)
+    winner = np.full(shape, -1)
+    winner[index] = order
+    wins = winner[index] == order
+    return g[index] * wins
+
+
+setitem_op = Op(_setitem, _setitem_vjp_target, None, _setitem_vjp_value, name="setitem")
+
+
+def setitem(target: Tensor, index: Any, value: Any) -> None:
+    """``target[index] = value``: written into ``target``'s buffer and recorded when recording."""
+    apply_in_place(setitem_op, target, plain_index(index), value)
+
+
+NAMED["getitem"] = getitem
+NAMED["setitem"] = setitem

@@ -1,0 +1,132 @@
+"""Reductions over axes (sum, mean, prod, max, min), each beside its VJP.
+
+A reduction's VJP puts the cotangent back on the reduced axes (``restore_axes``) and broadcasts it over
+them. Tied maxima and minima share the cotangent evenly, as in JAX and PyTorch's ``amax``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tape.op import Op
+from tape.registry import implements
+
+
+def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """``axis`` (None, an int or a tuple, possibly negative) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    return tuple(sorted(int(a) % ndim if ndim else 0 for a in axes))
+
+
+def restore_axes(g: Any, ndim: int, axis: Any, keepdims: bool) -> Any:
+    """Give a reduction's cotangent back its reduced axes (length one) so it broadcasts against the input."""
+    if keepdims or ndim == 0:
+        return g
+    if axis is None:
+        return np.reshape(g, (1,) * ndim)
+    return np.expand_dims(g, normalize_axes(axis, ndim))
+
+
+def _spread(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    return np.broadcast_to(restore_axes(g, np.ndim(x), axis, keepdims), np.shape(x))
+
+
+def _sum(x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+    return np.sum(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+def _sum_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+    return _spread(g, x, axis, keepdims)
+
+
+sum_ = Op(_sum, _sum_vjp, name="sum")
+
+
+def _mean(x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+    return np.mean(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+def _mean_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+    count = max(np.size(x) // max(np.size(out), 1), 1)
+    return _spread(g, x, axis, keepdims) / count
+
+
+mean = Op(_mean, _mean_vjp, name="mean")
+
+
+def _extremum_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    values = np.asarray(x)
+    extreme = restore_axes(np.asarray(out), values.ndim, axis, keepdims)
+    hits = (values == extreme) | (np.isnan(values) & np.isnan(extreme))
+    share = hits / np.sum(hits, axis=normalize_axes(axis, values.ndim), keepdims=True)
+    return restore_axes(g, values.ndim, axis, keepdims) * share.astype(values.dtype)
+
+
+def _max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+def _min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+max_ = Op(_max, _extremum_vjp, name="max")
+min_ = Op(_min, _extremum_vjp, name="min")
+
+
+def _prod(x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+    return np.prod(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+def _prod_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+    ndim = np.ndim(x)
+    g = restore_axes(g, ndim, axis, keepdims)
+    if np.all(np.asarray(x) != 0):
+        return g * restore_axes(out, ndim, axis, keepdims) / x
+    return g * _product_of_others(x, normalize_axes(axis, ndim))
+
+
+def _product_of_others(x: Any, axes: tuple[int, ...]) -> Any:
+    """For each element, the product of the other elements along ``axes``; exact when some are zero."""
+    if not axes:
+        return np.ones_like(x)
+    last = tuple(range(-len(axes), 0))
+    moved = np.moveaxis(x, axes, last)
+    batch_shape = np.shape(moved)[: np.ndim(moved) - len(axes)]
+    flat = np.reshape(moved, (*batch_shape, -1))
+    ones = np.ones_like(flat[..., :1])
+    before = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    after = np.flip(np.cumprod(np.flip(np.concatenate([flat[..., 1:], ones], axis=-1), -1), axis=-1), -1)
+    return np.moveaxis(np.reshape(before * after, np.shape(moved)), last, axes)
+
+
+prod = Op(_prod, _prod_vjp, name="prod")
+
+
+def _reduction_handler(op: Op, takes_dtype: bool) -> Any:
+    def handler(a: Any, axis: Any = None, *args: Any, **kwargs: Any) -> Any:
+        names = ("dtype", "out", "keepdims") if takes_dtype else ("out", "keepdims")
+        kwargs.update(zip(names, args, strict=False))
+        kwargs.pop("out", None)
+        if kwargs.pop("initial", np._NoValue) is not np._NoValue:
+            raise TypeError(f"numpy.{op.name}: initial= is not supported on tape tensors")
+        unknown = set(kwargs) - {"dtype", "keepdims"}
+        if unknown:
+            raise TypeError(f"numpy.{op.name}: keyword argument(s) {sorted(unknown)} are not supported")
+        if not takes_dtype:
+            kwargs.pop("dtype", None)
+        return op(a, axis=axis, **kwargs)
+
+    handler.__name__ = op.name
+    return handler
+
+
+implements(np.sum)(_reduction_handler(sum_, takes_dtype=True))
+implements(np.mean)(_reduction_handler(mean, takes_dtype=True))
+implements(np.prod)(_reduction_handler(prod, takes_dtype=True))
+implements(np.max, np.amax)(_reduction_handler(max_, takes_dtype=False))
+implements(np.min, np.amin)(_reduction_handler(min_, takes_dtype=False))

@@ -1,0 +1,132 @@
+"""Shape ops: reshape, transpose, axes added, removed, swapped or broadcast; each beside its VJP.
+
+These ops move data without changing it, so each VJP moves the cotangent back. ``broadcast_to``'s VJP is
+the identity: the engine's central unbroadcast sums the cotangent back to the input's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tape.op import Op
+from tape.registry import implements
+
+
+def _reshape_back(g: Any, out: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    return np.reshape(g, np.shape(x))
+
+
+def _reshape(x: Any, shape: Any, order: str = "C") -> Any:
+    return np.reshape(x, shape, order=order)
+
+
+def _reshape_vjp(g: Any, out: Any, x: Any, shape: Any, order: str = "C") -> Any:
+    return np.reshape(g, np.shape(x), order=order)
+
+
+reshape = Op(_reshape, _reshape_vjp, name="reshape", view=True)
+
+
+@implements(np.reshape)
+def reshape_function(a: Any, shape: Any = None, order: str = "C", **kwargs: Any) -> Any:
+    """``np.reshape`` on tensors (``newshape=`` accepted as numpy's older spelling)."""
+    shape = kwargs.pop("newshape", shape)
+    kwargs.pop("copy", None)
+    if kwargs:
+        raise TypeError(f"numpy.reshape: keyword argument(s) {sorted(kwargs)} are not supported")
+    return reshape(a, shape, order=order)
+
+
+def _ravel(x: Any, order: str = "C") -> Any:
+    return np.ravel(x, order=order)
+
+
+ravel = Op(_ravel, lambda g, out, x, order="C": np.reshape(g, np.shape(x), order=order), name="ravel")
+implements(np.ravel)(ravel)
+
+
+def _transpose(x: Any, axes: Any = None) -> Any:
+    return np.transpose(x, axes)
+
+
+def _transpose_vjp(g: Any, out: Any, x: Any, axes: Any = None) -> Any:
+    if axes is None:
+        return np.transpose(g)
+    ndim = np.ndim(x)
+    return np.transpose(g, np.argsort([a % ndim for a in axes]))
+
+
+transpose = Op(_transpose, _transpose_vjp, name="transpose", view=True)
+implements(np.transpose)(transpose)
+
+
+def _swapaxes(x: Any, axis1: int, axis2: int) -> Any:
+    return np.swapaxes(x, axis1, axis2)
+
+
+swapaxes = Op(
+    _swapaxes, lambda g, out, x, axis1, axis2: np.swapaxes(g, axis1, axis2), name="swapaxes", view=True
+)
+implements(np.swapaxes)(swapaxes)
+
+
+def _moveaxis(x: Any, source: Any, destination: Any) -> Any:
+    return np.moveaxis(x, source, destination)
+
+
+moveaxis = Op(
+    _moveaxis,
+    lambda g, out, x, source, destination: np.moveaxis(g, destination, source),
+    name="moveaxis",
+    view=True,
+)
+implements(np.moveaxis)(moveaxis)
+
+
+def _expand_dims(x: Any, axis: Any) -> Any:
+    return np.expand_dims(x, axis)
+
+
+expand_dims = Op(_expand_dims, _reshape_back, name="expand_dims", view=True)
+implements(np.expand_dims)(expand_dims)
+
+
+def _squeeze(x: Any, axis: Any = None) -> Any:
+    return np.squeeze(x, axis)
+
+
+squeeze = Op(_squeeze, _reshape_back, name="squeeze", view=True)
+implements(np.squeeze)(squeeze)
+
+
+def _broadcast_to(x: Any, shape: Any, subok: bool = False) -> Any:
+    return np.broadcast_to(x, shape)
+
+
+broadcast_to = Op(_broadcast_to, lambda g, out, x, shape, subok=False: g, name="broadcast_to", view=True)
+implements(np.broadcast_to)(broadcast_to)
+
+
+def _where(condition: Any, x: Any, y: Any) -> Any:
+    return np.where(condition, x, y)
+
+
+where = Op(
+    _where,
+    None,
+    lambda g, out, condition, x, y: np.where(condition, g, 0),
+    lambda g, out, condition, x, y: np.where(condition, 0, g),
+    name="where",
+)
+
+
+@implements(np.where)
+def where_function(condition: Any, *values: Any) -> Any:
+    """``np.where(condition, x, y)`` on tensors; the one-argument form gives the (integer) indices."""
+    if not values:
+        return np.nonzero(condition)
+    if len(values) != 2:
+        raise TypeError("numpy.where: give either only a condition, or a condition, x and y")
+    return where(condition, *values)

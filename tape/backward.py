@@ -1,0 +1,226 @@
+"""The reverse sweep: replay records from the latest to the earliest, handing cotangents to VJPs.
+
+Records are visited in decreasing tape position, so every record runs after all the records that used
+its outputs, without building or sorting a graph, and without recursion: a chain of a million ops needs
+no deeper stack than a chain of one. Each record's cotangent is popped as it is consumed, and its saved
+values are released after its VJPs ran unless ``retain_graph`` is set.
+
+Broadcasting, dtype casting and accumulation of cotangents happen here, once, for every op.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+import numpy as np
+
+from .grad_mode import state
+from .record import Record
+from .tensor import Tensor, new_tensor
+
+
+def backward(
+    root: Tensor, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False
+) -> None:
+    """Accumulate d(root)/d(leaf), contracted with ``gradient``, into each leaf's ``.grad``."""
+    seed = seed_cotangent(root, gradient, create_graph, "backward")
+    leaves = propagate([(root, seed)], retain_graph=retain_graph or create_graph, create_graph=create_graph)
+    for leaf, cotangent in leaves.values():
+        if leaf.grad is None:
+            leaf.grad = cotangent if create_graph else np.array(cotangent, copy=True)
+        else:
+            leaf.grad = leaf.grad + cotangent
+
+
+def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str) -> Any:
+    """Check ``gradient`` against ``root`` (or make the implicit one for a single element)."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            f"{caller}: the tensor (shape {root.shape}, {root.dtype.name}) does not require grad and has "
+            "no recorded history; create its inputs with requires_grad=True, outside tape.no_grad()"
+        )
+    if gradient is None:
+        if root.size != 1:
+            raise RuntimeError(
+                f"{caller}: the tensor has shape {root.shape}; a gradient can only be implied for a "
+                f"single-element tensor, so pass gradient= with shape {root.shape}"
+            )
+        seed: Any = np.ones_like(root.data)
+    else:
+        seed = gradient if isinstance(gradient, Tensor) else np.asarray(gradient)
+        if seed.shape != root.shape:
+            raise ValueError(
+                f"{caller}: gradient has shape {seed.shape} but the tensor has shape {root.shape}"
+            )
+        if seed.dtype != root.dtype:
+            seed = seed.astype(root.dtype)
+    if create_graph:
+        return seed if isinstance(seed, Tensor) else Tensor(seed)
+    return seed.data if isinstance(seed, Tensor) else seed
+
+
+def propagate(
+    seeds: list[tuple[Tensor, Any]], retain_graph: bool, create_graph: bool
+) -> dict[int, list[Any]]:
+    """Run the reverse sweep from ``seeds`` (tensor, cotangent pairs).
+
+    Returns ``{id(leaf): [leaf, cotangent]}`` for every leaf reached.
+    """
+    sweep = _Sweep(create_graph)
+    for tensor, cotangent in seeds:
+        sweep.send(tensor._record or tensor, tensor._index, cotangent)
+    previous = state.grad_enabled
+    state.grad_enabled = create_graph
+    try:
+        sweep.run(retain_graph)
+    finally:
+        state.grad_enabled = previous
+    return sweep.leaves
+
+
+class _Sweep:
+    """Cotangents waiting for their record, the records in line (latest first), and the leaves reached."""
+
+    __slots__ = ("pending", "queue", "leaves", "create_graph")
+
+    def __init__(self, create_graph: bool) -> None:
+        self.pending: dict[Record, Any] = {}
+        self.queue: list[tuple[int, Record]] = []
+        self.leaves: dict[int, list[Any]] = {}
+        self.create_graph = create_graph
+
+    def send(self, node: Any, index: int | None, cotangent: Any) -> None:
+        """Add ``cotangent`` to what ``node`` (a record's output ``index``, or a leaf) has received."""
+        if type(node) is Record:
+            pending = self.pending
+            if index is None:
+                received = pending.get(node)
+                if received is None:
+                    pending[node] = cotangent
+                    heapq.heappush(self.queue, (-node.position, node))
+                else:
+                    pending[node] = received + cotangent
+                return
+            slots = pending.get(node)
+            if slots is None:
+                slots = pending[node] = [None] * _output_count(node)
+                heapq.heappush(self.queue, (-node.position, node))
+            slots[index] = cotangent if slots[index] is None else slots[index] + cotangent
+            return
+        entry = self.leaves.get(id(node))
+        if entry is None:
+            self.leaves[id(node)] = [node, cotangent]
+        else:
+            entry[1] = entry[1] + cotangent
+
+    def run(self, retain_graph: bool) -> None:
+        queue, pending, create_graph = self.queue, self.pending, self.create_graph
+        while queue:
+            record = heapq.heappop(queue)[1]
+            g = pending.pop(record)
+            if record.args is None:
+                raise RuntimeError(
+                    f"backward: the record of '{record.op.name}' was released by an earlier backward; "
+                    "pass retain_graph=True to the first backward to run backward through it again"
+                )
+            _check_versions(record)
+            if type(g) is list:
+                g = tuple(
+                    np.zeros_like(out) if slot is None else slot
+                    for slot, out in zip(g, record.out, strict=True)
+                )
+            if create_graph:
+                args, out = _as_tensors(record)
+            else:
+                args, out = record.args, record.out
+            op, kwargs = record.op, record.kwargs
+            if op.backward is not None:
+                cotangents = op.backward(g, out, *args, **kwargs)
+                for argnum, node, index in record.parents:
+                    self._deliver(record, argnum, cotangents[argnum], node, index)
+            else:
+                vjps = op.vjps
+                for argnum, node, index in record.parents:
+                    cotangent = vjps[argnum](g, out, *args, **kwargs)
+                    self._deliver(record, argnum, cotangent, node, index)
+            if not retain_graph:
+                record.release()
+
+    def _deliver(self, record: Record, argnum: int, cotangent: Any, node: Any, index: int | None) -> None:
+        if cotangent is None:
+            return
+        saved = record.args[argnum]
+        cotangent = fit_cotangent(
+            cotangent, saved.shape, saved.dtype, record.op.name, argnum, self.create_graph
+        )
+        self.send(node, index, cotangent)
+
+
+def fit_cotangent(
+    cotangent: Any, shape: tuple[int, ...], dtype: np.dtype, op_name: str, argnum: int, create_graph: bool
+) -> Any:
+    """Sum ``cotangent`` over the axes its input was broadcast along and cast it to the input's dtype."""
+    if isinstance(cotangent, Tensor):
+        if not create_graph:
+            cotangent = cotangent.data
+    elif not isinstance(cotangent, np.ndarray):
+        cotangent = np.asarray(cotangent)
+    if cotangent.shape != shape:
+        cotangent = unbroadcast(cotangent, shape, op_name, argnum)
+    if cotangent.dtype != dtype:
+        cotangent = cotangent.astype(dtype)
+    return cotangent
+
+
+def unbroadcast(cotangent: Any, shape: tuple[int, ...], op_name: str, argnum: int) -> Any:
+    """Sum ``cotangent`` down to ``shape``, undoing numpy broadcasting."""
+    extra = cotangent.ndim - len(shape)
+    fits = extra >= 0 and all(
+        size == 1 or size == cotangent.shape[extra + axis] for axis, size in enumerate(shape)
+    )
+    if not fits:
+        raise ValueError(
+            f"{op_name}: the VJP for argument {argnum} returned shape {cotangent.shape}, which does not "
+            f"reduce to the argument's shape {shape}"
+        )
+    axes = tuple(range(extra)) + tuple(
+        extra + axis for axis, size in enumerate(shape) if size == 1 and cotangent.shape[extra + axis] != 1
+    )
+    if axes:
+        cotangent = np.sum(cotangent, axis=axes, keepdims=True)
+    return cotangent.reshape(shape)
+
+
+def _output_count(record: Record) -> int:
+    return len(record.out)
+
+
+def _check_versions(record: Record) -> None:
+    for argnum, counter, version in record.versions:
+        if counter[0] != version:
+            name = record.op.name
+            what = f"its input {argnum}" if argnum >= 0 else "its output"
+            raise RuntimeError(
+                f"{name}: {what} was changed in place after {name} was recorded (version {version}, now "
+                f"{counter[0]}), so its gradient would be wrong; change a copy (x.copy()) instead, or "
+                "change it after backward"
+            )
+
+
+def _as_tensors(record: Record) -> tuple[list[Any], Any]:
+    """The record's arguments and output as tensors linked to their history, for ``create_graph``."""
+    args = list(record.args)
+    for argnum, node, index in record.parents:
+        if type(node) is Record:
+            args[argnum] = new_tensor(args[argnum], node, index, [0])
+        else:
+            args[argnum] = node
+    out = record.out
+    if type(out) is tuple:
+        out = tuple(
+            new_tensor(item, record if item.dtype.kind == "f" else None, k, [0]) for k, item in enumerate(out)
+        )
+    else:
+        out = new_tensor(out, record, None, [0])
+    return args, out

@@ -1,0 +1,61 @@
+"""Making tensors: ``tape.tensor`` and the numpy-like constructors (``zeros``, ``ones``, ``randn``, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Make a leaf tensor holding a copy of ``data``.
+
+    Parameters
+    ----------
+    data : array-like (nested lists, a numpy array, a scalar or another tensor, whose data is copied).
+    dtype : numpy dtype; by default, numpy's choice for ``data`` (float64 for Python floats).
+    requires_grad : whether ``backward`` should compute this tensor's gradient; needs a floating dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> tape.tensor([1.0, 2.0], dtype=np.float32, requires_grad=True)
+    tensor([1., 2.], dtype=float32, requires_grad=True)
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    return Tensor(np.array(data, dtype=dtype, copy=True), requires_grad=requires_grad)
+
+
+def zeros(shape: Any, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
+    """A leaf tensor of zeros, as ``np.zeros``."""
+    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(shape: Any, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
+    """A leaf tensor of ones, as ``np.ones``."""
+    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A leaf tensor filled with ``fill_value``, as ``np.full``."""
+    return Tensor(np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
+
+
+def arange(*args: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Evenly spaced values, as ``np.arange``."""
+    return Tensor(np.arange(*args, dtype=dtype), requires_grad=requires_grad)
+
+
+def randn(*shape: int, dtype: Any = np.float64, requires_grad: bool = False, seed: Any = None) -> Tensor:
+    """Standard normal samples of the given shape, from ``np.random.default_rng(seed)``."""
+    samples = np.random.default_rng(seed).standard_normal(shape).astype(dtype, copy=False)
+    return Tensor(samples, requires_grad=requires_grad)
+
+
+def rand(*shape: int, dtype: Any = np.float64, requires_grad: bool = False, seed: Any = None) -> Tensor:
+    """Uniform samples in [0, 1) of the given shape, from ``np.random.default_rng(seed)``."""
+    samples = np.random.default_rng(seed).random(shape).astype(dtype, copy=False)
+    return Tensor(samples, requires_grad=requires_grad)

@@ -1,0 +1,297 @@
+"""The one way to define a differentiable operation, for built-in ops and users alike.
+
+An ``Op`` is a forward function on numpy arrays plus a vector-Jacobian product (VJP) for each input that
+can be differentiated::
+
+    multiply = Op(np.multiply,
+                  lambda g, out, x, y: g * y,     # cotangent for x
+                  lambda g, out, x, y: g * x,     # cotangent for y
+                  name="multiply")
+
+A VJP receives the output cotangent ``g``, the forward's output and the forward's arguments, and returns
+the cotangent of one input. It never thinks about broadcasting or dtypes: the engine sums a cotangent over
+broadcast axes and casts it to its input's dtype in one place (``fit_cotangent``). VJPs are ordinary numpy
+code; under ``create_graph=True`` they receive tensors, so they are recorded like any user code.
+
+The lecture's gate style (a class whose ``forward`` keeps what ``backward`` needs) is accepted too, through
+``gate``. This module must not contain any particular op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .grad_mode import state
+from .record import Record
+from .tensor import Tensor, new_tensor
+
+VJP = Callable[..., Any]
+
+
+class Op:
+    """A differentiable operation: ``forward`` on arrays and one VJP per differentiable input.
+
+    Parameters
+    ----------
+    forward : function of numpy arrays (and any non-array arguments) returning an array, or a tuple of
+        arrays for an op with several outputs.
+    *vjps : for each positional argument, ``vjp(g, out, *args, **kwargs)`` returning the cotangent of that
+        argument, or ``None`` where the argument is not differentiable.
+    name : shown in error messages and in ``repr`` of records; defaults to ``forward.__name__``.
+    backward : instead of ``vjps``, one ``backward(g, out, *args, **kwargs)`` returning a sequence with a
+        cotangent (or ``None``) per positional argument, for ops whose cotangents share work.
+    view : the output shares memory with the first argument (reshape, transpose, ...), so in-place
+        changes to either are seen by both.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> cube = tape.Op(lambda x: x ** 3, lambda g, out, x: g * 3 * x ** 2, name="cube")
+    >>> x = tape.tensor([1.0, 2.0], requires_grad=True)
+    >>> cube(x).sum().backward()
+    >>> x.grad
+    array([ 3., 12.])
+    """
+
+    __slots__ = ("forward", "vjps", "backward", "name", "view")
+
+    def __init__(
+        self,
+        forward: Callable[..., Any],
+        *vjps: VJP | None,
+        name: str | None = None,
+        backward: Callable[..., Sequence[Any]] | None = None,
+        view: bool = False,
+    ) -> None:
+        if vjps and backward is not None:
+            raise TypeError("Op: give either one VJP per argument or a joint backward, not both")
+        self.forward = forward
+        self.vjps = vjps
+        self.backward = backward
+        self.name = name or getattr(forward, "__name__", "op")
+        self.view = view
+
+    def defvjp(self, *vjps: VJP | None) -> Op:
+        """Set the VJPs, one per positional argument (``None`` for non-differentiable ones); return self."""
+        self.vjps = vjps
+        self.backward = None
+        return self
+
+    def differentiable(self, argnum: int) -> bool:
+        """Whether a cotangent can be computed for positional argument ``argnum``."""
+        if self.backward is not None:
+            return True
+        return argnum < len(self.vjps) and self.vjps[argnum] is not None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return apply(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Op {self.name}>"
+
+
+def op(forward: Callable[..., Any]) -> Op:
+    """Decorator form of ``Op``: define the forward, then attach VJPs with ``.defvjp``.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> @tape.op
+    ... def logcosh(x):
+    ...     return np.log(np.cosh(x))
+    >>> _ = logcosh.defvjp(lambda g, out, x: g * np.tanh(x))
+    """
+    return Op(forward)
+
+
+def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run ``op`` on arrays and, when an input requires grad and recording is on, append a record.
+
+    With no tensor among ``args`` the result is a plain array (this is how VJPs calling other ops stay
+    cheap in first-order backward); otherwise it is a ``Tensor``.
+    """
+    values = list(args)
+    parents = []
+    versions = []
+    has_tensor = False
+    recording = state.grad_enabled
+    for argnum, arg in enumerate(args):
+        if isinstance(arg, Tensor):
+            has_tensor = True
+            values[argnum] = arg.data
+            counter = arg._vc
+            versions.append((argnum, counter, counter[0]))
+            if recording and arg.requires_grad:
+                parents.append((argnum, arg._record or arg, arg._index))
+    out = op.forward(*values, **kwargs)
+    if not has_tensor:
+        return out
+    if parents:
+        for argnum, _, _ in parents:
+            if not op.differentiable(argnum):
+                raise TypeError(
+                    f"{op.name}: argument {argnum} requires grad but {op.name} has no gradient with "
+                    f"respect to it; pass it detached (x.detach()) or define a VJP for it with tape.Op"
+                )
+        if type(out) is tuple:
+            return _wrap_outputs(op, values, kwargs, parents, versions, out, args)
+        if out.dtype.kind == "f":
+            counter = args[0]._vc if op.view and isinstance(args[0], Tensor) else [0]
+            versions.append((-1, counter, counter[0]))
+            record = Record(op, tuple(values), kwargs, tuple(parents), versions, out)
+            return new_tensor(out, record, None, counter)
+    if type(out) is tuple:
+        return tuple(new_tensor(np.asarray(item), None, None, [0]) for item in out)
+    counter = args[0]._vc if op.view and isinstance(args[0], Tensor) else [0]
+    return new_tensor(np.asarray(out), None, None, counter)
+
+
+def _wrap_outputs(
+    op: Op,
+    values: list[Any],
+    kwargs: dict[str, Any],
+    parents: list[tuple[int, Any, int | None]],
+    versions: list[tuple[int, list[int], int]],
+    outs: tuple[Any, ...],
+    args: tuple[Any, ...],
+) -> tuple[Tensor, ...]:
+    counters = [[0] for _ in outs]
+    for k, counter in enumerate(counters):
+        versions.append((-1 - k, counter, 0))
+    outs = tuple(np.asarray(item) for item in outs)
+    record = Record(op, tuple(values), kwargs, tuple(parents), versions, outs)
+    return tuple(
+        new_tensor(item, record if item.dtype.kind == "f" else None, k, counter)
+        for k, (item, counter) in enumerate(zip(outs, counters, strict=True))
+    )
+
+
+def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    """Run ``op(target, *args)`` and write the result into ``target``'s own buffer, as numpy's ``+=`` does.
+
+    Views of ``target`` see the change, as in numpy. While recording, ``target`` takes a new history (the
+    op applied to its old value), and the record that made the old value keeps a copy of it, so its VJP
+    still sees what it saw. Any other record that saved the old buffer notices the change through the
+    version counter and refuses to run backward rather than give a wrong gradient.
+    """
+    recording = state.grad_enabled and (
+        target.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args)
+    )
+    if recording and target.requires_grad and target._record is None:
+        raise RuntimeError(
+            f"{op.name} (in place): a leaf tensor that requires grad (shape {target.shape}, "
+            f"{target.dtype.name}) cannot be changed in place while recording; update it inside "
+            "`with tape.no_grad():`, or write `x = x + y` to make a new tensor"
+        )
+    if not recording:
+        values = [a.data if isinstance(a, Tensor) else a for a in args]
+        result = op.forward(target.data, *values, **kwargs)
+        _write_into(op, target, result)
+        target._vc[0] += 1
+        return target
+    old = _snapshot(target)
+    result = apply(op, (old, *args), kwargs)
+    _write_into(op, target, result.data)
+    target._vc[0] += 1
+    record = result._record
+    if record is not None:
+        # The record's output is now the target's buffer; remember the version it has after the write.
+        record.out = target.data
+        record.versions[-1] = (-1, target._vc, target._vc[0])
+    target._record = record
+    target._index = None
+    target.requires_grad = record is not None
+    return target
+
+
+def _snapshot(target: Tensor) -> Tensor:
+    """A tensor holding a copy of ``target``'s current value, with ``target``'s history."""
+    copy = target.data.copy()
+    snapshot = new_tensor(copy, target._record, target._index, [0])
+    snapshot.requires_grad = target.requires_grad
+    record = target._record
+    if record is not None and not record.released:
+        # The record that made the old value must keep seeing it after the buffer is overwritten.
+        k = target._index
+        if k is None:
+            record.out = copy
+        else:
+            record.out = tuple(copy if i == k else item for i, item in enumerate(record.out))
+        record.versions = [
+            (argnum, snapshot._vc, 0) if argnum == -1 - (k or 0) else (argnum, counter, version)
+            for argnum, counter, version in record.versions
+        ]
+    return snapshot
+
+
+def _write_into(op: Op, target: Tensor, result: Any) -> None:
+    result = np.asarray(result)
+    if result.shape != target.data.shape:
+        raise ValueError(
+            f"{op.name} (in place): the result has shape {result.shape}, which does not fit the target's "
+            f"shape {target.data.shape}"
+        )
+    if not np.can_cast(result.dtype, target.data.dtype, casting="same_kind"):
+        raise TypeError(
+            f"{op.name} (in place): cannot write a {result.dtype.name} result into a "
+            f"{target.data.dtype.name} tensor"
+        )
+    np.copyto(target.data, result, casting="same_kind")
+
+
+def gate(gate_class: type) -> Callable[..., Any]:
+    """Turn a lecture-style gate class into an op.
+
+    The class has ``forward(self, *inputs)`` that computes on arrays and keeps on ``self`` what it needs,
+    and ``backward(self, dz)`` that returns one cotangent per input. Each call makes a new instance, so the
+    saved values belong to that call's record.
+
+    Examples
+    --------
+    >>> import tape
+    >>> class MultiplyGate:
+    ...     def forward(self, x, y):
+    ...         z = x * y
+    ...         self.x = x  # must keep these around!
+    ...         self.y = y
+    ...         return z
+    ...     def backward(self, dz):
+    ...         dx = self.y * dz
+    ...         dy = self.x * dz
+    ...         return [dx, dy]
+    >>> multiply = tape.gate(MultiplyGate)
+    >>> x = tape.tensor(3.0, requires_grad=True)
+    >>> y = tape.tensor(-4.0, requires_grad=True)
+    >>> multiply(x, y).backward()
+    >>> x.grad, y.grad
+    (array(-4.), array(3.))
+    """
+    name = gate_class.__name__
+
+    def forward(instance: Any, *inputs: Any) -> Any:
+        return instance.forward(*inputs)
+
+    def backward(g: Any, out: Any, instance: Any, *inputs: Any) -> list[Any]:
+        if isinstance(g, Tensor):
+            raise TypeError(
+                f"{name}: a gate's backward runs on arrays, so it cannot be differentiated again "
+                "(create_graph=True); define the operation with tape.Op to get higher derivatives"
+            )
+        cotangents = list(instance.backward(g))
+        if len(cotangents) != len(inputs):
+            raise ValueError(
+                f"{name}.backward returned {len(cotangents)} cotangents for {len(inputs)} inputs"
+            )
+        return [None, *cotangents]
+
+    gate_op = Op(forward, name=name, backward=backward)
+
+    def call(*inputs: Any) -> Any:
+        return gate_op(gate_class(), *inputs)
+
+    call.__name__ = name
+    call.__doc__ = gate_class.__doc__
+    return call

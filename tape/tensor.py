@@ -1,0 +1,328 @@
+"""``Tensor``: a numpy array that remembers which record made it.
+
+The class is thin on purpose. Arithmetic, methods and numpy functions all look their op up in
+``tape.registry`` (filled by the ``ops`` package), so this file never names a particular op's maths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from . import registry
+
+_FLOAT_KINDS = "f"
+
+
+def _dtype_name(dtype: Any) -> str:
+    return np.dtype(dtype).name
+
+
+class Tensor:
+    """An n-dimensional array whose operations are recorded for reverse-mode differentiation.
+
+    Create one with ``tape.tensor``. Every numpy operation on it (operators, methods, ``np.sin(t)``,
+    ``np.sum(t, axis=0)``, ``t @ w``, ``t[idx]``) returns a new ``Tensor``; when an input requires grad
+    and recording is on, the operation is appended to the tape so that ``backward`` can replay it.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> x = tape.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = np.sum(x ** 2)
+    >>> y.backward()
+    >>> x.grad
+    array([2., 4., 6.])
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "_record", "_index", "_vc", "__weakref__")
+    # numpy defers binary operators with an ndarray on the left to this class.
+    __array_priority__ = 1000.0
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        array = data.data if isinstance(data, Tensor) else np.asarray(data)
+        if requires_grad and array.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(
+                "tensor: only floating-point tensors can require grad, got dtype "
+                f"{_dtype_name(array.dtype)}; pass dtype=np.float64 (or float32) when creating it"
+            )
+        self.data = array
+        self.requires_grad = bool(requires_grad)
+        self.grad: Any = None
+        self._record: Any = None
+        self._index: int | None = None
+        self._vc = [0]
+
+    # -- basic attributes ------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the data."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of the data."""
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user rather than by a recorded op."""
+        return self._record is None
+
+    @property
+    def record(self) -> Any:
+        """The tape record that produced this tensor, or ``None`` for a leaf."""
+        return self._record
+
+    @property
+    def T(self) -> Tensor:
+        """The transpose (axes reversed), as ``np.transpose``."""
+        return registry.FUNCTIONS[np.transpose](self)
+
+    @property
+    def mT(self) -> Tensor:
+        """The transpose of the last two axes, as ``np.matrix_transpose``."""
+        return registry.FUNCTIONS[np.swapaxes](self, -1, -2)
+
+    def numpy(self) -> np.ndarray:
+        """Return the data as a numpy array (the tensor's own buffer, not a copy)."""
+        return self.data
+
+    def item(self) -> Any:
+        """Return the only element as a Python scalar."""
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        """Return the data as nested Python lists."""
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """Return a tensor with the same data that is cut from the tape and does not require grad."""
+        detached = Tensor(self.data)
+        detached._vc = self._vc  # same buffer, same version counter
+        return detached
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` on a leaf tensor in place and return it."""
+        if not self.is_leaf:
+            raise RuntimeError(
+                "requires_grad_: only leaf tensors can change requires_grad; use .detach() for a non-leaf"
+            )
+        if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(
+                f"requires_grad_: only floating-point tensors can require grad, got dtype "
+                f"{_dtype_name(self.data.dtype)}"
+            )
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """Accumulate the gradient of this tensor with respect to every leaf into the leaves' ``.grad``.
+
+        Parameters
+        ----------
+        gradient : the cotangent of this tensor, same shape; may be omitted for a single-element tensor.
+        retain_graph : keep the records' saved values so that backward can run through them again.
+        create_graph : record the backward pass itself, so that the gradients are tensors that can be
+            differentiated again (implies ``retain_graph``).
+        """
+        from .backward import backward
+
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+
+    # -- conversion --------------------------------------------------------------------------------------
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extras = []
+        if self.data.dtype != np.float64 and self.data.dtype != np.int64 and self.data.dtype != np.bool_:
+            extras.append(f"dtype={_dtype_name(self.data.dtype)}")
+        if self._record is not None:
+            extras.append(f"op={self._record.op.name}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}{''.join(', ' + extra for extra in extras)})"
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __index__(self) -> int:
+        return self.data.__index__()
+
+    __hash__ = object.__hash__
+
+    # -- numpy protocols ---------------------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        from .dispatch import dispatch_ufunc
+
+        return dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        from .dispatch import dispatch_function
+
+        return dispatch_function(func, args, kwargs)
+
+    # -- indexing ------------------------------------------------------------------------------------------
+    def __getitem__(self, index: Any) -> Tensor:
+        return registry.NAMED["getitem"](self, index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        registry.NAMED["setitem"](self, index, value)
+
+    # -- methods that mirror numpy's ---------------------------------------------------------------------
+    def sum(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis``, as ``np.sum``."""
+        return registry.FUNCTIONS[np.sum](self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
+        """Mean over ``axis``, as ``np.mean``."""
+        return registry.FUNCTIONS[np.mean](self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def prod(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
+        """Product over ``axis``, as ``np.prod``."""
+        return registry.FUNCTIONS[np.prod](self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Maximum over ``axis``, as ``np.max``; tied maxima share the gradient equally."""
+        return registry.FUNCTIONS[np.max](self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Minimum over ``axis``, as ``np.min``; tied minima share the gradient equally."""
+        return registry.FUNCTIONS[np.min](self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any, order: str = "C") -> Tensor:
+        """Return the data in a new shape, as ``ndarray.reshape`` (``t.reshape(2, 3)`` or ``((2, 3))``)."""
+        if len(shape) == 1 and not isinstance(shape[0], int | np.integer):
+            shape = shape[0]
+        return registry.FUNCTIONS[np.reshape](self, shape, order=order)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """Permute the axes, as ``ndarray.transpose``."""
+        if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], int | np.integer)):
+            axes = axes[0]
+        return registry.FUNCTIONS[np.transpose](self, axes or None)
+
+    def squeeze(self, axis: Any = None) -> Tensor:
+        """Remove axes of length one, as ``np.squeeze``."""
+        return registry.FUNCTIONS[np.squeeze](self, axis=axis)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """Return a copy cast to ``dtype``; the gradient is cast back to this tensor's dtype."""
+        return registry.NAMED["astype"](self, dtype)
+
+    def copy(self) -> Tensor:
+        """Return a copy whose gradient flows back to this tensor."""
+        return registry.FUNCTIONS[np.copy](self)
+
+    def dot(self, other: Any) -> Tensor:
+        """Matrix product, as ``ndarray.dot`` on 1-D and 2-D data."""
+        return registry.FUNCTIONS[np.dot](self, other)
+
+
+def _binary(ufunc: np.ufunc, reflected: bool = False) -> Any:
+    if reflected:
+
+        def operator(self: Tensor, other: Any) -> Any:
+            return registry.UFUNCS[ufunc](other, self)
+    else:
+
+        def operator(self: Tensor, other: Any) -> Any:
+            return registry.UFUNCS[ufunc](self, other)
+
+    operator.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
+    return operator
+
+
+def _in_place(ufunc: np.ufunc) -> Any:
+    def operator(self: Tensor, other: Any) -> Tensor:
+        registry.NAMED["in_place"](registry.UFUNCS[ufunc], self, other)
+        return self
+
+    operator.__name__ = f"__i{ufunc.__name__}__"
+    return operator
+
+
+def _unary(ufunc: np.ufunc) -> Any:
+    def operator(self: Tensor) -> Any:
+        return registry.UFUNCS[ufunc](self)
+
+    return operator
+
+
+def _comparison(ufunc: np.ufunc) -> Any:
+    def operator(self: Tensor, other: Any) -> Tensor:
+        other_data = other.data if isinstance(other, Tensor) else other
+        return Tensor(ufunc(self.data, other_data))
+
+    return operator
+
+
+_ARITHMETIC = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "truediv": np.true_divide,
+    "floordiv": np.floor_divide,
+    "mod": np.remainder,
+    "pow": np.power,
+    "matmul": np.matmul,
+}
+for _name, _ufunc in _ARITHMETIC.items():
+    setattr(Tensor, f"__{_name}__", _binary(_ufunc))
+    setattr(Tensor, f"__r{_name}__", _binary(_ufunc, reflected=True))
+    setattr(Tensor, f"__i{_name}__", _in_place(_ufunc))
+
+for _name, _ufunc in {"neg": np.negative, "pos": np.positive, "abs": np.absolute}.items():
+    setattr(Tensor, f"__{_name}__", _unary(_ufunc))
+
+for _name, _ufunc in {
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "eq": np.equal,
+    "ne": np.not_equal,
+}.items():
+    setattr(Tensor, f"__{_name}__", _comparison(_ufunc))
+
+
+def new_tensor(data: Any, record: Any, index: int | None, version_counter: list[int]) -> Tensor:
+    """Wrap an op's output: the fast path that skips ``Tensor.__init__``'s checks."""
+    tensor = Tensor.__new__(Tensor)
+    tensor.data = data
+    tensor.requires_grad = record is not None
+    tensor.grad = None
+    tensor._record = record
+    tensor._index = index
+    tensor._vc = version_counter
+    return tensor
