@@ -115,46 +115,60 @@ class _Sweep:
             entry[1] = entry[1] + cotangent
 
     def run(self, retain_graph: bool) -> None:
-        queue, pending, create_graph = self.queue, self.pending, self.create_graph
+        queue, pending, create_graph, send = self.queue, self.pending, self.create_graph, self.send
         while queue:
             record = heapq.heappop(queue)[1]
             g = pending.pop(record)
-            if record.args is None:
+            args = record.args
+            if args is None:
                 raise RuntimeError(
                     f"backward: the record of '{record.op.name}' was released by an earlier backward; "
                     "pass retain_graph=True to the first backward to run backward through it again"
                 )
-            _check_versions(record)
+            for argnum, counter, version in record.versions:
+                if counter[0] != version:
+                    _raise_modified(record, argnum, counter, version)
+            out = record.out
             if type(g) is list:
                 g = tuple(
-                    np.zeros_like(out) if slot is None else slot
-                    for slot, out in zip(g, record.out, strict=True)
+                    np.zeros_like(item) if slot is None else slot for slot, item in zip(g, out, strict=True)
                 )
             if create_graph:
                 args, out = _as_tensors(record)
-            else:
-                args, out = record.args, record.out
             op, kwargs = record.op, record.kwargs
-            if op.backward is not None:
-                cotangents = op.backward(g, out, *args, **kwargs)
-                for argnum, node, index in record.parents:
-                    self._deliver(record, argnum, cotangents[argnum], node, index)
-            else:
-                vjps = op.vjps
-                for argnum, node, index in record.parents:
+            joint = None if op.backward is None else op.backward(g, out, *args, **kwargs)
+            vjps = op.vjps
+            saved = record.args
+            for argnum, node, index in record.parents:
+                if joint is None:
                     cotangent = vjps[argnum](g, out, *args, **kwargs)
-                    self._deliver(record, argnum, cotangent, node, index)
+                else:
+                    cotangent = joint[argnum]
+                    if cotangent is None:
+                        continue
+                value = saved[argnum]
+                if (
+                    type(cotangent) is not np.ndarray
+                    or cotangent.shape != value.shape
+                    or cotangent.dtype != value.dtype
+                ):
+                    if cotangent is None:
+                        continue
+                    cotangent = fit_cotangent(
+                        cotangent, value.shape, value.dtype, op.name, argnum, create_graph
+                    )
+                if index is None and type(node) is Record:
+                    received = pending.get(node)
+                    if received is None:
+                        pending[node] = cotangent
+                        heapq.heappush(queue, (-node.position, node))
+                    else:
+                        pending[node] = received + cotangent
+                else:
+                    send(node, index, cotangent)
             if not retain_graph:
-                record.release()
-
-    def _deliver(self, record: Record, argnum: int, cotangent: Any, node: Any, index: int | None) -> None:
-        if cotangent is None:
-            return
-        saved = record.args[argnum]
-        cotangent = fit_cotangent(
-            cotangent, saved.shape, saved.dtype, record.op.name, argnum, self.create_graph
-        )
-        self.send(node, index, cotangent)
+                record.args = record.kwargs = record.out = None
+                record.parents = record.versions = ()
 
 
 def fit_cotangent(
@@ -196,16 +210,14 @@ def _output_count(record: Record) -> int:
     return len(record.out)
 
 
-def _check_versions(record: Record) -> None:
-    for argnum, counter, version in record.versions:
-        if counter[0] != version:
-            name = record.op.name
-            what = f"its input {argnum}" if argnum >= 0 else "its output"
-            raise RuntimeError(
-                f"{name}: {what} was changed in place after {name} was recorded (version {version}, now "
-                f"{counter[0]}), so its gradient would be wrong; change a copy (x.copy()) instead, or "
-                "change it after backward"
-            )
+def _raise_modified(record: Record, argnum: int, counter: list[int], version: int) -> None:
+    name = record.op.name
+    what = f"its input {argnum}" if argnum >= 0 else "its output"
+    raise RuntimeError(
+        f"{name}: {what} was changed in place after {name} was recorded (version {version}, now "
+        f"{counter[0]}), so its gradient would be wrong; change a copy (x.copy()) instead, or "
+        "change it after backward"
+    )
 
 
 def _as_tensors(record: Record) -> tuple[list[Any], Any]:

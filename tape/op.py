@@ -114,54 +114,69 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     cheap in first-order backward); otherwise it is a ``Tensor``.
     """
     values = list(args)
-    parents = []
-    versions = []
-    has_tensor = False
-    recording = state.grad_enabled
+    tensor_argnums = []
     for argnum, arg in enumerate(args):
         if isinstance(arg, Tensor):
-            has_tensor = True
             values[argnum] = arg.data
-            counter = arg._vc
-            versions.append((argnum, counter, counter[0]))
-            if recording and arg.requires_grad:
-                parents.append((argnum, arg._record or arg, arg._index))
+            tensor_argnums.append(argnum)
     out = op.forward(*values, **kwargs)
-    if not has_tensor:
+    if not tensor_argnums:
         return out
-    if parents:
-        for argnum, _, _ in parents:
-            if not op.differentiable(argnum):
-                raise TypeError(
-                    f"{op.name}: argument {argnum} requires grad but {op.name} has no gradient with "
-                    f"respect to it; pass it detached (x.detach()) or define a VJP for it with tape.Op"
-                )
+    if type(out) is not np.ndarray:
         if type(out) is tuple:
-            return _wrap_outputs(op, values, kwargs, parents, versions, out, args)
-        if out.dtype.kind == "f":
-            counter = args[0]._vc if op.view and isinstance(args[0], Tensor) else [0]
-            versions.append((-1, counter, counter[0]))
-            record = Record(op, tuple(values), kwargs, tuple(parents), versions, out)
-            return new_tensor(out, record, None, counter)
-    if type(out) is tuple:
-        return tuple(new_tensor(np.asarray(item), None, None, [0]) for item in out)
+            return _wrap_outputs(op, args, values, kwargs, tensor_argnums, out)
+        out = np.asarray(out)
     counter = args[0]._vc if op.view and isinstance(args[0], Tensor) else [0]
-    return new_tensor(np.asarray(out), None, None, counter)
+    if out.dtype.kind != "f" or not state.grad_enabled:
+        return new_tensor(out, None, None, counter)
+    parents = []
+    versions = []
+    for argnum in tensor_argnums:
+        tensor = args[argnum]
+        versions.append((argnum, tensor._vc, tensor._vc[0]))
+        if tensor.requires_grad:
+            parents.append((argnum, tensor._record or tensor, tensor._index))
+    if not parents:
+        return new_tensor(out, None, None, counter)
+    _check_differentiable(op, parents)
+    versions.append((-1, counter, counter[0]))
+    return new_tensor(out, Record(op, tuple(values), kwargs, tuple(parents), versions, out), None, counter)
+
+
+def _check_differentiable(op: Op, parents: list[tuple[int, Any, int | None]]) -> None:
+    for argnum, _, _ in parents:
+        if not op.differentiable(argnum):
+            raise TypeError(
+                f"{op.name}: argument {argnum} requires grad but {op.name} has no gradient with "
+                f"respect to it; pass it detached (x.detach()) or define a VJP for it with tape.Op"
+            )
 
 
 def _wrap_outputs(
     op: Op,
+    args: tuple[Any, ...],
     values: list[Any],
     kwargs: dict[str, Any],
-    parents: list[tuple[int, Any, int | None]],
-    versions: list[tuple[int, list[int], int]],
+    tensor_argnums: list[int],
     outs: tuple[Any, ...],
-    args: tuple[Any, ...],
 ) -> tuple[Tensor, ...]:
-    counters = [[0] for _ in outs]
-    for k, counter in enumerate(counters):
-        versions.append((-1 - k, counter, 0))
+    """``apply`` for an op with several outputs: one record, one tensor per output."""
     outs = tuple(np.asarray(item) for item in outs)
+    counters = [[0] for _ in outs]
+    parents = []
+    if state.grad_enabled:
+        parents = [
+            (argnum, args[argnum]._record or args[argnum], args[argnum]._index)
+            for argnum in tensor_argnums
+            if args[argnum].requires_grad
+        ]
+    if not parents or not any(item.dtype.kind == "f" for item in outs):
+        return tuple(
+            new_tensor(item, None, None, counter) for item, counter in zip(outs, counters, strict=True)
+        )
+    _check_differentiable(op, parents)
+    versions = [(argnum, args[argnum]._vc, args[argnum]._vc[0]) for argnum in tensor_argnums]
+    versions += [(-1 - k, counter, 0) for k, counter in enumerate(counters)]
     record = Record(op, tuple(values), kwargs, tuple(parents), versions, outs)
     return tuple(
         new_tensor(item, record if item.dtype.kind == "f" else None, k, counter)

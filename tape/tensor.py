@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from . import registry
+from . import dispatch, registry
 
 _FLOAT_KINDS = "f"
+_UFUNCS = registry.UFUNCS
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -183,14 +184,14 @@ class Tensor:
 
     # -- numpy protocols ---------------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        from .dispatch import dispatch_ufunc
-
-        return dispatch_ufunc(ufunc, method, inputs, kwargs)
+        if method == "__call__" and not kwargs:
+            op = _UFUNCS.get(ufunc)
+            if op is not None:
+                return op(*inputs)
+        return dispatch.dispatch_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        from .dispatch import dispatch_function
-
-        return dispatch_function(func, args, kwargs)
+        return dispatch.dispatch_function(func, args, kwargs)
 
     # -- indexing ------------------------------------------------------------------------------------------
     def __getitem__(self, index: Any) -> Tensor:
@@ -253,11 +254,11 @@ def _binary(ufunc: np.ufunc, reflected: bool = False) -> Any:
     if reflected:
 
         def operator(self: Tensor, other: Any) -> Any:
-            return registry.UFUNCS[ufunc](other, self)
+            return _UFUNCS[ufunc](other, self)
     else:
 
         def operator(self: Tensor, other: Any) -> Any:
-            return registry.UFUNCS[ufunc](self, other)
+            return _UFUNCS[ufunc](self, other)
 
     operator.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
     return operator
@@ -274,7 +275,7 @@ def _in_place(ufunc: np.ufunc) -> Any:
 
 def _unary(ufunc: np.ufunc) -> Any:
     def operator(self: Tensor) -> Any:
-        return registry.UFUNCS[ufunc](self)
+        return _UFUNCS[ufunc](self)
 
     return operator
 
