@@ -11,6 +11,7 @@ Broadcasting, dtype casting and accumulation of cotangents happen here, once, fo
 from __future__ import annotations
 
 import heapq
+import threading
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from .grad_mode import state
 from .record import Record
 from .tensor import Tensor, new_tensor
 
+_accumulation_lock = threading.Lock()
+
 
 def backward(
     root: Tensor, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False
@@ -26,11 +29,12 @@ def backward(
     """Accumulate d(root)/d(leaf), contracted with ``gradient``, into each leaf's ``.grad``."""
     seed = seed_cotangent(root, gradient, create_graph, "backward")
     leaves = propagate([(root, seed)], retain_graph=retain_graph or create_graph, create_graph=create_graph)
-    for leaf, cotangent in leaves.values():
-        if leaf.grad is None:
-            leaf.grad = cotangent if create_graph else np.array(cotangent, copy=True)
-        else:
-            leaf.grad = leaf.grad + cotangent
+    with _accumulation_lock:  # threads sharing a leaf must not lose each other's gradients
+        for leaf, cotangent in leaves.values():
+            if leaf.grad is None:
+                leaf.grad = cotangent if create_graph else np.array(cotangent, copy=True)
+            else:
+                leaf.grad = leaf.grad + cotangent
 
 
 def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str) -> Any:

@@ -119,7 +119,10 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if isinstance(arg, Tensor):
             values[argnum] = arg.data
             tensor_argnums.append(argnum)
-    out = op.forward(*values, **kwargs)
+    try:
+        out = op.forward(*values, **kwargs)
+    except (ValueError, TypeError) as error:
+        raise _with_context(op, values, error) from error
     if not tensor_argnums:
         return out
     if type(out) is not np.ndarray:
@@ -141,6 +144,17 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     _check_differentiable(op, parents)
     versions.append((-1, counter, counter[0]))
     return new_tensor(out, Record(op, tuple(values), kwargs, tuple(parents), versions, out), None, counter)
+
+
+def _with_context(op: Op, values: list[Any], error: Exception) -> Exception:
+    """The forward's error, prefixed with the op's name and the shapes and dtypes it was given."""
+    message = str(error)
+    if message.startswith(f"{op.name}:"):
+        return type(error)(message)
+    arrays = [v for v in values if isinstance(v, np.ndarray)]
+    shapes = ", ".join(str(v.shape) for v in arrays)
+    dtypes = ", ".join(v.dtype.name for v in arrays)
+    return type(error)(f"{op.name}: {message} (array arguments of shapes {shapes}; dtypes {dtypes})")
 
 
 def _check_differentiable(op: Op, parents: list[tuple[int, Any, int | None]]) -> None:

@@ -1,0 +1,95 @@
+"""In-place changes (+=, t[...] = v, no_grad updates) are recorded correctly or refused, never wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tape
+
+
+def test_augmented_assignment_on_a_recorded_tensor_is_recorded():
+    x = tape.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    y += x  # 3x
+    y *= x  # 3x^2
+    y -= 1.0
+    y /= 2.0  # (3x^2 - 1) / 2
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, 3 * x.data)
+
+
+def test_in_place_keeps_the_python_object_and_numpy_view_semantics():
+    x = tape.tensor(np.ones(4), requires_grad=True)
+    y = x * 1.0
+    view = y.reshape(2, 2)
+    alias = y
+    y += 1.0
+    assert alias is y
+    np.testing.assert_array_equal(view.data, np.full((2, 2), 2.0))  # numpy: views see the change
+
+
+def test_in_place_on_a_leaf_that_requires_grad_is_refused_while_recording():
+    w = tape.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"add \(in place\): a leaf tensor that requires grad .*no_grad"):
+        w += 1.0
+
+
+def test_parameter_update_under_no_grad_changes_the_leaf_in_place():
+    w = tape.tensor([1.0, 2.0], requires_grad=True)
+    buffer = w.data
+    (w * w).sum().backward()
+    with tape.no_grad():
+        w -= 0.1 * w.grad
+    assert w.data is buffer and w.is_leaf and w.requires_grad
+    np.testing.assert_allclose(w.data, [0.8, 1.6])
+
+
+def test_changing_a_saved_input_is_caught_at_backward():
+    w = tape.tensor([1.0, 2.0], requires_grad=True)
+    loss = (w * w).sum()
+    with tape.no_grad():
+        w -= 1.0  # changes the value multiply saved
+    with pytest.raises(RuntimeError, match=r"multiply: its input 0 was changed in place .*version 0, now 1"):
+        loss.backward()
+
+
+def test_changing_a_saved_output_is_caught_at_backward():
+    x = tape.tensor([1.0, 2.0], requires_grad=True)
+    y = np.exp(x)  # exp's VJP uses its output
+    with tape.no_grad():
+        y += 1.0
+    with pytest.raises(RuntimeError, match="exp: its output was changed in place"):
+        y.backward(np.ones(2))
+
+
+def test_in_place_on_a_recorded_tensor_keeps_the_earlier_record_correct():
+    x = tape.tensor([0.5, 1.0], requires_grad=True)
+    y = np.exp(x)  # exp's VJP reads y; the in-place below must not corrupt it
+    y += 1.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.exp(x.data))
+
+
+def test_changing_a_tensor_another_record_saved_is_caught():
+    x = tape.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 1.0
+    product = h * h  # saves h
+    h += 1.0
+    with pytest.raises(RuntimeError, match="multiply: its input 0 was changed in place"):
+        product.sum().backward()
+
+
+def test_setitem_into_a_constant_buffer_records_the_value():
+    v = tape.tensor(2.0, requires_grad=True)
+    buffer = tape.zeros(3)
+    buffer[1] = v * 3
+    assert buffer.requires_grad and not buffer.is_leaf
+    (buffer * buffer).sum().backward()
+    assert v.grad == pytest.approx(2 * 6.0 * 3)
+
+
+def test_in_place_that_cannot_cast_is_refused():
+    counts = tape.tensor([1, 2])
+    with pytest.raises(TypeError, match=r"add \(in place\): cannot write a float64 result into a int64"):
+        counts += tape.tensor([0.5, 0.5])

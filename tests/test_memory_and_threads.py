@@ -1,0 +1,104 @@
+"""Memory stays flat over long loops, and threads computing gradients at once each get their own."""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+
+import numpy as np
+
+import tape
+
+ITERATIONS = 10_000
+
+
+def _model(x, w1, w2):
+    return np.mean((np.tanh(x @ w1) @ w2) ** 2)
+
+
+def _growth_over(step, iterations):
+    """Bytes still allocated after ``iterations`` calls of ``step``, beyond what a short warm-up left."""
+    tracemalloc.start()
+    try:
+        for _ in range(200):
+            step()
+        baseline = tracemalloc.get_traced_memory()[0]
+        for _ in range(iterations):
+            step()
+        return tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+
+
+def test_training_loop_memory_is_flat():
+    rng = np.random.default_rng(0)
+    x = tape.tensor(rng.standard_normal((8, 4)))
+    w1 = tape.tensor(rng.standard_normal((4, 6)), requires_grad=True)
+    w2 = tape.tensor(rng.standard_normal((6, 1)), requires_grad=True)
+
+    def step():
+        loss = _model(x, w1, w2)
+        loss.backward()
+        with tape.no_grad():
+            for w in (w1, w2):
+                w -= 1e-4 * w.grad
+                w.grad = None
+
+    assert _growth_over(step, ITERATIONS) < 64 * 1024
+
+
+def test_forward_passes_dropped_without_backward_keep_memory_flat():
+    rng = np.random.default_rng(1)
+    x = tape.tensor(rng.standard_normal((8, 4)))
+    w1 = tape.tensor(rng.standard_normal((4, 6)), requires_grad=True)
+    w2 = tape.tensor(rng.standard_normal((6, 1)), requires_grad=True)
+
+    def step():
+        _model(x, w1, w2)  # recorded, then dropped: its records must go with it
+
+    assert _growth_over(step, ITERATIONS) < 64 * 1024
+
+
+def test_two_threads_get_their_own_correct_gradients():
+    barrier = threading.Barrier(2)
+    results = {}
+    errors = []
+
+    def worker(name, power):
+        try:
+            barrier.wait(10)
+            for _ in range(300):
+                x = tape.tensor(np.linspace(0.5, 1.5, 5), requires_grad=True)
+                (x**power).sum().backward()
+                expected = power * x.data ** (power - 1)
+                if not np.allclose(x.grad, expected):
+                    raise AssertionError(f"{name}: {x.grad} != {expected}")
+            results[name] = True
+        except Exception as error:  # reported to the main thread below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(f"t{p}", p)) for p in (2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert results == {"t2": True, "t3": True}
+
+
+def test_threads_accumulating_into_a_shared_leaf_lose_nothing():
+    w = tape.tensor(np.ones(3), requires_grad=True)
+    barrier = threading.Barrier(2)
+
+    def worker(scale):
+        x = tape.tensor(np.full(3, scale))
+        barrier.wait(10)
+        for _ in range(500):
+            (w * x).sum().backward()
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in (1.0, 2.0)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    np.testing.assert_array_equal(w.grad, np.full(3, 500 * 1.0 + 500 * 2.0))

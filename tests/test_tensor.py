@@ -1,0 +1,146 @@
+"""Tensor: construction, attributes, conversion, operators and dtype rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tape
+
+
+def test_tensor_copies_data_and_keeps_dtype():
+    data = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    t = tape.tensor(data, requires_grad=True)
+    data[0, 0] = 100.0
+    assert t.data[0, 0] == 0.0
+    assert t.dtype == np.float32
+    assert (t.shape, t.ndim, t.size) == ((2, 3), 2, 6)
+    assert t.requires_grad and t.is_leaf and t.grad is None
+
+
+def test_tensor_from_python_values_uses_numpy_defaults():
+    assert tape.tensor([1.0, 2.0]).dtype == np.float64
+    assert tape.tensor([1, 2]).dtype == np.int64
+    assert tape.tensor(3.0).shape == ()
+    assert tape.tensor([1.0], dtype=np.float32).dtype == np.float32
+
+
+@pytest.mark.parametrize("data", [[1, 2, 3], [True, False]])
+def test_integer_and_boolean_tensors_cannot_require_grad(data):
+    with pytest.raises(
+        TypeError, match=r"only floating-point tensors can require grad, got dtype (int64|bool)"
+    ):
+        tape.tensor(data, requires_grad=True)
+    t = tape.tensor(data)
+    with pytest.raises(TypeError, match="requires_grad_"):
+        t.requires_grad_()
+
+
+def test_conversions():
+    t = tape.tensor([[1.5, 2.0], [3.0, 4.0]], requires_grad=True)
+    assert np.asarray(t) is t.data
+    assert np.asarray(t, dtype=np.float32).dtype == np.float32
+    assert t.numpy() is t.data
+    assert t.tolist() == [[1.5, 2.0], [3.0, 4.0]]
+    assert t[0, 0].item() == 1.5
+    assert float(t[0, 0]) == 1.5 and int(t[1, 1]) == 4
+    assert len(t) == 2
+    rows = list(t)
+    assert len(rows) == 2 and isinstance(rows[0], tape.Tensor)
+    np.testing.assert_array_equal(rows[1].data, [3.0, 4.0])
+    with pytest.raises(TypeError, match="0-d"):
+        iter(tape.tensor(1.0))
+
+
+def test_iteration_rows_carry_gradient():
+    t = tape.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    total = sum(row.sum() * (k + 1) for k, row in enumerate(t))
+    total.backward()
+    np.testing.assert_array_equal(t.grad, [[1.0, 1.0], [2.0, 2.0]])
+
+
+def test_repr_is_readable():
+    assert repr(tape.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+    assert repr(tape.tensor([1.0], dtype=np.float32, requires_grad=True)) == (
+        "tensor([1.], dtype=float32, requires_grad=True)"
+    )
+    x = tape.tensor([1.0], requires_grad=True)
+    assert repr(x * 2) == "tensor([2.], op=multiply)"
+
+
+def test_detach_shares_data_and_cuts_history():
+    x = tape.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2).detach()
+    assert not y.requires_grad and y.is_leaf
+    z = x * 2
+    assert np.shares_memory(z.detach().data, z.data)
+
+
+def test_comparisons_give_untracked_booleans():
+    x = tape.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for result in (x < 2, x <= 2, x > 2, x >= 2, x == 2, x != 2, np.greater(x, 2)):
+        assert result.dtype == np.bool_
+        assert not result.requires_grad
+    np.testing.assert_array_equal((x > 1.5).data, [False, True, True])
+
+
+def test_tensors_hash_by_identity():
+    a, b = tape.tensor([1.0]), tape.tensor([1.0])
+    assert len({a, b}) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_python_scalars_do_not_promote(dtype):
+    x = tape.tensor([1.0, 2.0], dtype=dtype, requires_grad=True)
+    for y in (x * 2.5, 2.5 * x, x + 1, x / 3.0, x**2, 1.0 - x, np.sin(x) * 0.5):
+        assert y.dtype == dtype
+    (x * 2.5).sum().backward()
+    assert x.grad.dtype == dtype
+
+
+def test_float32_with_float64_tensor_promotes_and_gradients_keep_input_dtypes():
+    a = tape.tensor([1.0, 2.0], dtype=np.float32, requires_grad=True)
+    b = tape.tensor([3.0, 4.0], dtype=np.float64, requires_grad=True)
+    y = a * b
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+    np.testing.assert_allclose(a.grad, [3.0, 4.0])
+
+
+def test_all_operators_record_and_match_numpy():
+    rng = np.random.default_rng(0)
+    a_data, b_data = rng.uniform(0.5, 2.0, (3, 4)), rng.uniform(0.5, 2.0, (4,))
+    a = tape.tensor(a_data, requires_grad=True)
+    b = tape.tensor(b_data, requires_grad=True)
+    cases = {
+        "+": (a + b, a_data + b_data),
+        "-": (a - b, a_data - b_data),
+        "*": (a * b, a_data * b_data),
+        "/": (a / b, a_data / b_data),
+        "**": (a**b, a_data**b_data),
+        "@": (a @ b, a_data @ b_data),
+        "r+": (1.0 + a, 1.0 + a_data),
+        "r-": (1.0 - a, 1.0 - a_data),
+        "r*": (2.0 * a, 2.0 * a_data),
+        "r/": (2.0 / a, 2.0 / a_data),
+        "r**": (2.0**a, 2.0**a_data),
+        "r@": (a_data.T @ a, a_data.T @ a_data),
+        "neg": (-a, -a_data),
+        "pos": (+a, +a_data),
+        "abs": (abs(a - 1.0), abs(a_data - 1.0)),
+        "//": (a // b, a_data // b_data),
+        "%": (a % b, a_data % b_data),
+    }
+    for name, (result, expected) in cases.items():
+        assert isinstance(result, tape.Tensor), name
+        np.testing.assert_allclose(result.data, expected, err_msg=name)
+        assert result.requires_grad, name
+
+
+def test_ndarray_on_the_left_defers_to_tensor():
+    x = tape.tensor([1.0, 2.0], requires_grad=True)
+    y = np.array([3.0, 4.0]) * x
+    assert isinstance(y, tape.Tensor) and y.requires_grad
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 4.0])
