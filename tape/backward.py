@@ -129,9 +129,12 @@ class _Sweep:
                     f"backward: the record of '{record.op.name}' was released by an earlier backward; "
                     "pass retain_graph=True to the first backward to run backward through it again"
                 )
-            for argnum, counter, version in record.versions:
+            for argnum, _, _, counter, version in record.inputs:
                 if counter[0] != version:
                     _raise_modified(record, argnum, counter, version)
+            for k, (counter, version) in enumerate(record.out_versions):
+                if counter[0] != version:
+                    _raise_modified(record, -1 - k, counter, version)
             out = record.out
             if type(g) is list:
                 g = tuple(
@@ -143,7 +146,9 @@ class _Sweep:
             joint = None if op.backward is None else op.backward(g, out, *args, **kwargs)
             vjps = op.vjps
             saved = record.args
-            for argnum, node, index in record.parents:
+            for argnum, node, index, _, _ in record.inputs:
+                if node is None:
+                    continue
                 if joint is None:
                     cotangent = vjps[argnum](g, out, *args, **kwargs)
                 else:
@@ -172,7 +177,7 @@ class _Sweep:
                     send(node, index, cotangent)
             if not retain_graph:
                 record.args = record.kwargs = record.out = None
-                record.parents = record.versions = ()
+                record.inputs = record.out_versions = ()
 
 
 def fit_cotangent(
@@ -227,7 +232,9 @@ def _raise_modified(record: Record, argnum: int, counter: list[int], version: in
 def _as_tensors(record: Record) -> tuple[list[Any], Any]:
     """The record's arguments and output as tensors linked to their history, for ``create_graph``."""
     args = list(record.args)
-    for argnum, node, index in record.parents:
+    for argnum, node, index, _, _ in record.inputs:
+        if node is None:
+            continue
         if type(node) is Record:
             args[argnum] = new_tensor(args[argnum], node, index, [0])
         else:

@@ -132,18 +132,20 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     counter = args[0]._vc if op.view and isinstance(args[0], Tensor) else [0]
     if out.dtype.kind != "f" or not state.grad_enabled:
         return new_tensor(out, None, None, counter)
-    parents = []
-    versions = []
+    inputs = []
+    differentiable = False
     for argnum in tensor_argnums:
         tensor = args[argnum]
-        versions.append((argnum, tensor._vc, tensor._vc[0]))
         if tensor.requires_grad:
-            parents.append((argnum, tensor._record or tensor, tensor._index))
-    if not parents:
+            differentiable = True
+            inputs.append((argnum, tensor._record or tensor, tensor._index, tensor._vc, tensor._vc[0]))
+        else:
+            inputs.append((argnum, None, None, tensor._vc, tensor._vc[0]))
+    if not differentiable:
         return new_tensor(out, None, None, counter)
-    _check_differentiable(op, parents)
-    versions.append((-1, counter, counter[0]))
-    return new_tensor(out, Record(op, tuple(values), kwargs, tuple(parents), versions, out), None, counter)
+    _check_differentiable(op, inputs)
+    record = Record(op, tuple(values), kwargs, tuple(inputs), out, ((counter, counter[0]),))
+    return new_tensor(out, record, None, counter)
 
 
 def _with_context(op: Op, values: list[Any], error: Exception) -> Exception:
@@ -157,9 +159,9 @@ def _with_context(op: Op, values: list[Any], error: Exception) -> Exception:
     return type(error)(f"{op.name}: {message} (array arguments of shapes {shapes}; dtypes {dtypes})")
 
 
-def _check_differentiable(op: Op, parents: list[tuple[int, Any, int | None]]) -> None:
-    for argnum, _, _ in parents:
-        if not op.differentiable(argnum):
+def _check_differentiable(op: Op, inputs: list[tuple[int, Any, int | None, list[int], int]]) -> None:
+    for argnum, node, _, _, _ in inputs:
+        if node is not None and not op.differentiable(argnum):
             raise TypeError(
                 f"{op.name}: argument {argnum} requires grad but {op.name} has no gradient with "
                 f"respect to it; pass it detached (x.detach()) or define a VJP for it with tape.Op"
@@ -177,21 +179,27 @@ def _wrap_outputs(
     """``apply`` for an op with several outputs: one record, one tensor per output."""
     outs = tuple(np.asarray(item) for item in outs)
     counters = [[0] for _ in outs]
-    parents = []
-    if state.grad_enabled:
-        parents = [
-            (argnum, args[argnum]._record or args[argnum], args[argnum]._index)
+    inputs = []
+    if state.grad_enabled and any(item.dtype.kind == "f" for item in outs):
+        inputs = [
+            (
+                argnum,
+                tensor._record or tensor if tensor.requires_grad else None,
+                tensor._index,
+                tensor._vc,
+                tensor._vc[0],
+            )
             for argnum in tensor_argnums
-            if args[argnum].requires_grad
+            for tensor in (args[argnum],)
         ]
-    if not parents or not any(item.dtype.kind == "f" for item in outs):
+    if not any(node is not None for _, node, _, _, _ in inputs):
         return tuple(
             new_tensor(item, None, None, counter) for item, counter in zip(outs, counters, strict=True)
         )
-    _check_differentiable(op, parents)
-    versions = [(argnum, args[argnum]._vc, args[argnum]._vc[0]) for argnum in tensor_argnums]
-    versions += [(-1 - k, counter, 0) for k, counter in enumerate(counters)]
-    record = Record(op, tuple(values), kwargs, tuple(parents), versions, outs)
+    _check_differentiable(op, inputs)
+    record = Record(
+        op, tuple(values), kwargs, tuple(inputs), outs, tuple((counter, 0) for counter in counters)
+    )
     return tuple(
         new_tensor(item, record if item.dtype.kind == "f" else None, k, counter)
         for k, (item, counter) in enumerate(zip(outs, counters, strict=True))
@@ -229,7 +237,7 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     if record is not None:
         # The record's output is now the target's buffer; remember the version it has after the write.
         record.out = target.data
-        record.versions[-1] = (-1, target._vc, target._vc[0])
+        record.out_versions = ((target._vc, target._vc[0]),)
     target._record = record
     target._index = None
     target.requires_grad = record is not None
@@ -249,10 +257,9 @@ def _snapshot(target: Tensor) -> Tensor:
             record.out = copy
         else:
             record.out = tuple(copy if i == k else item for i, item in enumerate(record.out))
-        record.versions = [
-            (argnum, snapshot._vc, 0) if argnum == -1 - (k or 0) else (argnum, counter, version)
-            for argnum, counter, version in record.versions
-        ]
+        record.out_versions = tuple(
+            (snapshot._vc, 0) if i == (k or 0) else versions for i, versions in enumerate(record.out_versions)
+        )
     return snapshot
 
 

@@ -26,32 +26,38 @@ class Record:
     op : the ``Op`` that was applied.
     args : positional arguments as the forward saw them (arrays in place of tensors).
     kwargs : keyword arguments of the call.
-    parents : ``(argnum, node, index)`` for each argument that requires grad, where ``node`` is the
-        parent ``Record`` (``index`` names which of its outputs, or ``None``) or a leaf ``Tensor``.
-    versions : ``(argnum, counter, version)`` for each tensor argument (``argnum`` is ``-1 - k`` for output
-        ``k``): the version counter of its data and its value when the record was made.
+    inputs : ``(argnum, node, index, counter, version)`` for each tensor argument. ``node`` is the parent
+        ``Record`` (``index`` names which of its outputs, or is ``None``), or a leaf ``Tensor``, or ``None``
+        when the argument does not require grad. ``counter`` is the version counter of the argument's
+        buffer and ``version`` its value when the record was made, so in-place changes are noticed.
     out : the output array, or a tuple of them for ops with several outputs.
+    out_versions : ``(counter, version)`` for each output.
     position : the record's place on the tape.
     """
 
-    __slots__ = ("op", "args", "kwargs", "parents", "versions", "out", "position", "__weakref__")
+    __slots__ = ("op", "args", "kwargs", "inputs", "out", "out_versions", "position", "__weakref__")
 
     def __init__(
         self,
         op: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        parents: tuple[tuple[int, Any, int | None], ...],
-        versions: list[tuple[int, list[int], int]],
+        inputs: tuple[tuple[int, Any, int | None, list[int], int], ...],
         out: Any,
+        out_versions: tuple[tuple[list[int], int], ...],
     ) -> None:
         self.op = op
         self.args = args
         self.kwargs = kwargs
-        self.parents = parents
-        self.versions = versions
+        self.inputs = inputs
         self.out = out
+        self.out_versions = out_versions
         self.position = next_position()
+
+    @property
+    def parents(self) -> list[tuple[int, Any, int | None]]:
+        """``(argnum, node, index)`` for each argument that requires grad."""
+        return [(argnum, node, index) for argnum, node, index, _, _ in self.inputs if node is not None]
 
     @property
     def released(self) -> bool:
@@ -60,11 +66,8 @@ class Record:
 
     def release(self) -> None:
         """Drop saved values and parent links so their memory can be freed."""
-        self.args = None
-        self.kwargs = None
-        self.parents = ()
-        self.versions = ()
-        self.out = None
+        self.args = self.kwargs = self.out = None
+        self.inputs = self.out_versions = ()
 
     def __repr__(self) -> str:
         state = "released" if self.released else f"{len(self.parents)} parent(s)"
