@@ -16,6 +16,7 @@ Importing tape compiles nothing.
 
 from . import registry
 from .creation import arange, full, ones, rand, randn, tensor, zeros
+from .functional import grad, gradients, hvp, jvp, value_and_grad, vjp
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
 from .op import Op, apply_in_place, gate, op
@@ -37,8 +38,12 @@ __all__ = [
     "enable_grad",
     "full",
     "gate",
+    "grad",
     "gradcheck",
+    "gradients",
+    "hvp",
     "is_grad_enabled",
+    "jvp",
     "no_grad",
     "ones",
     "op",
@@ -46,5 +51,7 @@ __all__ = [
     "randn",
     "set_grad_enabled",
     "tensor",
+    "value_and_grad",
+    "vjp",
     "zeros",
 ]

@@ -65,13 +65,18 @@ def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str)
 
 
 def propagate(
-    seeds: list[tuple[Tensor, Any]], retain_graph: bool, create_graph: bool
-) -> dict[int, list[Any]]:
+    seeds: list[tuple[Tensor, Any]],
+    retain_graph: bool,
+    create_graph: bool,
+    capture: set[Record] | None = None,
+) -> dict[Any, Any]:
     """Run the reverse sweep from ``seeds`` (tensor, cotangent pairs).
 
-    Returns ``{id(leaf): [leaf, cotangent]}`` for every leaf reached.
+    Returns ``{id(leaf): [leaf, cotangent]}`` for every leaf reached, and ``{record: cotangent}`` for each
+    record in ``capture`` that was reached (its output cotangent, a tuple for several outputs). With
+    ``capture`` and no leaf wanted, the sweep stops once every captured record has been passed.
     """
-    sweep = _Sweep(create_graph)
+    sweep = _Sweep(create_graph, capture)
     for tensor, cotangent in seeds:
         sweep.send(tensor._record or tensor, tensor._index, cotangent)
     previous = state.grad_enabled
@@ -80,19 +85,21 @@ def propagate(
         sweep.run(retain_graph)
     finally:
         state.grad_enabled = previous
-    return sweep.leaves
+    return {**sweep.leaves, **sweep.captured}
 
 
 class _Sweep:
     """Cotangents waiting for their record, the records in line (latest first), and the leaves reached."""
 
-    __slots__ = ("pending", "queue", "leaves", "create_graph")
+    __slots__ = ("captured", "capture", "create_graph", "leaves", "pending", "queue")
 
-    def __init__(self, create_graph: bool) -> None:
+    def __init__(self, create_graph: bool, capture: set[Record] | None = None) -> None:
         self.pending: dict[Record, Any] = {}
         self.queue: list[tuple[int, Record]] = []
-        self.leaves: dict[int, list[Any]] = {}
+        self.leaves: dict[Any, list[Any]] = {}
         self.create_graph = create_graph
+        self.capture = capture or set()
+        self.captured: dict[Record, Any] = {}
 
     def send(self, node: Any, index: int | None, cotangent: Any) -> None:
         """Add ``cotangent`` to what ``node`` (a record's output ``index``, or a leaf) has received."""
@@ -140,6 +147,8 @@ class _Sweep:
                 g = tuple(
                     np.zeros_like(item) if slot is None else slot for slot, item in zip(g, out, strict=True)
                 )
+            if record in self.capture:
+                self.captured[record] = g
             if create_graph:
                 args, out = _as_tensors(record)
             op, kwargs = record.op, record.kwargs

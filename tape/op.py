@@ -230,6 +230,9 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         target._vc[0] += 1
         return target
     old = _snapshot(target)
+    # An argument that shares the target's buffer (``t[i] = t[j]`` with views) would change under the
+    # record when the result is written; give the record a copy of it instead.
+    args = tuple(_snapshot(a) if isinstance(a, Tensor) and a._vc is target._vc else a for a in args)
     result = apply(op, (old, *args), kwargs)
     _write_into(op, target, result.data)
     target._vc[0] += 1
@@ -249,16 +252,17 @@ def _snapshot(target: Tensor) -> Tensor:
     copy = target.data.copy()
     snapshot = new_tensor(copy, target._record, target._index, [0])
     snapshot.requires_grad = target.requires_grad
-    record = target._record
-    if record is not None and not record.released:
-        # The record that made the old value must keep seeing it after the buffer is overwritten.
-        k = target._index
-        if k is None:
+    record, index = target._record, target._index
+    k = index or 0
+    if record is not None and not record.released and record.out_versions[k][1] == target._vc[0]:
+        # The record that made the old value must keep seeing it after the buffer is overwritten. (If the
+        # buffer already changed since, through a view, the stale version stays so that backward refuses.)
+        if index is None:
             record.out = copy
         else:
-            record.out = tuple(copy if i == k else item for i, item in enumerate(record.out))
+            record.out = tuple(copy if i == index else item for i, item in enumerate(record.out))
         record.out_versions = tuple(
-            (snapshot._vc, 0) if i == (k or 0) else versions for i, versions in enumerate(record.out_versions)
+            (snapshot._vc, 0) if i == k else versions for i, versions in enumerate(record.out_versions)
         )
     return snapshot
 
