@@ -20,23 +20,23 @@ _LN2 = float(np.log(2.0))
 _LN10 = float(np.log(10.0))
 
 
-def _ufunc_op(ufunc: np.ufunc, *vjps: Callable[..., Any] | None) -> Op:
-    op = Op(ufunc, *vjps, name=ufunc.__name__)
+def _ufunc_op(ufunc: np.ufunc, *vjps: Callable[..., Any] | None, shape_only: tuple[int, ...] = ()) -> Op:
+    op = Op(ufunc, *vjps, name=ufunc.__name__, shape_only=shape_only)
     implements(ufunc)(op)
     return op
 
 
-def _zero(g: Any, out: Any, *args: Any) -> Any:
+def _zero(g: Any, out: Any, *args: Any, **kwargs: Any) -> Any:
     return np.zeros_like(g)
 
 
 # -- arithmetic ----------------------------------------------------------------------------------------
-add = _ufunc_op(np.add, lambda g, out, x, y: g, lambda g, out, x, y: g)
-subtract = _ufunc_op(np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g)
+add = _ufunc_op(np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, shape_only=(0, 1))
+subtract = _ufunc_op(np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g, shape_only=(0, 1))
 multiply = _ufunc_op(np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
 divide = _ufunc_op(np.true_divide, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
-negative = _ufunc_op(np.negative, lambda g, out, x: -g)
-positive = _ufunc_op(np.positive, lambda g, out, x: g)
+negative = _ufunc_op(np.negative, lambda g, out, x: -g, shape_only=(0,))
+positive = _ufunc_op(np.positive, lambda g, out, x: g, shape_only=(0,))
 floor_divide = _ufunc_op(np.floor_divide, _zero, _zero)
 remainder = _ufunc_op(np.remainder, lambda g, out, x, y: g, lambda g, out, x, y: -g * np.floor_divide(x, y))
 fmod = _ufunc_op(np.fmod, lambda g, out, x, y: g, lambda g, out, x, y: -g * np.trunc(x / y))
@@ -147,12 +147,12 @@ def _clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
 
 
 def _inside(x: Any, a_min: Any, a_max: Any) -> Any:
-    x = np.asarray(x)
-    inside = np.ones(x.shape, dtype=bool)
+    # Not in place: bounds of a larger shape broadcast x, so ``inside`` takes the output's shape.
+    inside = np.ones(np.shape(x), dtype=bool)
     if a_min is not None:
-        inside &= x >= np.asarray(a_min)
+        inside = inside & (x >= np.asarray(a_min))
     if a_max is not None:
-        inside &= x <= np.asarray(a_max)
+        inside = inside & (x <= np.asarray(a_max))
     return inside
 
 
@@ -180,7 +180,7 @@ def _astype(x: Any, dtype: Any) -> Any:
     return x.astype(dtype)
 
 
-astype = Op(_astype, lambda g, out, x, dtype: g, name="astype")
+astype = Op(_astype, lambda g, out, x, dtype: g, name="astype", shape_only=(0,))
 NAMED["astype"] = astype
 
 
@@ -188,5 +188,5 @@ def _copy(x: Any, order: str = "K", subok: bool = False) -> Any:
     return np.array(x, copy=True, order=order)
 
 
-copy = Op(_copy, lambda g, out, x, order="K", subok=False: g, name="copy")
+copy = Op(_copy, lambda g, out, x, order="K", subok=False: g, name="copy", shape_only=(0,))
 implements(np.copy)(copy)

@@ -47,7 +47,7 @@ def _scatter_add(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     return total
 
 
-scatter_add = Op(_scatter_add, lambda h, out, g, index, shape: h[index], name="scatter_add")
+scatter_add = Op(_scatter_add, lambda h, out, g, index, shape: h[index], name="scatter_add", shape_only=(0,))
 
 
 def _getitem(x: Any, index: Any) -> Any:
@@ -58,8 +58,8 @@ def _getitem_vjp(g: Any, out: Any, x: Any, index: Any) -> Any:
     return scatter_add(g, index, np.shape(x))
 
 
-getitem_view = Op(_getitem, _getitem_vjp, name="getitem", view=True)
-getitem_copy = Op(_getitem, _getitem_vjp, name="getitem")
+getitem_view = Op(_getitem, _getitem_vjp, name="getitem", view=True, shape_only=(0,))
+getitem_copy = Op(_getitem, _getitem_vjp, name="getitem", shape_only=(0,))
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
@@ -81,19 +81,21 @@ def _setitem_vjp_target(g: Any, out: Any, x: Any, index: Any, value: Any) -> Any
 
 
 def _setitem_vjp_value(g: Any, out: Any, x: Any, index: Any, value: Any) -> Any:
-    if is_basic(index):
-        return g[index]
-    # With repeated indices numpy keeps the value written last; only that one receives the cotangent.
-    shape = np.shape(x)
-    written = np.broadcast_to(np.asarray(value), np.shape(np.empty(shape, dtype=bool)[index]))
-    order = np.arange(written.size).reshape(written.shape)
-    winner = np.full(shape, -1)
-    winner[index] = order
-    wins = winner[index] == order
-    return g[index] * wins
+    cotangent = g[index]
+    if not is_basic(index):
+        # With repeated indices numpy keeps the value written last; only that one receives the cotangent.
+        order = np.arange(np.size(cotangent)).reshape(np.shape(cotangent))
+        winner = np.full(np.shape(x), -1)
+        winner[index] = order
+        cotangent = cotangent * (winner[index] == order)
+    # numpy also takes a value with extra leading axes of length one (x[0] = v with v of shape (1, n)).
+    extra = np.ndim(value) - np.ndim(cotangent)
+    if extra > 0:
+        cotangent = np.reshape(cotangent, (1,) * extra + np.shape(cotangent))
+    return cotangent
 
 
-setitem_op = Op(_setitem, _setitem_vjp_target, None, _setitem_vjp_value, name="setitem")
+setitem_op = Op(_setitem, _setitem_vjp_target, None, _setitem_vjp_value, name="setitem", shape_only=(0, 2))
 
 
 def setitem(target: Tensor, index: Any, value: Any) -> None:

@@ -16,10 +16,11 @@ from tape.registry import implements
 
 def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """``axis`` (None, an int or a tuple, possibly negative) as a sorted tuple of non-negative axes."""
-    if axis is None:
+    if axis is None or ndim == 0:
+        # numpy lets axis 0 or -1 of a 0-d array (sum, prod, max, min) stand for no axis at all.
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
-    return tuple(sorted(int(a) % ndim if ndim else 0 for a in axes))
+    return tuple(sorted(int(a) % ndim for a in axes))
 
 
 def restore_axes(g: Any, ndim: int, axis: Any, keepdims: bool) -> Any:
@@ -43,7 +44,7 @@ def _sum_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, keep
     return _spread(g, x, axis, keepdims)
 
 
-sum_ = Op(_sum, _sum_vjp, name="sum")
+sum_ = Op(_sum, _sum_vjp, name="sum", shape_only=(0,))
 
 
 def _mean(x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
@@ -55,7 +56,7 @@ def _mean_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, kee
     return _spread(g, x, axis, keepdims) / count
 
 
-mean = Op(_mean, _mean_vjp, name="mean")
+mean = Op(_mean, _mean_vjp, name="mean", shape_only=(0,))
 
 
 def _extremum_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:

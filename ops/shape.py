@@ -26,7 +26,7 @@ def _reshape_vjp(g: Any, out: Any, x: Any, shape: Any, order: str = "C") -> Any:
     return np.reshape(g, np.shape(x), order=order)
 
 
-reshape = Op(_reshape, _reshape_vjp, name="reshape", view=True)
+reshape = Op(_reshape, _reshape_vjp, name="reshape", view=True, shape_only=(0,))
 
 
 @implements(np.reshape)
@@ -43,7 +43,13 @@ def _ravel(x: Any, order: str = "C") -> Any:
     return np.ravel(x, order=order)
 
 
-ravel = Op(_ravel, lambda g, out, x, order="C": np.reshape(g, np.shape(x), order=order), name="ravel")
+ravel = Op(
+    _ravel,
+    lambda g, out, x, order="C": np.reshape(g, np.shape(x), order=order),
+    name="ravel",
+    view=True,
+    shape_only=(0,),
+)
 implements(np.ravel)(ravel)
 
 
@@ -58,7 +64,7 @@ def _transpose_vjp(g: Any, out: Any, x: Any, axes: Any = None) -> Any:
     return np.transpose(g, np.argsort([a % ndim for a in axes]))
 
 
-transpose = Op(_transpose, _transpose_vjp, name="transpose", view=True)
+transpose = Op(_transpose, _transpose_vjp, name="transpose", view=True, shape_only=(0,))
 implements(np.transpose)(transpose)
 
 
@@ -67,7 +73,11 @@ def _swapaxes(x: Any, axis1: int, axis2: int) -> Any:
 
 
 swapaxes = Op(
-    _swapaxes, lambda g, out, x, axis1, axis2: np.swapaxes(g, axis1, axis2), name="swapaxes", view=True
+    _swapaxes,
+    lambda g, out, x, axis1, axis2: np.swapaxes(g, axis1, axis2),
+    name="swapaxes",
+    view=True,
+    shape_only=(0,),
 )
 implements(np.swapaxes)(swapaxes)
 
@@ -89,7 +99,7 @@ def _expand_dims(x: Any, axis: Any) -> Any:
     return np.expand_dims(x, axis)
 
 
-expand_dims = Op(_expand_dims, _reshape_back, name="expand_dims", view=True)
+expand_dims = Op(_expand_dims, _reshape_back, name="expand_dims", view=True, shape_only=(0,))
 implements(np.expand_dims)(expand_dims)
 
 
@@ -97,7 +107,7 @@ def _squeeze(x: Any, axis: Any = None) -> Any:
     return np.squeeze(x, axis)
 
 
-squeeze = Op(_squeeze, _reshape_back, name="squeeze", view=True)
+squeeze = Op(_squeeze, _reshape_back, name="squeeze", view=True, shape_only=(0,))
 implements(np.squeeze)(squeeze)
 
 
@@ -105,7 +115,9 @@ def _broadcast_to(x: Any, shape: Any, subok: bool = False) -> Any:
     return np.broadcast_to(x, shape)
 
 
-broadcast_to = Op(_broadcast_to, lambda g, out, x, shape, subok=False: g, name="broadcast_to", view=True)
+broadcast_to = Op(
+    _broadcast_to, lambda g, out, x, shape, subok=False: g, name="broadcast_to", view=True, shape_only=(0,)
+)
 implements(np.broadcast_to)(broadcast_to)
 
 
@@ -119,6 +131,7 @@ where = Op(
     lambda g, out, condition, x, y: np.where(condition, g, 0),
     lambda g, out, condition, x, y: np.where(condition, 0, g),
     name="where",
+    shape_only=(1, 2),
 )
 
 

@@ -30,6 +30,9 @@ from .tensor import Tensor, new_tensor
 
 VJP = Callable[..., Any]
 
+# The version counter given to arguments whose values no VJP reads: it never changes, so never complains.
+_UNCHECKED = [0]
+
 
 class Op:
     """A differentiable operation: ``forward`` on arrays and one VJP per differentiable input.
@@ -43,6 +46,8 @@ class Op:
     name : shown in error messages and in ``repr`` of records; defaults to ``forward.__name__``.
     backward : instead of ``vjps``, one ``backward(g, out, *args, **kwargs)`` returning a sequence with a
         cotangent (or ``None``) per positional argument, for ops whose cotangents share work.
+    shape_only : positions of arguments whose values no VJP reads (only their shapes), so changing them
+        in place after the call is harmless: ``add`` and ``reshape`` need no values at all.
     view : the output shares memory with the first argument (reshape, transpose, ...), so in-place
         changes to either are seen by both.
 
@@ -56,7 +61,7 @@ class Op:
     array([ 3., 12.])
     """
 
-    __slots__ = ("forward", "vjps", "backward", "name", "view")
+    __slots__ = ("backward", "forward", "name", "shape_only", "view", "vjps")
 
     def __init__(
         self,
@@ -65,6 +70,7 @@ class Op:
         name: str | None = None,
         backward: Callable[..., Sequence[Any]] | None = None,
         view: bool = False,
+        shape_only: tuple[int, ...] = (),
     ) -> None:
         if vjps and backward is not None:
             raise TypeError("Op: give either one VJP per argument or a joint backward, not both")
@@ -73,6 +79,7 @@ class Op:
         self.backward = backward
         self.name = name or getattr(forward, "__name__", "op")
         self.view = view
+        self.shape_only = frozenset(shape_only)
 
     def defvjp(self, *vjps: VJP | None) -> Op:
         """Set the VJPs, one per positional argument (``None`` for non-differentiable ones); return self."""
@@ -134,13 +141,15 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return new_tensor(out, None, None, counter)
     inputs = []
     differentiable = False
+    shape_only = op.shape_only
     for argnum in tensor_argnums:
         tensor = args[argnum]
+        checked = _UNCHECKED if argnum in shape_only else tensor._vc
         if tensor.requires_grad:
             differentiable = True
-            inputs.append((argnum, tensor._record or tensor, tensor._index, tensor._vc, tensor._vc[0]))
+            inputs.append((argnum, tensor._record or tensor, tensor._index, checked, checked[0]))
         else:
-            inputs.append((argnum, None, None, tensor._vc, tensor._vc[0]))
+            inputs.append((argnum, None, None, checked, checked[0]))
     if not differentiable:
         return new_tensor(out, None, None, counter)
     _check_differentiable(op, inputs)
