@@ -39,8 +39,9 @@ def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dic
         raise TypeError(f"{name}: keyword argument(s) {sorted(kwargs)} are not supported on tape tensors")
     if dtype is not None:
         from .registry import NAMED
+        from .tensor import Tensor
 
-        inputs = tuple(NAMED["astype"](x, dtype) if hasattr(x, "requires_grad") else x for x in inputs)
+        inputs = tuple(NAMED["astype"](x, dtype) if isinstance(x, Tensor) else x for x in inputs)
     return op(*inputs)
 
 

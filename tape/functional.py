@@ -105,6 +105,19 @@ def _or_zeros(found: Sequence[Any], tracked: Sequence[Tensor], nested: bool) -> 
     ]
 
 
+def _inner_product(tensors: Sequence[Any], directions: Sequence[Any]) -> Any:
+    """sum_k <tensors[k], directions[k]>, recorded; ``None`` entries (unused inputs) count as zero."""
+    total: Any = None
+    for tensor, direction in zip(tensors, directions, strict=True):
+        if tensor is None:
+            continue
+        if not isinstance(direction, Tensor):
+            direction = np.asarray(direction, dtype=tensor.dtype)
+        term = np.sum(tensor * direction)
+        total = term if total is None else total + term
+    return total
+
+
 def _normalize_argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
     numbers = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for number in numbers:
@@ -243,16 +256,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     # The VJP is linear in its cotangent u; differentiating <VJP(u), tangents> with respect to u gives J v.
     dummy = Tensor(np.zeros_like(out.data), requires_grad=True)
     pulled = gradients(out, tracked, dummy, retain_graph=True, create_graph=True, allow_unused=True)
-    terms = [
-        np.sum(p * (t if isinstance(t, Tensor) else np.asarray(t, dtype=p.dtype)))
-        for p, t in zip(pulled, tangents, strict=True)
-        if p is not None
-    ]
-    if not terms:
-        return _result(out, nested), _result(np.zeros_like(out.data), nested)
-    pairing = terms[0]
-    for term in terms[1:]:
-        pairing = pairing + term
+    pairing = _inner_product(pulled, tangents)
     if not isinstance(pairing, Tensor) or not pairing.requires_grad:
         return _result(out, nested), _result(np.zeros_like(out.data), nested)
     (tangent_out,) = gradients(pairing, dummy, create_graph=nested, retain_graph=nested, allow_unused=True)
@@ -274,15 +278,8 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     tracked = [_track(p) for p in primals]
     value = f(*tracked)
     first = gradients(value, tracked, create_graph=True, allow_unused=True)
-    terms = [
-        np.sum(g * (v if isinstance(v, Tensor) else np.asarray(v, dtype=g.dtype)))
-        for g, v in zip(first, tangents, strict=True)
-        if g is not None and g.requires_grad
-    ]
-    if not terms:
+    pairing = _inner_product(first, tangents)
+    if not isinstance(pairing, Tensor) or not pairing.requires_grad:
         return tuple(_result(np.zeros_like(t.data), nested) for t in tracked)
-    pairing = terms[0]
-    for term in terms[1:]:
-        pairing = pairing + term
     second = gradients(pairing, tracked, create_graph=nested, retain_graph=nested, allow_unused=True)
     return tuple(_or_zeros(second, tracked, nested))
