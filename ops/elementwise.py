@@ -21,7 +21,7 @@ _LN10 = float(np.log(10.0))
 
 
 def _ufunc_op(ufunc: np.ufunc, *vjps: Callable[..., Any] | None, shape_only: tuple[int, ...] = ()) -> Op:
-    op = Op(ufunc, *vjps, name=ufunc.__name__, shape_only=shape_only)
+    op = Op(ufunc, *vjps, name=ufunc.__name__, shape_only=shape_only, batched=True)
     implements(ufunc)(op)
     return op
 
@@ -138,7 +138,7 @@ def _round(x: Any, decimals: int = 0) -> Any:
     return np.round(x, decimals)
 
 
-round_ = Op(_round, _zero, name="round")
+round_ = Op(_round, _zero, name="round", batched=True)
 implements(np.round, np.around)(round_)
 
 
@@ -162,6 +162,7 @@ clip = Op(
     lambda g, out, x, a_min=None, a_max=None: g * (np.asarray(x) < np.asarray(a_min)),
     lambda g, out, x, a_min=None, a_max=None: g * (np.asarray(x) > np.asarray(a_max)),
     name="clip",
+    batched=True,
 )
 
 
@@ -180,7 +181,7 @@ def _astype(x: Any, dtype: Any) -> Any:
     return x.astype(dtype)
 
 
-astype = Op(_astype, lambda g, out, x, dtype: g, name="astype", shape_only=(0,))
+astype = Op(_astype, lambda g, out, x, dtype: g, name="astype", shape_only=(0,), batched=True)
 NAMED["astype"] = astype
 
 
@@ -188,5 +189,5 @@ def _copy(x: Any, order: str = "K", subok: bool = False) -> Any:
     return np.array(x, copy=True, order=order)
 
 
-copy = Op(_copy, lambda g, out, x, order="K", subok=False: g, name="copy", shape_only=(0,))
+copy = Op(_copy, lambda g, out, x, order="K", subok=False: g, name="copy", shape_only=(0,), batched=True)
 implements(np.copy)(copy)

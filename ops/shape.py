@@ -14,8 +14,21 @@ from tape.op import Op
 from tape.registry import implements
 
 
+def batch_axes(g: Any, out: Any) -> int:
+    """How many leading axes ``g`` has beyond the output's: a batch of cotangents (``jacobian``) has one."""
+    return np.ndim(g) - np.ndim(out)
+
+
+def _in_batch(g: Any, out: Any, axes: Any, ndim: int) -> Any:
+    """``axes`` of an ``ndim``-axis array, shifted past the batch axes ``g`` carries."""
+    extra = batch_axes(g, out)
+    if isinstance(axes, int | np.integer):
+        return int(axes) % ndim + extra
+    return tuple(int(a) % ndim + extra for a in axes)
+
+
 def _reshape_back(g: Any, out: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
-    return np.reshape(g, np.shape(x))
+    return np.reshape(g, np.shape(g)[: batch_axes(g, out)] + np.shape(x))
 
 
 def _reshape(x: Any, shape: Any, order: str = "C") -> Any:
@@ -23,10 +36,10 @@ def _reshape(x: Any, shape: Any, order: str = "C") -> Any:
 
 
 def _reshape_vjp(g: Any, out: Any, x: Any, shape: Any, order: str = "C") -> Any:
-    return np.reshape(g, np.shape(x), order=order)
+    return _reshape_back(g, out, x) if order == "C" else np.reshape(g, np.shape(x), order=order)
 
 
-reshape = Op(_reshape, _reshape_vjp, name="reshape", view=True, shape_only=(0,))
+reshape = Op(_reshape, _reshape_vjp, name="reshape", view=True, shape_only=(0,), batched=True)
 
 
 @implements(np.reshape)
@@ -45,10 +58,11 @@ def _ravel(x: Any, order: str = "C") -> Any:
 
 ravel = Op(
     _ravel,
-    lambda g, out, x, order="C": np.reshape(g, np.shape(x), order=order),
+    lambda g, out, x, order="C": _reshape_vjp(g, out, x, None, order),
     name="ravel",
     view=True,
     shape_only=(0,),
+    batched=True,
 )
 implements(np.ravel)(ravel)
 
@@ -58,13 +72,12 @@ def _transpose(x: Any, axes: Any = None) -> Any:
 
 
 def _transpose_vjp(g: Any, out: Any, x: Any, axes: Any = None) -> Any:
-    if axes is None:
-        return np.transpose(g)
     ndim = np.ndim(x)
-    return np.transpose(g, np.argsort([a % ndim for a in axes]))
+    inverse = range(ndim)[::-1] if axes is None else np.argsort([a % ndim for a in axes])
+    return np.transpose(g, (*range(batch_axes(g, out)), *_in_batch(g, out, inverse, max(ndim, 1))))
 
 
-transpose = Op(_transpose, _transpose_vjp, name="transpose", view=True, shape_only=(0,))
+transpose = Op(_transpose, _transpose_vjp, name="transpose", view=True, shape_only=(0,), batched=True)
 implements(np.transpose)(transpose)
 
 
@@ -74,10 +87,11 @@ def _swapaxes(x: Any, axis1: int, axis2: int) -> Any:
 
 swapaxes = Op(
     _swapaxes,
-    lambda g, out, x, axis1, axis2: np.swapaxes(g, axis1, axis2),
+    lambda g, out, x, axis1, axis2: np.swapaxes(g, *_in_batch(g, out, (axis1, axis2), np.ndim(x))),
     name="swapaxes",
     view=True,
     shape_only=(0,),
+    batched=True,
 )
 implements(np.swapaxes)(swapaxes)
 
@@ -88,9 +102,12 @@ def _moveaxis(x: Any, source: Any, destination: Any) -> Any:
 
 moveaxis = Op(
     _moveaxis,
-    lambda g, out, x, source, destination: np.moveaxis(g, destination, source),
+    lambda g, out, x, source, destination: np.moveaxis(
+        g, _in_batch(g, out, destination, np.ndim(x)), _in_batch(g, out, source, np.ndim(x))
+    ),
     name="moveaxis",
     view=True,
+    batched=True,
 )
 implements(np.moveaxis)(moveaxis)
 
@@ -99,7 +116,7 @@ def _expand_dims(x: Any, axis: Any) -> Any:
     return np.expand_dims(x, axis)
 
 
-expand_dims = Op(_expand_dims, _reshape_back, name="expand_dims", view=True, shape_only=(0,))
+expand_dims = Op(_expand_dims, _reshape_back, name="expand_dims", view=True, shape_only=(0,), batched=True)
 implements(np.expand_dims)(expand_dims)
 
 
@@ -107,7 +124,7 @@ def _squeeze(x: Any, axis: Any = None) -> Any:
     return np.squeeze(x, axis)
 
 
-squeeze = Op(_squeeze, _reshape_back, name="squeeze", view=True, shape_only=(0,))
+squeeze = Op(_squeeze, _reshape_back, name="squeeze", view=True, shape_only=(0,), batched=True)
 implements(np.squeeze)(squeeze)
 
 
@@ -116,7 +133,12 @@ def _broadcast_to(x: Any, shape: Any, subok: bool = False) -> Any:
 
 
 broadcast_to = Op(
-    _broadcast_to, lambda g, out, x, shape, subok=False: g, name="broadcast_to", view=True, shape_only=(0,)
+    _broadcast_to,
+    lambda g, out, x, shape, subok=False: g,
+    name="broadcast_to",
+    view=True,
+    shape_only=(0,),
+    batched=True,
 )
 implements(np.broadcast_to)(broadcast_to)
 
@@ -132,6 +154,7 @@ where = Op(
     lambda g, out, condition, x, y: np.where(condition, 0, g),
     name="where",
     shape_only=(1, 2),
+    batched=True,
 )
 
 

@@ -15,10 +15,12 @@ Importing tape compiles nothing.
 """
 
 from . import registry
+from .checkpoint import checkpoint
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .functional import grad, gradients, hvp, jvp, value_and_grad, vjp
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .jacobian import hessian, jacobian
 from .op import Op, apply_in_place, gate, op
 from .record import Record
 from .tensor import Tensor
@@ -35,14 +37,18 @@ __all__ = [
     "Record",
     "Tensor",
     "arange",
+    "checkpoint",
     "enable_grad",
     "full",
     "gate",
     "grad",
     "gradcheck",
+    "gradgradcheck",
     "gradients",
+    "hessian",
     "hvp",
     "is_grad_enabled",
+    "jacobian",
     "jvp",
     "no_grad",
     "ones",

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .batched import batched_cotangents
 from .grad_mode import state
 from .record import Record
 from .tensor import Tensor, new_tensor
@@ -69,14 +70,19 @@ def propagate(
     retain_graph: bool,
     create_graph: bool,
     capture: set[Record] | None = None,
+    batch: int | None = None,
 ) -> dict[Any, Any]:
     """Run the reverse sweep from ``seeds`` (tensor, cotangent pairs).
+
+    With ``batch``, every cotangent carries a leading axis of that length: ``batch`` sweeps in one (the
+    rows of a Jacobian). Ops marked ``batched`` take such cotangents directly; the VJPs of other ops run
+    once per row.
 
     Returns ``{id(leaf): [leaf, cotangent]}`` for every leaf reached, and ``{record: cotangent}`` for each
     record in ``capture`` that was reached (its output cotangent, a tuple for several outputs). With
     ``capture`` and no leaf wanted, the sweep stops once every captured record has been passed.
     """
-    sweep = _Sweep(create_graph, capture)
+    sweep = _Sweep(create_graph, capture, batch)
     for tensor, cotangent in seeds:
         sweep.send(tensor._record or tensor, tensor._index, cotangent)
     previous = state.grad_enabled
@@ -91,15 +97,18 @@ def propagate(
 class _Sweep:
     """Cotangents waiting for their record, the records in line (latest first), and the leaves reached."""
 
-    __slots__ = ("captured", "capture", "create_graph", "leaves", "pending", "queue")
+    __slots__ = ("batch", "captured", "capture", "create_graph", "leaves", "pending", "queue")
 
-    def __init__(self, create_graph: bool, capture: set[Record] | None = None) -> None:
+    def __init__(
+        self, create_graph: bool, capture: set[Record] | None = None, batch: int | None = None
+    ) -> None:
         self.pending: dict[Record, Any] = {}
         self.queue: list[tuple[int, Record]] = []
         self.leaves: dict[Any, list[Any]] = {}
         self.create_graph = create_graph
         self.capture = capture or set()
         self.captured: dict[Record, Any] = {}
+        self.batch = batch
 
     def send(self, node: Any, index: int | None, cotangent: Any) -> None:
         """Add ``cotangent`` to what ``node`` (a record's output ``index``, or a leaf) has received."""
@@ -145,10 +154,17 @@ class _Sweep:
             out = record.out
             if type(g) is list:
                 g = tuple(
-                    np.zeros_like(item) if slot is None else slot for slot, item in zip(g, out, strict=True)
+                    _zeros_for(item, self.batch) if slot is None else slot
+                    for slot, item in zip(g, out, strict=True)
                 )
             if record in self.capture:
                 self.captured[record] = g
+            if self.batch is not None:
+                for node, index, cotangent in batched_cotangents(record, g, self.batch):
+                    send(node, index, cotangent)
+                if not retain_graph:
+                    record.release()
+                continue
             if create_graph:
                 args, out = _as_tensors(record)
             op, kwargs = record.op, record.kwargs
@@ -222,6 +238,12 @@ def unbroadcast(cotangent: Any, shape: tuple[int, ...], op_name: str, argnum: in
     if axes:
         cotangent = np.sum(cotangent, axis=axes, keepdims=True)
     return cotangent.reshape(shape)
+
+
+def _zeros_for(output: Any, batch: int | None) -> Any:
+    if batch is None:
+        return np.zeros_like(output)
+    return np.zeros((batch, *output.shape), dtype=output.dtype)
 
 
 def _output_count(record: Record) -> int:

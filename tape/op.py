@@ -50,6 +50,9 @@ class Op:
         in place after the call is harmless: ``add`` and ``reshape`` need no values at all.
     view : the output shares memory with the first argument (reshape, transpose, ...), so in-place
         changes to either are seen by both.
+    batched : the VJPs also accept a cotangent with extra leading axes (a batch of cotangents, as
+        ``jacobian`` sends) and return cotangents with those axes in front; elementwise VJPs written
+        with broadcasting do. Other ops are run once per cotangent in such a batch.
 
     Examples
     --------
@@ -61,7 +64,7 @@ class Op:
     array([ 3., 12.])
     """
 
-    __slots__ = ("backward", "forward", "name", "shape_only", "view", "vjps")
+    __slots__ = ("backward", "batched", "forward", "name", "shape_only", "view", "vjps")
 
     def __init__(
         self,
@@ -71,6 +74,7 @@ class Op:
         backward: Callable[..., Sequence[Any]] | None = None,
         view: bool = False,
         shape_only: tuple[int, ...] = (),
+        batched: bool = False,
     ) -> None:
         if vjps and backward is not None:
             raise TypeError("Op: give either one VJP per argument or a joint backward, not both")
@@ -80,6 +84,7 @@ class Op:
         self.name = name or getattr(forward, "__name__", "op")
         self.view = view
         self.shape_only = frozenset(shape_only)
+        self.batched = batched
 
     def defvjp(self, *vjps: VJP | None) -> Op:
         """Set the VJPs, one per positional argument (``None`` for non-differentiable ones); return self."""

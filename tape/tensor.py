@@ -245,9 +245,24 @@ class Tensor:
         """Return a copy whose gradient flows back to this tensor."""
         return registry.FUNCTIONS[np.copy](self)
 
+    def flatten(self, order: str = "C") -> Tensor:
+        """Return a flattened copy, as ``ndarray.flatten``."""
+        return np.ravel(self, order=order).copy()
+
     def dot(self, other: Any) -> Tensor:
         """Matrix product, as ``ndarray.dot`` on 1-D and 2-D data."""
         return registry.FUNCTIONS[np.dot](self, other)
+
+
+def _numpy_method(func: Any) -> Any:
+    """A method that runs ``func(self, ...)`` through numpy's dispatch (an unsupported one names itself)."""
+
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        return dispatch.dispatch_function(func, (self, *args), kwargs)
+
+    method.__name__ = func.__name__
+    method.__doc__ = f"As ``np.{func.__name__}(tensor, ...)``."
+    return method
 
 
 def _binary(ufunc: np.ufunc, reflected: bool = False) -> Any:
@@ -315,6 +330,31 @@ for _name, _ufunc in {
     "ne": np.not_equal,
 }.items():
     setattr(Tensor, f"__{_name}__", _comparison(_ufunc))
+
+# Methods that mean exactly numpy's function of the same name (``t.var(axis=0)`` is ``np.var(t, axis=0)``).
+for _func in (
+    np.all,
+    np.any,
+    np.argmax,
+    np.argmin,
+    np.argsort,
+    np.clip,
+    np.compress,
+    np.cumprod,
+    np.cumsum,
+    np.diagonal,
+    np.nonzero,
+    np.ptp,
+    np.ravel,
+    np.repeat,
+    np.round,
+    np.std,
+    np.swapaxes,
+    np.take,
+    np.trace,
+    np.var,
+):
+    setattr(Tensor, _func.__name__, _numpy_method(_func))
 
 
 def new_tensor(data: Any, record: Any, index: int | None, version_counter: list[int]) -> Tensor:

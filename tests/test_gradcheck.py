@@ -49,3 +49,25 @@ def test_result_without_history_is_reported():
 def test_needs_a_floating_input():
     with pytest.raises(ValueError, match="no floating-point input"):
         tape.gradcheck(lambda i: i, np.arange(3))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_gradgradcheck_passes_vjps_written_in_numpy(dtype):
+    rng = np.random.default_rng(3)
+    x, w = rng.random((3, 2)).astype(dtype), rng.random((2, 4)).astype(dtype)
+    assert tape.gradgradcheck(lambda x, w: np.tanh(x @ w) * np.exp(-x.sum()), x, w)
+
+
+def test_gradgradcheck_catches_a_vjp_that_leaves_the_tape():
+    # np.asarray takes the data: the VJP's value is right but it is not recorded, so the second derivative
+    # is lost. gradcheck cannot see this; gradgradcheck must.
+    detached = tape.Op(lambda x: x**3, lambda g, out, x: g * 3 * np.asarray(x) ** 2, name="detached_cube")
+    x = np.linspace(0.5, 1.5, 4)
+    assert tape.gradcheck(detached, x)
+    with pytest.raises(tape.GradcheckError):
+        tape.gradgradcheck(detached, x)
+
+
+def test_gradgradcheck_needs_one_tensor_result():
+    with pytest.raises(TypeError, match="must return one tensor"):
+        tape.gradgradcheck(lambda x: (x, x), np.ones(2))

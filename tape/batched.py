@@ -1,0 +1,81 @@
+"""VJPs applied to a batch of cotangents at once: the rows of a Jacobian in one reverse sweep.
+
+A batched cotangent has a leading axis, one entry per row. An op marked ``batched`` has VJPs that accept
+it as they are (elementwise ops, ``where``, ``matmul``: numpy broadcasting carries the extra axis through);
+for any other op the VJPs run once per row and the results are stacked. Either way the cotangents are
+summed back to ``(rows, *input shape)`` here, as ``fit_cotangent`` does for a single cotangent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .diagonal import DiagonalRows
+
+
+def batched_cotangents(record: Any, g: Any, rows: int) -> Iterator[tuple[Any, int | None, Any]]:
+    """For each input of ``record`` that requires grad: ``(node, index, cotangent with a row axis)``."""
+    op, args, kwargs, out = record.op, record.args, record.kwargs, record.out
+    wanted = [(argnum, node, index) for argnum, node, index, _, _ in record.inputs if node is not None]
+    if getattr(op, "batched", False):
+        joint = None if op.backward is None else op.backward(g, out, *args, **kwargs)
+        for argnum, node, index in wanted:
+            cotangent = op.vjps[argnum](g, out, *args, **kwargs) if joint is None else joint[argnum]
+            if cotangent is not None:
+                value = args[argnum]
+                yield node, index, fit_rows(cotangent, value.shape, value.dtype, rows, op.name, argnum)
+        return
+    dense = tuple(_dense(item) for item in g) if type(g) is tuple else _dense(g)
+    stacked: dict[int, list[Any]] = {argnum: [] for argnum, _, _ in wanted}
+    for row in range(rows):
+        g_row = tuple(item[row] for item in dense) if type(dense) is tuple else dense[row]
+        joint = None if op.backward is None else op.backward(g_row, out, *args, **kwargs)
+        for argnum, _, _ in wanted:
+            cotangent = op.vjps[argnum](g_row, out, *args, **kwargs) if joint is None else joint[argnum]
+            value = args[argnum]
+            if cotangent is None:
+                cotangent = np.zeros_like(value)
+            stacked[argnum].append(_fit_row(cotangent, value, op.name, argnum))
+    for argnum, node, index in wanted:
+        value = args[argnum]
+        if rows:
+            yield node, index, np.stack(stacked[argnum])
+        else:
+            yield node, index, np.zeros((0, *value.shape), dtype=value.dtype)
+
+
+def fit_rows(
+    cotangent: Any, shape: tuple[int, ...], dtype: np.dtype, rows: int, op_name: str, argnum: int
+) -> Any:
+    """Sum a batched cotangent over the axes its input was broadcast along, keeping the row axis."""
+    if isinstance(cotangent, DiagonalRows):
+        if cotangent.values.shape == shape:
+            return cotangent if cotangent.dtype == dtype else cotangent.astype(dtype)
+        cotangent = cotangent.dense()
+    cotangent = np.asarray(cotangent)
+    if cotangent.shape != (rows, *shape):
+        if cotangent.ndim < 1 or cotangent.shape[0] != rows:
+            raise ValueError(
+                f"{op_name}: the batched VJP for argument {argnum} returned shape {cotangent.shape}, "
+                f"which has no leading axis of {rows} rows"
+            )
+        from .backward import unbroadcast
+
+        extra = cotangent.ndim - 1 - len(shape)
+        if extra > 0:
+            cotangent = np.sum(cotangent, axis=tuple(range(1, 1 + extra)))
+        cotangent = unbroadcast(cotangent, (rows, *shape), op_name, argnum)
+    return cotangent if cotangent.dtype == dtype else cotangent.astype(dtype)
+
+
+def _fit_row(cotangent: Any, value: Any, op_name: str, argnum: int) -> Any:
+    from .backward import fit_cotangent
+
+    return fit_cotangent(cotangent, value.shape, value.dtype, op_name, argnum, False)
+
+
+def _dense(g: Any) -> Any:
+    return g.dense() if isinstance(g, DiagonalRows) else g
