@@ -100,7 +100,19 @@ setitem_op = Op(_setitem, _setitem_vjp_target, None, _setitem_vjp_value, name="s
 
 def setitem(target: Tensor, index: Any, value: Any) -> None:
     """``target[index] = value``: written into ``target``'s buffer and recorded when recording."""
-    apply_in_place(setitem_op, target, plain_index(index), value)
+    index = plain_index(index)
+    if _is_own_view(value, target, index):
+        # ``y[i] += v`` ends with ``y[i] = y[i]``: the view already wrote y's buffer and history.
+        return
+    apply_in_place(setitem_op, target, index, value)
+
+
+def _is_own_view(value: Any, target: Tensor, index: Any) -> bool:
+    """Whether ``value`` is the view ``target[index]`` itself (same memory, so assigning changes nothing)."""
+    if not isinstance(value, Tensor) or value._view_of is None or not is_basic(index):
+        return False
+    base, view_op, view_args, _, _ = value._view_of
+    return base is target and view_op is getitem_view and view_args == (index,)
 
 
 NAMED["getitem"] = getitem

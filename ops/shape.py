@@ -107,6 +107,7 @@ moveaxis = Op(
     ),
     name="moveaxis",
     view=True,
+    shape_only=(0,),
     batched=True,
 )
 implements(np.moveaxis)(moveaxis)

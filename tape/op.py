@@ -32,6 +32,7 @@ VJP = Callable[..., Any]
 
 # The version counter given to arguments whose values no VJP reads: it never changes, so never complains.
 _UNCHECKED = [0]
+_VIEW_OUTPUT = ((_UNCHECKED, 0),)
 
 
 class Op:
@@ -131,6 +132,8 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if isinstance(arg, Tensor):
             values[argnum] = arg.data
             tensor_argnums.append(argnum)
+            if arg._view_of is not None and arg._view_of[4] != arg._vc[0] and state.grad_enabled:
+                refresh_view(arg)
     try:
         out = op.forward(*values, **kwargs)
     except (ValueError, TypeError) as error:
@@ -141,7 +144,24 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if type(out) is tuple:
             return _wrap_outputs(op, args, values, kwargs, tensor_argnums, out)
         out = np.asarray(out)
-    counter = args[0]._vc if op.view and isinstance(args[0], Tensor) else [0]
+    if op.view and isinstance(args[0], Tensor) and np.may_share_memory(out, values[0]):
+        view = _wrap(op, args, values, kwargs, tensor_argnums, out, args[0]._vc)
+        # The view remembers how it was cut from its base, so a write through it can rewrite the base.
+        view._view_of = (args[0], op, tuple(values[1:]), kwargs, args[0]._vc[0])
+        return view
+    return _wrap(op, args, values, kwargs, tensor_argnums, out, [0])
+
+
+def _wrap(
+    op: Op,
+    args: tuple[Any, ...],
+    values: list[Any],
+    kwargs: dict[str, Any],
+    tensor_argnums: list[int],
+    out: np.ndarray,
+    counter: list[int],
+) -> Tensor:
+    """The output tensor of ``op``, with a record when an input requires grad and recording is on."""
     if out.dtype.kind != "f" or not state.grad_enabled:
         return new_tensor(out, None, None, counter)
     inputs = []
@@ -158,8 +178,24 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if not differentiable:
         return new_tensor(out, None, None, counter)
     _check_differentiable(op, inputs)
-    record = Record(op, tuple(values), kwargs, tuple(inputs), out, ((counter, counter[0]),))
+    # A view op's VJP never reads its output, which later writes to the shared buffer may change.
+    out_versions = _VIEW_OUTPUT if op.view else ((counter, counter[0]),)
+    record = Record(op, tuple(values), kwargs, tuple(inputs), out, out_versions)
     return new_tensor(out, record, None, counter)
+
+
+def refresh_view(view: Tensor) -> None:
+    """Give a view whose base was changed in place since it was cut the history of a fresh cut."""
+    chain = [view]
+    while chain[-1]._view_of[0]._view_of is not None:
+        chain.append(chain[-1]._view_of[0])
+    for tensor in reversed(chain):  # the farthest base first, so each cut is made from a current history
+        base, view_op, view_args, view_kwargs, version = tensor._view_of
+        if version == tensor._vc[0]:
+            continue
+        cut = apply(view_op, (base, *view_args), view_kwargs)
+        tensor._record, tensor._index, tensor.requires_grad = cut._record, None, cut.requires_grad
+        tensor._view_of = (base, view_op, view_args, view_kwargs, tensor._vc[0])
 
 
 def _with_context(op: Op, values: list[Any], error: Exception) -> Exception:
@@ -231,18 +267,25 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     recording = state.grad_enabled and (
         target.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args)
     )
-    if recording and target.requires_grad and target._record is None:
-        raise RuntimeError(
-            f"{op.name} (in place): a leaf tensor that requires grad (shape {target.shape}, "
-            f"{target.dtype.name}) cannot be changed in place while recording; update it inside "
-            "`with tape.no_grad():`, or write `x = x + y` to make a new tensor"
-        )
+    if recording and target._view_of is not None:
+        refresh_view(target)
+    bases = _bases(target)
+    if recording:
+        for tensor in (target, *bases):
+            if tensor.requires_grad and tensor._record is None:
+                raise RuntimeError(
+                    f"{op.name} (in place): a leaf tensor that requires grad (shape {tensor.shape}, "
+                    f"{tensor.dtype.name}) cannot be changed in place while recording"
+                    f"{' (through a view of it)' if tensor is not target else ''}; update it inside "
+                    "`with tape.no_grad():`, or write `x = x + y` to make a new tensor"
+                )
     if not recording:
         values = [a.data if isinstance(a, Tensor) else a for a in args]
         result = op.forward(target.data, *values, **kwargs)
         _write_into(op, target, result)
         target._vc[0] += 1
         return target
+    old_bases = [_snapshot(base) for base in bases]
     old = _snapshot(target)
     # An argument that shares the target's buffer (``t[i] = t[j]`` with views) would change under the
     # record when the result is written; give the record a copy of it instead.
@@ -250,15 +293,70 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     result = apply(op, (old, *args), kwargs)
     _write_into(op, target, result.data)
     target._vc[0] += 1
-    record = result._record
+    _take_history(target, result._record)
+    _stamp(target)
+    # The write went through ``target`` into the buffers of the tensors it is a view of: each of them is
+    # now its old value with the view's region replaced, and is recorded as such.
+    view = target
+    for base, old_base in zip(bases, old_bases, strict=True):
+        _, view_op, view_args, view_kwargs, _ = view._view_of
+        rebased = apply(write_through_view, (old_base, view, view_op, view_args, view_kwargs), {})
+        _take_history(base, rebased._record)
+        _stamp(base)
+        view = base
+    return target
+
+
+def _stamp(tensor: Tensor) -> None:
+    """Mark a view's history as current for its buffer's version (so it is not cut again)."""
+    if tensor._view_of is not None:
+        tensor._view_of = (*tensor._view_of[:4], tensor._vc[0])
+
+
+def _bases(target: Tensor) -> list[Tensor]:
+    """The tensors ``target`` is a view of, nearest first."""
+    bases = []
+    view_of = target._view_of
+    while view_of is not None:
+        bases.append(view_of[0])
+        view_of = view_of[0]._view_of
+    return bases
+
+
+def _take_history(target: Tensor, record: Record | None) -> None:
+    """Make ``record`` (whose output now lives in ``target``'s buffer) ``target``'s history."""
     if record is not None:
-        # The record's output is now the target's buffer; remember the version it has after the write.
         record.out = target.data
         record.out_versions = ((target._vc, target._vc[0]),)
     target._record = record
     target._index = None
     target.requires_grad = record is not None
-    return target
+
+
+def _write_through_view(
+    base: Any, view: Any, view_op: Op, view_args: tuple[Any, ...], view_kwargs: Any
+) -> Any:
+    result = base.copy()
+    view_op.forward(result, *view_args, **view_kwargs)[...] = view
+    return result
+
+
+def _region(shape: tuple[int, ...], view_op: Op, view_args: tuple[Any, ...], view_kwargs: Any) -> Any:
+    """True where a view cut by ``view_op`` from an array of ``shape`` reads it."""
+    inside = np.zeros(shape, dtype=bool)
+    view_op.forward(inside, *view_args, **view_kwargs)[...] = True
+    return inside
+
+
+write_through_view = Op(
+    _write_through_view,
+    lambda g, out, base, view, view_op, view_args, view_kwargs: np.where(
+        _region(np.shape(base), view_op, view_args, view_kwargs), 0, g
+    ),
+    lambda g, out, base, view, view_op, view_args, view_kwargs: view_op(g, *view_args, **view_kwargs),
+    name="write through view",
+    shape_only=(0, 1),
+)
 
 
 def _snapshot(target: Tensor) -> Tensor:

@@ -38,7 +38,7 @@ class Tensor:
     array([2., 4., 6.])
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_record", "_index", "_vc", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_record", "_index", "_vc", "_view_of", "__weakref__")
     # numpy defers binary operators with an ndarray on the left to this class.
     __array_priority__ = 1000.0
 
@@ -55,6 +55,9 @@ class Tensor:
         self._record: Any = None
         self._index: int | None = None
         self._vc = [0]
+        # For a view made by a view op: (base tensor, op, the op's other arguments, its keyword arguments),
+        # so that writing through the view can rewrite the base's history.
+        self._view_of: Any = None
 
     # -- basic attributes ------------------------------------------------------------------------------
     @property
@@ -366,4 +369,5 @@ def new_tensor(data: Any, record: Any, index: int | None, version_counter: list[
     tensor._record = record
     tensor._index = index
     tensor._vc = version_counter
+    tensor._view_of = None
     return tensor

@@ -41,7 +41,7 @@ MATRIX = rng.standard_normal((3, 4))
 CASES = {
     "elementwise chain": lambda x: np.tanh(x) * np.sin(x) + x**2,
     "relu layer": lambda x: np.maximum(x @ MATRIX.T[: x.shape[-1], :] + 0.1, 0),
-    "broadcast add": lambda x: x + np.ones((2,) + x.shape),
+    "broadcast add": lambda x: x + np.ones((2, *x.shape)),
     "reshape and transpose": lambda x: np.transpose(np.reshape(np.exp(x), (-1, 1)) * np.ones(3)),
     "moveaxis swapaxes": lambda x: np.swapaxes(np.moveaxis(x[None, None] * np.ones((2, 1, 1)), 0, -1), 0, 1),
     "where": lambda x: np.where(x > 0, x**3, -x),
@@ -159,7 +159,9 @@ def test_diagonal_rows_keep_structure_and_densify_correctly():
     assert isinstance(scaled, DiagonalRows)
     np.testing.assert_array_equal(np.asarray(scaled), expected * np.array([1.0, 2.0, 3.0]))
     assert isinstance(np.where(values > 2, rows, 0), DiagonalRows)
-    np.testing.assert_array_equal(np.asarray(np.where(values > 2, rows, 0)), np.where(values > 2, expected, 0))
+    np.testing.assert_array_equal(
+        np.asarray(np.where(values > 2, rows, 0)), np.where(values > 2, expected, 0)
+    )
     # A factor that would broadcast the rows to a larger shape gives the dense result instead.
     wider = rows * np.ones((4, 2, 3))
     assert type(wider) is np.ndarray

@@ -199,16 +199,8 @@ def test_setitem_with_an_index_given_as_a_tensor(dtype):
 
 
 # -- augmented assignment through an index -----------------------------------------------------------------
-# ``y[index] += v`` is ``tmp = y[index]; tmp += v; y[index] = tmp``. With an advanced index ``tmp`` is a copy
-# and the pattern is recorded. With a basic index ``tmp`` is a view: ``tmp += v`` changes y's buffer before
-# y's history is rewritten, so backward refuses (the record that made y sees its output changed) rather than
-# give a wrong gradient. Recording it needs views that know their base, as PyTorch's do.
-BASIC_INDEX_AUGMENTED_ASSIGNMENT_REFUSED = pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="y[basic] += v on a recorded y is refused at backward: in-place writes through a view do not "
-    "yet rewrite the base's history",
-)
+# ``y[index] += v`` is ``tmp = y[index]; tmp += v; y[index] = tmp``. With an advanced index ``tmp`` is a copy;
+# with a basic index it is a view, and ``tmp += v`` rewrites y's history through it.
 
 
 def add_at(index: object):
@@ -220,7 +212,6 @@ def add_at(index: object):
     return updated
 
 
-@BASIC_INDEX_AUGMENTED_ASSIGNMENT_REFUSED
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("index", [(slice(1, None), 0), 1, Ellipsis], ids=["slices", "int", "ellipsis"])
 def test_augmented_assignment_with_a_basic_index(index, dtype):
