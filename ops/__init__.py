@@ -4,6 +4,30 @@ Importing this package registers every op with ``tape.registry``, which is how n
 methods find them. ``import tape`` does that; nothing here is compiled at import.
 """
 
-from . import elementwise, indexing, linalg, nondifferentiable, reductions, shape
+from . import (
+    elementwise,
+    indexing,
+    joining,
+    linalg,
+    nondifferentiable,
+    rearrange,
+    reductions,
+    selection,
+    shape,
+    special,
+    statistics,
+)
 
-__all__ = ["elementwise", "indexing", "linalg", "nondifferentiable", "reductions", "shape"]
+__all__ = [
+    "elementwise",
+    "indexing",
+    "joining",
+    "linalg",
+    "nondifferentiable",
+    "rearrange",
+    "reductions",
+    "selection",
+    "shape",
+    "special",
+    "statistics",
+]

@@ -28,6 +28,7 @@ from .tensor import Tensor
 registry.NAMED["in_place"] = apply_in_place
 
 import ops as _ops  # noqa: E402, F401  (registers the built-in ops with the registry)
+from ops.special import log_softmax, logsumexp, softmax  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -50,12 +51,15 @@ __all__ = [
     "is_grad_enabled",
     "jacobian",
     "jvp",
+    "log_softmax",
+    "logsumexp",
     "no_grad",
     "ones",
     "op",
     "rand",
     "randn",
     "set_grad_enabled",
+    "softmax",
     "tensor",
     "value_and_grad",
     "vjp",

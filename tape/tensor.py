@@ -248,6 +248,10 @@ class Tensor:
         """Return a copy whose gradient flows back to this tensor."""
         return registry.FUNCTIONS[np.copy](self)
 
+    def compress(self, condition: Any, axis: Any = None) -> Tensor:
+        """The slices along ``axis`` where ``condition`` is true, as ``ndarray.compress``."""
+        return np.compress(condition, self, axis=axis)
+
     def flatten(self, order: str = "C") -> Tensor:
         """Return a flattened copy, as ``ndarray.flatten``."""
         return np.ravel(self, order=order).copy()
@@ -342,7 +346,6 @@ for _func in (
     np.argmin,
     np.argsort,
     np.clip,
-    np.compress,
     np.cumprod,
     np.cumsum,
     np.diagonal,

@@ -1,0 +1,200 @@
+"""Special functions of machine learning: ``logsumexp``, ``softmax`` and ``log_softmax``, each an op with its
+own VJP.
+
+All three subtract the maximum along the reduced axes before exponentiating, so huge inputs (1e308) do not
+overflow and ``-inf`` entries (masked-out logits) are exact zeros of probability. The VJPs are written with
+numpy on the op's own output, so under ``create_graph`` they are recorded and give second derivatives.
+
+Tensors in give tensors out (recorded when an input requires grad); plain arrays in give plain arrays out.
+numpy has no such functions, so these are called directly (``tape.softmax(x)``), not through numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.array_utils import normalize_axis_tuple
+
+from tape.op import Op
+
+from .reductions import restore_axes
+
+Axis = int | tuple[int, ...] | None
+
+
+def _axes(axis: Axis, ndim: int) -> tuple[int, ...]:
+    """``axis`` as a tuple of non-negative axes, checked (an out-of-range axis raises ``AxisError``)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if ndim == 0 and isinstance(axis, int | np.integer) and axis in (0, -1):
+        return ()  # numpy's reductions read axis 0 or -1 of a 0-d array as no axis at all
+    return normalize_axis_tuple(axis, ndim)
+
+
+def _floating(x: Any) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+
+def _shift(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The maximum along ``axes`` (kept as length-one axes), or 0 where it is not finite.
+
+    Subtracting it keeps ``exp`` from overflowing. An all ``-inf`` (or empty) slice has maximum ``-inf``,
+    and subtracting that would give ``-inf - -inf = nan``: 0 keeps such a slice at ``exp(-inf) = 0``.
+    """
+    largest = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
+    return np.where(np.isfinite(largest), largest, 0).astype(x.dtype)
+
+
+def _finite_or_zero(value: Any) -> Any:
+    return np.where(np.isfinite(value), value, 0)
+
+
+# -- logsumexp ---------------------------------------------------------------------------------------------
+def _logsumexp(x: Any, b: Any = None, axis: Axis = None, keepdims: bool = False) -> Any:
+    x = _floating(x)
+    if b is not None:
+        x, b = np.broadcast_arrays(x, b)
+    axes = _axes(axis, x.ndim)
+    # Entries of weight zero take no part, even where x is infinite.
+    shift = _shift(x if b is None else np.where(b != 0, x, -np.inf).astype(x.dtype), axes)
+    with np.errstate(over="ignore"):  # x - max can only overflow to -inf, whose exp is the right 0
+        terms = np.exp(x - shift)
+    if b is not None:
+        terms = b * np.where(b != 0, terms, 0)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer for an all -inf slice
+        total = np.log(np.sum(terms, axis=axes, keepdims=True)) + shift
+    return total if keepdims else np.squeeze(total, axis=axes)
+
+
+def _logsumexp_weights(g: Any, out: Any, x: Any, b: Any, axis: Axis, keepdims: bool) -> Any:
+    """``g * exp(x - logsumexp)``, ``g`` spread over the reduced axes, in the shape ``x`` and ``b`` broadcast
+    to: the cotangent of ``b``, and of ``x`` before the weights. 0 in an all ``-inf`` slice."""
+    shape = np.shape(x) if b is None else np.broadcast_shapes(np.shape(x), np.shape(b))
+    axes = _axes(axis, len(shape))
+    total = restore_axes(out, len(shape), axes, keepdims)
+    with np.errstate(over="ignore"):  # as in the forward: -big - big is -inf, and its exp is 0
+        weights = np.exp(x - _finite_or_zero(total))
+    weighted = restore_axes(g, len(shape), axes, keepdims) * weights
+    # With x broadcast against b, every weight that x meets takes its cotangent.
+    return weighted if np.shape(weighted) == shape else np.broadcast_to(weighted, shape)
+
+
+def _logsumexp_vjp_x(
+    g: Any, out: Any, x: Any, b: Any = None, axis: Axis = None, keepdims: bool = False
+) -> Any:
+    weighted = _logsumexp_weights(g, out, x, b, axis, keepdims)
+    return weighted if b is None else weighted * b
+
+
+def _logsumexp_vjp_b(
+    g: Any, out: Any, x: Any, b: Any = None, axis: Axis = None, keepdims: bool = False
+) -> Any:
+    return _logsumexp_weights(g, out, x, b, axis, keepdims)
+
+
+logsumexp_op = Op(_logsumexp, _logsumexp_vjp_x, _logsumexp_vjp_b, name="logsumexp")
+
+
+def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False, b: Any = None) -> Any:
+    """``log(sum(b * exp(x)))`` over ``axis``, computed without overflow.
+
+    Parameters
+    ----------
+    x : tensor or array.
+    axis : None (all axes), an int or a tuple of ints, possibly negative.
+    keepdims : keep the reduced axes with length one.
+    b : optional non-negative weights broadcasting against ``x`` (differentiable too); where a weight is
+        zero, its entry takes no part.
+
+    Returns
+    -------
+    A tensor for tensor inputs, an array for arrays. An all ``-inf`` (or empty) slice gives ``-inf``, and
+    gradient zero to its entries.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> x = tape.tensor([0.0, np.log(3.0)], requires_grad=True)
+    >>> y = tape.logsumexp(x)
+    >>> y.backward()
+    >>> round(float(y.data), 6), x.grad
+    (1.386294, array([0.25, 0.75]))
+    """
+    return logsumexp_op(x, b, axis=axis, keepdims=keepdims)
+
+
+# -- softmax -----------------------------------------------------------------------------------------------
+def _softmax(x: Any, axis: Axis = -1) -> Any:
+    x = _floating(x)
+    axes = _axes(axis, x.ndim)
+    with np.errstate(over="ignore"):  # x - max can only overflow to -inf, whose exp is the right 0
+        exponentials = np.exp(x - _shift(x, axes))
+    return exponentials / np.sum(exponentials, axis=axes, keepdims=True)
+
+
+def _softmax_vjp(g: Any, out: Any, x: Any, axis: Axis = -1) -> Any:
+    return out * (g - np.sum(g * out, axis=_axes(axis, np.ndim(out)), keepdims=True))
+
+
+softmax_op = Op(_softmax, _softmax_vjp, name="softmax", shape_only=(0,))
+
+
+def softmax(x: Any, axis: Axis = -1) -> Any:
+    """``exp(x) / sum(exp(x))`` along ``axis``, computed without overflow.
+
+    Parameters
+    ----------
+    x : tensor or array.
+    axis : an int (the last axis by default), a tuple of ints, or None for all axes.
+
+    Returns
+    -------
+    A tensor for tensor inputs, an array for arrays, of ``x``'s shape. ``-inf`` entries get probability 0;
+    a slice that is entirely ``-inf`` has no softmax and gives ``nan``.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> tape.softmax(np.array([0.0, np.log(3.0)]))
+    array([0.25, 0.75])
+    """
+    return softmax_op(x, axis=axis)
+
+
+# -- log_softmax -------------------------------------------------------------------------------------------
+def _log_softmax(x: Any, axis: Axis = -1) -> Any:
+    x = _floating(x)
+    axes = _axes(axis, x.ndim)
+    with np.errstate(over="ignore", divide="ignore"):  # -inf is the right log-probability there
+        shifted = x - _shift(x, axes)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
+
+
+def _log_softmax_vjp(g: Any, out: Any, x: Any, axis: Axis = -1) -> Any:
+    return g - np.exp(out) * np.sum(g, axis=_axes(axis, np.ndim(out)), keepdims=True)
+
+
+log_softmax_op = Op(_log_softmax, _log_softmax_vjp, name="log_softmax", shape_only=(0,))
+
+
+def log_softmax(x: Any, axis: Axis = -1) -> Any:
+    """``x - logsumexp(x)`` along ``axis``: the log of ``softmax``, exact where ``softmax`` underflows.
+
+    Parameters
+    ----------
+    x : tensor or array.
+    axis : an int (the last axis by default), a tuple of ints, or None for all axes.
+
+    Returns
+    -------
+    A tensor for tensor inputs, an array for arrays, of ``x``'s shape. ``-inf`` entries stay ``-inf``.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> tape.log_softmax(np.array([0.0, 1000.0]))
+    array([-1000.,     0.])
+    """
+    return log_softmax_op(x, axis=axis)
