@@ -5,6 +5,7 @@ methods find them. ``import tape`` does that; nothing here is compiled at import
 """
 
 from . import (
+    decompositions,
     elementwise,
     indexing,
     joining,
@@ -19,6 +20,7 @@ from . import (
 )
 
 __all__ = [
+    "decompositions",
     "elementwise",
     "indexing",
     "joining",
