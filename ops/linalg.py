@@ -30,9 +30,10 @@ def _matmul_vjp_x(g: Any, out: Any, x: Any, y: Any) -> Any:
     if np.ndim(y) == 1:
         # out[..., i] = sum_k x[..., i, k] y[k]  (or a scalar when x is 1-D too)
         return np.expand_dims(g, -1) * y
-    if np.ndim(x) == 1:
+    if np.ndim(x) == 1 and np.ndim(y) > 2:
         # out[..., j] = sum_k x[k] y[..., k, j]
         return np.squeeze(np.matmul(y, np.expand_dims(g, -1)), -1)
+    # Also x 1-D with y a matrix: g @ y.T, which keeps a batch of cotangents (jacobian's rows) in front.
     return np.matmul(g, np.swapaxes(y, -1, -2))
 
 
@@ -67,7 +68,8 @@ def _matmul(x: Any, y: Any) -> Any:
         raise
 
 
-matmul = Op(_matmul, _matmul_vjp_x, _matmul_vjp_y, name="matmul")
+# Every VJP above also takes cotangents with leading batch axes (jacobian's rows).
+matmul = Op(_matmul, _matmul_vjp_x, _matmul_vjp_y, name="matmul", batched=True)
 implements(np.matmul)(matmul)
 
 

@@ -180,3 +180,24 @@ def test_jacobian_of_a_product_in_both_dtypes(dtype, data):
     jac = tape.jacobian(lambda x: x * y + x**2)(x)
     assert jac.dtype == dtype
     np.testing.assert_allclose(jac, np.diag(y + 2 * x), rtol=1e-6)
+
+
+MATMULS = {
+    "vector @ matrix": ((3,), (3, 2)),
+    "matrix @ vector": ((2, 3), (3,)),
+    "vector @ vector": ((3,), (3,)),
+    "matrix @ matrix": ((2, 3), (3, 4)),
+    "stack @ matrix": ((2, 2, 3), (3, 2)),
+    "vector @ stack": ((3,), (2, 3, 2)),
+    "stack @ vector": ((2, 2, 3), (3,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MATMULS))
+def test_batched_matmul_vjps_match_row_by_row(name):
+    x_shape, y_shape = MATMULS[name]
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal(x_shape), rng.standard_normal(y_shape)
+    for argnum, f in ((0, lambda x: np.tanh(x @ y)), (1, lambda y: np.tanh(x @ y))):
+        point = (x, y)[argnum]
+        np.testing.assert_allclose(tape.jacobian(f)(point), rows_one_by_one(f, point), rtol=1e-12, atol=1e-14)
