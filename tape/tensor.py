@@ -101,8 +101,15 @@ class Tensor:
         return registry.FUNCTIONS[np.swapaxes](self, -1, -2)
 
     def numpy(self) -> np.ndarray:
-        """Return the data as a numpy array (the tensor's own buffer, not a copy)."""
-        return self.data
+        """Return the data as a read-only numpy view of the tensor's buffer (no copy).
+
+        Records may have saved this buffer for backward, and a write through a plain array is invisible to
+        the tape, so the view refuses writes. Change a tensor with its own operators (``t += 1``,
+        ``t[i] = v``, which are recorded or refused), or write ``t.numpy().copy()`` for an array of your own.
+        """
+        view = self.data.view()
+        view.flags.writeable = False
+        return view
 
     def item(self) -> Any:
         """Return the only element as a Python scalar."""

@@ -166,3 +166,16 @@ def test_a_reshape_that_copies_is_not_treated_as_a_view():
     assert y.data.max() < 100  # numpy did not write y
     y.sum().backward()
     np.testing.assert_allclose(x.grad, np.ones((2, 3)))
+
+
+def test_numpy_gives_a_read_only_view_so_saved_values_cannot_change_behind_the_tape():
+    x = tape.tensor([1.0, 2.0], requires_grad=True)
+    y = np.exp(x)
+    array = y.numpy()
+    assert np.shares_memory(array, y.data)
+    with pytest.raises(ValueError, match="read-only"):
+        array[0] = 5.0
+    y += 1.0  # the tensor's own in-place op is recorded, and the view shows it, as numpy views do
+    np.testing.assert_allclose(array, np.exp([1.0, 2.0]) + 1)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.exp([1.0, 2.0]))

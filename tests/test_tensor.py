@@ -40,7 +40,7 @@ def test_conversions():
     t = tape.tensor([[1.5, 2.0], [3.0, 4.0]], requires_grad=True)
     assert np.asarray(t) is t.data
     assert np.asarray(t, dtype=np.float32).dtype == np.float32
-    assert t.numpy() is t.data
+    assert np.shares_memory(t.numpy(), t.data) and not t.numpy().flags.writeable
     assert t.tolist() == [[1.5, 2.0], [3.0, 4.0]]
     assert t[0, 0].item() == 1.5
     assert float(t[0, 0]) == 1.5 and int(t[1, 1]) == 4
