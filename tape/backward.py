@@ -136,8 +136,10 @@ class _Sweep:
 
     def run(self, retain_graph: bool) -> None:
         queue, pending, create_graph, send = self.queue, self.pending, self.create_graph, self.send
+        capture, batch = self.capture, self.batch
+        heappop, heappush = heapq.heappop, heapq.heappush
         while queue:
-            record = heapq.heappop(queue)[1]
+            record = heappop(queue)[1]
             g = pending.pop(record)
             args = record.args
             if args is None:
@@ -148,19 +150,19 @@ class _Sweep:
             for argnum, _, _, counter, version in record.inputs:
                 if counter[0] != version:
                     _raise_modified(record, argnum, counter, version)
-            for k, (counter, version) in enumerate(record.out_versions):
+            for counter, version in record.out_versions:
                 if counter[0] != version:
-                    _raise_modified(record, -1 - k, counter, version)
+                    _raise_output_modified(record)
             out = record.out
             if type(g) is list:
                 g = tuple(
-                    _zeros_for(item, self.batch) if slot is None else slot
+                    _zeros_for(item, batch) if slot is None else slot
                     for slot, item in zip(g, out, strict=True)
                 )
-            if record in self.capture:
+            if capture and record in capture:
                 self.captured[record] = g
-            if self.batch is not None:
-                for node, index, cotangent in batched_cotangents(record, g, self.batch):
+            if batch is not None:
+                for node, index, cotangent in batched_cotangents(record, g, batch):
                     send(node, index, cotangent)
                 if not retain_graph:
                     record.release()
@@ -195,7 +197,7 @@ class _Sweep:
                     received = pending.get(node)
                     if received is None:
                         pending[node] = cotangent
-                        heapq.heappush(queue, (-node.position, node))
+                        heappush(queue, (-node.position, node))
                     else:
                         pending[node] = received + cotangent
                 else:
@@ -248,6 +250,12 @@ def _zeros_for(output: Any, batch: int | None) -> Any:
 
 def _output_count(record: Record) -> int:
     return len(record.out)
+
+
+def _raise_output_modified(record: Record) -> None:
+    for k, (counter, version) in enumerate(record.out_versions):
+        if counter[0] != version:
+            _raise_modified(record, -1 - k, counter, version)
 
 
 def _raise_modified(record: Record, argnum: int, counter: list[int], version: int) -> None:

@@ -99,9 +99,6 @@ class Op:
             return True
         return argnum < len(self.vjps) and self.vjps[argnum] is not None
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return apply(self, args, kwargs)
-
     def __repr__(self) -> str:
         return f"<Op {self.name}>"
 
@@ -126,6 +123,11 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     With no tensor among ``args`` the result is a plain array (this is how VJPs calling other ops stay
     cheap in first-order backward); otherwise it is a ``Tensor``.
     """
+    return _call(op, *args, **kwargs)
+
+
+def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
+    # ``Op.__call__`` itself: the per-op hot path, kept in one frame.
     values = list(args)
     tensor_argnums = []
     for argnum, arg in enumerate(args):
@@ -144,44 +146,37 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if type(out) is tuple:
             return _wrap_outputs(op, args, values, kwargs, tensor_argnums, out)
         out = np.asarray(out)
+    view_of = None
     if op.view and isinstance(args[0], Tensor) and np.may_share_memory(out, values[0]):
-        view = _wrap(op, args, values, kwargs, tensor_argnums, out, args[0]._vc)
-        # The view remembers how it was cut from its base, so a write through it can rewrite the base.
-        view._view_of = (args[0], op, tuple(values[1:]), kwargs, args[0]._vc[0])
-        return view
-    return _wrap(op, args, values, kwargs, tensor_argnums, out, [0])
-
-
-def _wrap(
-    op: Op,
-    args: tuple[Any, ...],
-    values: list[Any],
-    kwargs: dict[str, Any],
-    tensor_argnums: list[int],
-    out: np.ndarray,
-    counter: list[int],
-) -> Tensor:
-    """The output tensor of ``op``, with a record when an input requires grad and recording is on."""
-    if out.dtype.kind != "f" or not state.grad_enabled:
-        return new_tensor(out, None, None, counter)
-    inputs = []
-    differentiable = False
-    shape_only = op.shape_only
-    for argnum in tensor_argnums:
-        tensor = args[argnum]
-        checked = _UNCHECKED if argnum in shape_only else tensor._vc
-        if tensor.requires_grad:
-            differentiable = True
-            inputs.append((argnum, tensor._record or tensor, tensor._index, checked, checked[0]))
-        else:
-            inputs.append((argnum, None, None, checked, checked[0]))
-    if not differentiable:
-        return new_tensor(out, None, None, counter)
-    _check_differentiable(op, inputs)
-    # A view op's VJP never reads its output, which later writes to the shared buffer may change.
-    out_versions = _VIEW_OUTPUT if op.view else ((counter, counter[0]),)
-    record = Record(op, tuple(values), kwargs, tuple(inputs), out, out_versions)
-    return new_tensor(out, record, None, counter)
+        # The view shares its base's buffer and version counter, and remembers how it was cut, so a write
+        # through it can rewrite the base's history.
+        counter = args[0]._vc
+        view_of = (args[0], op, tuple(values[1:]), kwargs, counter[0])
+    else:
+        counter = [0]
+    record = None
+    if out.dtype.kind == "f" and state.grad_enabled:
+        inputs = []
+        differentiable = False
+        shape_only = op.shape_only
+        for argnum in tensor_argnums:
+            tensor = args[argnum]
+            checked = _UNCHECKED if argnum in shape_only else tensor._vc
+            if tensor.requires_grad:
+                if op.backward is None and (argnum >= len(op.vjps) or op.vjps[argnum] is None):
+                    _refuse_non_differentiable(op, argnum)
+                differentiable = True
+                inputs.append((argnum, tensor._record or tensor, tensor._index, checked, checked[0]))
+            else:
+                inputs.append((argnum, None, None, checked, checked[0]))
+        if differentiable:
+            # A view op's VJP never reads its output, which later writes to the shared buffer may change.
+            out_versions = _VIEW_OUTPUT if view_of is not None else ((counter, counter[0]),)
+            record = Record(op, tuple(values), kwargs, tuple(inputs), out, out_versions)
+    result = new_tensor(out, record, None, counter)
+    if view_of is not None:
+        result._view_of = view_of
+    return result
 
 
 def refresh_view(view: Tensor) -> None:
@@ -209,13 +204,20 @@ def _with_context(op: Op, values: list[Any], error: Exception) -> Exception:
     return type(error)(f"{op.name}: {message} (array arguments of shapes {shapes}; dtypes {dtypes})")
 
 
+Op.__call__ = _call  # type: ignore[method-assign]
+
+
 def _check_differentiable(op: Op, inputs: list[tuple[int, Any, int | None, list[int], int]]) -> None:
     for argnum, node, _, _, _ in inputs:
         if node is not None and not op.differentiable(argnum):
-            raise TypeError(
-                f"{op.name}: argument {argnum} requires grad but {op.name} has no gradient with "
-                f"respect to it; pass it detached (x.detach()) or define a VJP for it with tape.Op"
-            )
+            _refuse_non_differentiable(op, argnum)
+
+
+def _refuse_non_differentiable(op: Op, argnum: int) -> None:
+    raise TypeError(
+        f"{op.name}: argument {argnum} requires grad but {op.name} has no gradient with "
+        f"respect to it; pass it detached (x.detach()) or define a VJP for it with tape.Op"
+    )
 
 
 def _wrap_outputs(

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import dispatch, registry
+from .grad_mode import state
 
 _FLOAT_KINDS = "f"
 _UFUNCS = registry.UFUNCS
@@ -155,9 +156,23 @@ class Tensor:
 
     # -- conversion --------------------------------------------------------------------------------------
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if dtype is not None and self.requires_grad and state.grad_enabled:
+            # numpy asks for a dtype when it writes a tensor into an array (``array[i] = t``): the values
+            # would arrive without their gradient, so say so rather than drop it silently.
+            raise TypeError(
+                f"a tensor that requires grad (shape {self.shape}, {self.dtype.name}) was converted to a "
+                f"numpy array of dtype {np.dtype(dtype).name}, which would drop its gradient; build the "
+                "result from tensors (np.stack, np.concatenate, or t[i] = v on a tensor such as "
+                "tape.zeros(...)), or pass t.detach() if no gradient is wanted"
+            )
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
             return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if copy:
+            return self.data.copy()
+        if self.requires_grad:
+            # Records may have saved this buffer: a write through a plain array would go unnoticed.
+            return self.numpy()
+        return self.data
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")

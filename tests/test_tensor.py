@@ -38,8 +38,12 @@ def test_integer_and_boolean_tensors_cannot_require_grad(data):
 
 def test_conversions():
     t = tape.tensor([[1.5, 2.0], [3.0, 4.0]], requires_grad=True)
-    assert np.asarray(t) is t.data
-    assert np.asarray(t, dtype=np.float32).dtype == np.float32
+    assert np.shares_memory(np.asarray(t), t.data) and not np.asarray(t).flags.writeable
+    assert np.asarray(t.detach(), dtype=np.float32).dtype == np.float32
+    with pytest.raises(TypeError, match="would drop its gradient"):
+        np.zeros(2)[:] = t[0]  # numpy would copy the values and lose the gradient
+    with tape.no_grad():
+        assert np.asarray(t, dtype=np.float32).dtype == np.float32
     assert np.shares_memory(t.numpy(), t.data) and not t.numpy().flags.writeable
     assert t.tolist() == [[1.5, 2.0], [3.0, 4.0]]
     assert t[0, 0].item() == 1.5
