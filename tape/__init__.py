@@ -30,6 +30,8 @@ registry.NAMED["in_place"] = apply_in_place
 import ops as _ops  # noqa: E402, F401  (registers the built-in ops with the registry)
 from ops.special import log_softmax, logsumexp, softmax  # noqa: E402
 
+from . import nn  # noqa: E402  (layers, losses and optimizers, built on the ops above)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "jvp",
     "log_softmax",
     "logsumexp",
+    "nn",
     "no_grad",
     "ones",
     "op",

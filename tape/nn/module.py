@@ -1,0 +1,480 @@
+"""``Parameter``, ``Module`` and the containers (``Sequential``, ``ModuleList``, ``ModuleDict``), and saving a
+module (and optimizer) to one ``.npz`` file.
+
+A ``Module`` registers the ``Parameter``s and sub-modules assigned to its attributes, as torch's does, so
+``parameters()``, ``state_dict()`` and ``train()``/``eval()`` reach the whole tree. Buffers (running
+statistics) are plain numpy arrays registered with ``register_buffer``. This file holds no layer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..grad_mode import no_grad
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A tensor that requires grad and that a ``Module`` registers when assigned to one of its attributes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Parameter(np.zeros(3))
+    >>> p.requires_grad, isinstance(p, Tensor)
+    (True, True)
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        array = data.data if isinstance(data, Tensor) else np.asarray(data)
+        if array.dtype.kind != "f":
+            raise TypeError(f"Parameter: expected floating-point data, got dtype {array.dtype.name}")
+        super().__init__(array, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of layers and models: subclasses set parameters and sub-modules in ``__init__`` and
+    compute in ``forward``; calling the module calls ``forward``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Scale(Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.factor = Parameter(np.ones(1))
+    ...     def forward(self, x):
+    ...         return x * self.factor
+    >>> [name for name, _ in Scale().named_parameters()]
+    ['factor']
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # -- registration ------------------------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__}: call super().__init__() before assigning attributes ({name!r})"
+            )
+        if name in self._buffers and (value is None or isinstance(value, np.ndarray)):
+            self._buffers[name] = value
+            return
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self.__dict__.pop(name, None)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self.__dict__.pop(name, None)
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when ordinary lookup fails: parameters, buffers and sub-modules live in their dicts.
+        state = self.__dict__
+        for registry in ("_parameters", "_buffers", "_modules"):
+            if registry in state and name in state[registry]:
+                return state[registry][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for registry in (self._parameters, self._buffers, self._modules):
+            if name in registry:
+                del registry[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, parameter: Parameter | None) -> None:
+        """Register ``parameter`` under ``name`` (``None`` marks an absent one, as a bias-free layer's)."""
+        if parameter is not None and not isinstance(parameter, Parameter):
+            raise TypeError(f"register_parameter: expected a Parameter, got {type(parameter).__name__}")
+        self.__dict__.pop(name, None)
+        self._parameters[name] = parameter
+
+    def register_buffer(self, name: str, array: np.ndarray | None) -> None:
+        """Register a plain array saved in ``state_dict`` but not trained (running statistics)."""
+        self.__dict__.pop(name, None)
+        self._buffers[name] = None if array is None else np.asarray(array)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` as a child under ``name``."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: expected a Module, got {type(module).__name__}")
+        self.__dict__.pop(name, None)
+        self._modules[name] = module
+
+    # -- traversal ---------------------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every module below it, with dotted names, each once."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [
+                (f"{name}.{child_name}" if name else child_name, child)
+                for child_name, child in module._modules.items()
+                if child is not None
+            ]
+            stack.extend(reversed(children))
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every module below it."""
+        for _, module in self.named_modules():
+            yield module
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The direct sub-modules with their names."""
+        for name, module in self._modules.items():
+            if module is not None:
+                yield name, module
+
+    def children(self) -> Iterator[Module]:
+        """The direct sub-modules."""
+        for _, module in self.named_children():
+            yield module
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Every parameter of the tree with its dotted name; a parameter shared by two modules comes once."""
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, parameter in module._parameters.items():
+                if parameter is None or id(parameter) in seen:
+                    continue
+                seen.add(id(parameter))
+                yield (f"{module_name}.{name}" if module_name else name), parameter
+
+    def parameters(self) -> Iterator[Parameter]:
+        """Every parameter of the tree (what an optimizer is given)."""
+        for _, parameter in self.named_parameters():
+            yield parameter
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Every buffer of the tree with its dotted name."""
+        for module_name, module in self.named_modules():
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), buffer
+
+    # -- modes and gradients -----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (dropout active, batch statistics) on the whole tree; return self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Set evaluation mode on the whole tree; return self."""
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (sets ``.grad`` to None, as torch's default)."""
+        for parameter in self.parameters():
+            parameter.grad = None
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze every parameter; return self."""
+        for parameter in self.parameters():
+            parameter.requires_grad_(requires_grad)
+        return self
+
+    # -- state -------------------------------------------------------------------------------------------
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Copies of every parameter's and buffer's values, keyed by dotted name.
+
+        Examples
+        --------
+        >>> from tape.nn import Linear
+        >>> list(Linear(2, 3).state_dict())
+        ['weight', 'bias']
+        """
+        state: OrderedDict[str, np.ndarray] = OrderedDict()
+        for module_name, module in self.named_modules():
+            dotted = f"{module_name}." if module_name else ""
+            for name, parameter in module._parameters.items():
+                if parameter is not None:
+                    state[dotted + name] = parameter.data.copy()
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    state[dotted + name] = np.array(buffer, copy=True)
+        return state
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> tuple[list[str], list[str]]:
+        """Copy values into the parameters and buffers in place; return (missing keys, unexpected keys).
+
+        With ``strict`` (the default) missing or unexpected keys raise a ``KeyError`` listing them. A shape
+        mismatch always raises a ``ValueError`` naming the key and both shapes; nothing is written then.
+        """
+        targets: dict[str, tuple[Module, str, bool]] = {}
+        for module_name, module in self.named_modules():
+            dotted = f"{module_name}." if module_name else ""
+            for name, parameter in module._parameters.items():
+                if parameter is not None:
+                    targets[dotted + name] = (module, name, True)
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    targets[dotted + name] = (module, name, False)
+        missing = [key for key in targets if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in targets]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
+            )
+        mismatched = []
+        for key, (module, name, _) in targets.items():
+            if key in state_dict:
+                current = getattr(module, name)
+                shape = np.shape(
+                    state_dict[key].data if isinstance(state_dict[key], Tensor) else state_dict[key]
+                )
+                if shape != current.shape:
+                    mismatched.append(f"{key}: expected shape {current.shape}, got {shape}")
+        if mismatched:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: shape mismatch for " + "; ".join(mismatched)
+            )
+        with no_grad():
+            for key, (module, name, is_parameter) in targets.items():
+                if key not in state_dict:
+                    continue
+                value = state_dict[key]
+                value = value.data if isinstance(value, Tensor) else np.asarray(value)
+                if is_parameter:
+                    module._parameters[name][...] = value  # in place: bumps the version counter
+                else:
+                    np.copyto(module._buffers[name], value, casting="same_kind")
+        return missing, unexpected
+
+    # -- calling and printing ----------------------------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        """The text inside this module's parentheses in ``repr`` (its settings)."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        extra = self.extra_repr()
+        if extra:
+            lines.extend(extra.split("\n"))
+        for name, module in self._modules.items():
+            child = repr(module).replace("\n", "\n  ")
+            lines.append(f"({name}): {child}")
+        if not self._modules:
+            return f"{type(self).__name__}({extra})"
+        body = "\n  ".join(lines)
+        return f"{type(self).__name__}(\n  {body}\n)"
+
+    def __dir__(self) -> list[str]:
+        return sorted(
+            set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules)
+        )
+
+
+class Sequential(Module):
+    """Modules applied one after the other; ``Sequential(a, b)(x)`` is ``b(a(x))``.
+
+    Examples
+    --------
+    >>> from tape.nn import Linear, ReLU
+    >>> model = Sequential(Linear(2, 4), ReLU(), Linear(4, 1))
+    >>> len(model), type(model[1]).__name__
+    (3, 'ReLU')
+    """
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], Mapping):
+            for name, module in modules[0].items():
+                self.add_module(name, module)
+        else:
+            for index, module in enumerate(modules):
+                self.add_module(str(index), module)
+
+    def forward(self, x: Any) -> Any:
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def __getitem__(self, index: int | slice) -> Any:
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*modules[index])
+        return modules[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end; return self."""
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (for a variable number of layers).
+
+    Examples
+    --------
+    >>> from tape.nn import Linear
+    >>> layers = ModuleList([Linear(2, 2) for _ in range(3)])
+    >>> len(list(layers.parameters()))
+    6
+    """
+
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
+        super().__init__()
+        self.extend(modules)
+
+    def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end; return self."""
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """Add each of ``modules`` at the end; return self."""
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __getitem__(self, index: int | slice) -> Any:
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            return ModuleList(modules[index])
+        return modules[index]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        key = list(self._modules)[index]
+        self.add_module(key, module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """A dict of modules whose parameters are registered, in insertion order.
+
+    Examples
+    --------
+    >>> from tape.nn import Linear, Tanh
+    >>> heads = ModuleDict({"encoder": Linear(2, 2), "activation": Tanh()})
+    >>> list(heads.keys())
+    ['encoder', 'activation']
+    """
+
+    def __init__(self, modules: Mapping[str, Module] | None = None) -> None:
+        super().__init__()
+        for name, module in (modules or {}).items():
+            self.add_module(name, module)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def keys(self) -> Iterable[str]:
+        return self._modules.keys()
+
+    def values(self) -> Iterable[Module]:
+        return self._modules.values()
+
+    def items(self) -> Iterable[tuple[str, Module]]:
+        return self._modules.items()
+
+
+# -- saving and loading --------------------------------------------------------------------------------------
+_MODULE_PREFIX = "module/"
+_OPTIMIZER_PREFIX = "optimizer/"
+
+
+def save(path: Any, module: Module, optimizer: Any = None) -> None:
+    """Write ``module``'s state (and ``optimizer``'s, when given) to one ``.npz`` file at ``path``.
+
+    numpy adds the ``.npz`` suffix when ``path`` lacks it. Nothing is pickled.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from tape.nn import Linear
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> save(path, Linear(2, 1))
+    """
+    arrays = {_MODULE_PREFIX + key: value for key, value in module.state_dict().items()}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for index, parameter_state in state["state"].items():
+            for key, value in parameter_state.items():
+                arrays[f"{_OPTIMIZER_PREFIX}state/{index}/{key}"] = np.asarray(value)
+        arrays[_OPTIMIZER_PREFIX + "param_groups"] = np.array(json.dumps(state["param_groups"]))
+    np.savez(path, **arrays)
+
+
+def load(path: Any, module: Module, optimizer: Any = None, strict: bool = True) -> None:
+    """Read a file written by ``save`` into ``module`` (and ``optimizer``), in place.
+
+    Raises ``KeyError`` listing missing and unexpected keys (with ``strict``), ``ValueError`` on shape
+    mismatches, and ``KeyError`` when an optimizer is asked for but the file holds none.
+    """
+    with np.load(path, allow_pickle=False) as archive:
+        module_state = {
+            key[len(_MODULE_PREFIX) :]: archive[key]
+            for key in archive.files
+            if key.startswith(_MODULE_PREFIX)
+        }
+        module.load_state_dict(module_state, strict=strict)
+        if optimizer is None:
+            return
+        groups_key = _OPTIMIZER_PREFIX + "param_groups"
+        if groups_key not in archive.files:
+            raise KeyError(f"load: {path} holds no optimizer state")
+        state: dict[int, dict[str, Any]] = {}
+        for key in archive.files:
+            if key.startswith(_OPTIMIZER_PREFIX + "state/"):
+                _, _, index, name = key.split("/", 3)
+                value = archive[key]
+                state.setdefault(int(index), {})[name] = value.item() if value.ndim == 0 else value
+        optimizer.load_state_dict({"state": state, "param_groups": json.loads(str(archive[groups_key]))})

@@ -1,0 +1,487 @@
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad), learning-rate schedulers and ``clip_grad_norm_``.
+
+Each ``step`` reads ``p.grad``, computes the update with numpy on plain arrays (the optimizer's state is
+plain arrays too) and applies it with one in-place tensor operation under ``no_grad``, which bumps the
+parameter's version counter so that a record still holding the old value refuses to run backward. The
+update rules are torch's documented ones, so the same hyperparameters give the same trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..grad_mode import no_grad
+from ..tensor import Tensor
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "Optimizer",
+    "RMSprop",
+    "StepLR",
+    "clip_grad_norm_",
+]
+
+
+def _gradient(parameter: Tensor) -> np.ndarray | None:
+    grad = parameter.grad
+    if grad is None:
+        return None
+    return grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+
+
+class Optimizer:
+    """Base class: holds ``param_groups`` (lists of parameters with their hyperparameters) and per-parameter
+    ``state``; subclasses define ``defaults`` and ``_update``.
+
+    ``params`` is an iterable of tensors, or of dicts ``{"params": [...], "lr": ...}`` for groups with
+    their own hyperparameters.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.state: dict[int, dict[str, Any]] = {}
+        self.param_groups: list[dict[str, Any]] = []
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Add a group of parameters; hyperparameters it does not name take the defaults."""
+        parameters = list(group["params"])
+        for parameter in parameters:
+            if not isinstance(parameter, Tensor) or not parameter.requires_grad:
+                raise TypeError(f"{type(self).__name__}: can only optimize tensors that require grad")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in parameters):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+        self.param_groups.append({**self.defaults, **group, "params": parameters})
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``.grad = None``)."""
+        for group in self.param_groups:
+            for parameter in group["params"]:
+                parameter.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        with no_grad():
+            for group in self.param_groups:
+                for parameter in group["params"]:
+                    grad = _gradient(parameter)
+                    if grad is None:
+                        continue
+                    state = self.state.setdefault(id(parameter), {})
+                    update = self._update(parameter.data, grad, state, group)
+                    parameter -= update
+
+    def _update(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]):
+        raise NotImplementedError
+
+    def _indexed(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state (arrays and step counts, keyed by each parameter's position) and the hyperparameters."""
+        positions = {id(p): index for index, p in enumerate(self._indexed())}
+        state = {
+            positions[key]: {
+                name: (value.copy() if isinstance(value, np.ndarray) else value) for name, value in s.items()
+            }
+            for key, s in self.state.items()
+            if key in positions
+        }
+        groups = []
+        for group in self.param_groups:
+            entry = {key: value for key, value in group.items() if key != "params"}
+            entry["params"] = [positions[id(p)] for p in group["params"]]
+            groups.append(entry)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (for an optimizer built over the same parameters)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+            len(saved["params"]) != len(own["params"])
+            for saved, own in zip(groups, self.param_groups, strict=True)
+        ):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the saved groups have sizes "
+                f"{[len(g['params']) for g in groups]}, this optimizer's "
+                f"{[len(g['params']) for g in self.param_groups]}"
+            )
+        parameters = self._indexed()
+        self.state = {}
+        for index, saved in state_dict["state"].items():
+            parameter = parameters[int(index)]
+            restored = {}
+            for name, value in saved.items():
+                if isinstance(value, np.ndarray) and value.ndim > 0:
+                    if value.shape != parameter.shape:
+                        raise ValueError(
+                            f"{type(self).__name__}.load_state_dict: state {name!r} of parameter {index} has "
+                            f"shape "
+                            f"{value.shape}, the parameter {parameter.shape}"
+                        )
+                    value = value.astype(parameter.dtype, copy=True)
+                restored[name] = value
+            self.state[id(parameter)] = restored
+        for saved, own in zip(groups, self.param_groups, strict=True):
+            own.update({key: value for key, value in saved.items() if key != "params"})
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for index, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {index}")
+            lines.extend(f"    {key}: {value}" for key, value in sorted(group.items()) if key != "params")
+        return "\n".join([*lines, ")"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum (heavy-ball or Nesterov) and weight decay.
+
+    ``g = grad + weight_decay * p``; with momentum ``b = momentum * b + (1 - dampening) * g`` (``b = g`` at
+    the first step) and ``g = g + momentum * b`` (Nesterov) or ``g = b``; then ``p -= lr * g``.
+
+    Examples
+    --------
+    >>> import tape
+    >>> w = tape.tensor([1.0], requires_grad=True)
+    >>> w.grad = np.array([2.0])
+    >>> SGD([w], lr=0.1).step()
+    >>> w.data
+    array([0.8])
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(
+                f"SGD: lr, momentum and weight_decay must be non-negative, got {lr}, {momentum}, "
+                f"{weight_decay}"
+            )
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov
+        )
+        super().__init__(params, defaults)
+
+    def _update(self, value, grad, state, group):
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * value
+        momentum = group["momentum"]
+        if momentum:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = grad.copy()
+            else:
+                buffer = state["momentum_buffer"]
+                buffer *= momentum
+                buffer += (1 - group["dampening"]) * grad
+            buffer = state["momentum_buffer"]
+            grad = grad + momentum * buffer if group["nesterov"] else buffer
+        return group["lr"] * grad
+
+
+class Adam(Optimizer):
+    """Adam: running means of the gradient and its square, bias-corrected.
+
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``, ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` with
+    ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``; ``amsgrad`` uses the running maximum of ``v``.
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2); for decoupled decay use ``AdamW``.
+    """
+
+    _decoupled = False
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        if lr < 0 or eps < 0 or weight_decay < 0:
+            raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be non-negative")
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, defaults)
+
+    def _update(self, value, grad, state, group):
+        beta1, beta2 = group["betas"]
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        if weight_decay and not self._decoupled:
+            grad = grad + weight_decay * value
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(value)
+            state["exp_avg_sq"] = np.zeros_like(value)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(value)
+        state["step"] += 1
+        step = state["step"]
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg *= beta1
+        exp_avg += (1 - beta1) * grad
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        second = exp_avg_sq
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            second = state["max_exp_avg_sq"]
+        denominator = np.sqrt(second) / math.sqrt(1 - beta2**step) + group["eps"]
+        update = (lr / (1 - beta1**step)) * exp_avg / denominator
+        if weight_decay and self._decoupled:
+            update = update + (lr * weight_decay) * value
+        return update
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p -= lr * weight_decay * p`` besides the Adam step.
+
+    The default ``weight_decay`` is 0.01, as torch's.
+    """
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(Optimizer):
+    """RMSprop: divide the gradient by a running root mean square of it.
+
+    ``v = alpha v + (1 - alpha) g^2``; ``centered`` subtracts the square of the running mean gradient;
+    ``p -= lr * g / (sqrt(v) + eps)``, or through a momentum buffer when ``momentum > 0``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None:
+        if lr < 0 or eps < 0 or weight_decay < 0 or momentum < 0 or alpha < 0:
+            raise ValueError("RMSprop: lr, alpha, eps, weight_decay and momentum must be non-negative")
+        defaults = dict(
+            lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered
+        )
+        super().__init__(params, defaults)
+
+    def _update(self, value, grad, state, group):
+        alpha = group["alpha"]
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * value
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = np.zeros_like(value)
+            if group["momentum"]:
+                state["momentum_buffer"] = np.zeros_like(value)
+            if group["centered"]:
+                state["grad_avg"] = np.zeros_like(value)
+        state["step"] += 1
+        square_avg = state["square_avg"]
+        square_avg *= alpha
+        square_avg += (1 - alpha) * grad * grad
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            grad_avg *= alpha
+            grad_avg += (1 - alpha) * grad
+            average = np.sqrt(square_avg - grad_avg * grad_avg) + group["eps"]
+        else:
+            average = np.sqrt(square_avg) + group["eps"]
+        if group["momentum"]:
+            buffer = state["momentum_buffer"]
+            buffer *= group["momentum"]
+            buffer += grad / average
+            return group["lr"] * buffer
+        return group["lr"] * grad / average
+
+
+class Adagrad(Optimizer):
+    """Adagrad: divide by the root of the summed squared gradients.
+
+    ``lr_t = lr / (1 + (t - 1) lr_decay)``, ``s += g^2``, ``p -= lr_t * g / (sqrt(s) + eps)``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        if lr < 0 or lr_decay < 0 or weight_decay < 0 or initial_accumulator_value < 0 or eps < 0:
+            raise ValueError(
+                "Adagrad: lr, lr_decay, weight_decay, initial_accumulator_value and eps must be >= 0"
+            )
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+        )
+        super().__init__(params, defaults)
+
+    def _update(self, value, grad, state, group):
+        if not state:
+            state["step"] = 0
+            state["sum"] = np.full_like(value, group["initial_accumulator_value"])
+        state["step"] += 1
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * value
+        rate = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        state["sum"] += grad * grad
+        return rate * grad / (np.sqrt(state["sum"]) + group["eps"])
+
+
+# -- learning-rate schedulers --------------------------------------------------------------------------------
+class LRScheduler:
+    """Base class: ``step()`` once per epoch sets each group's ``lr`` from ``get_lr()``.
+
+    The initial learning rates are kept in each group as ``initial_lr``.
+    """
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def get_lr(self) -> list[float]:
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """Advance one epoch and set the learning rates."""
+        self.last_epoch += 1
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rates set by the last ``step``."""
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.__dict__.update(state_dict)
+
+
+class StepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs.
+
+    Examples
+    --------
+    >>> import tape
+    >>> optimizer = SGD([tape.tensor([0.0], requires_grad=True)], lr=1.0)
+    >>> scheduler = StepLR(optimizer, step_size=2, gamma=0.5)
+    >>> for _ in range(3): scheduler.step()
+    >>> scheduler.get_last_lr()
+    [0.5]
+    """
+
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
+        self.step_size = step_size
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every epoch."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [base * self.gamma**self.last_epoch for base in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """``eta_min + (base - eta_min) (1 + cos(pi t / T_max)) / 2``: a half cosine from the base rate down to
+    ``eta_min`` over ``T_max`` epochs (and back up after, as torch's closed form)."""
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:  # noqa: N803
+        if T_max <= 0:
+            raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max}")
+        self.T_max = T_max
+        self.eta_min = eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+        return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
+
+
+def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float, norm_type: float = 2.0) -> float:
+    """Scale the gradients in place so that their joint ``norm_type``-norm is at most ``max_norm``.
+
+    Returns the norm before clipping. Parameters without a gradient are skipped.
+
+    Examples
+    --------
+    >>> import tape
+    >>> w = tape.tensor([0.0, 0.0], requires_grad=True)
+    >>> w.grad = np.array([3.0, 4.0])
+    >>> clip_grad_norm_([w], 1.0), np.round(w.grad, 4)
+    (5.0, array([0.6, 0.8]))
+    """
+    parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    grads = [_gradient(p) for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    if norm_type == math.inf:
+        total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
+    else:
+        total = float(sum(float(np.sum(np.abs(g) ** norm_type)) for g in grads) ** (1.0 / norm_type))
+    coefficient = max_norm / (total + 1e-6)
+    if coefficient < 1:
+        for parameter in parameters:
+            if parameter.grad is not None:
+                parameter.grad = _gradient(parameter) * parameter.dtype.type(coefficient)
+    return total
