@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ops.scatter import scatter_add_into
 from tape.op import Op, apply_in_place
 from tape.registry import NAMED
 from tape.tensor import Tensor
@@ -43,7 +44,7 @@ def _scatter_add(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     if is_basic(index):
         total[index] = g
     else:
-        np.add.at(total, index, g)
+        scatter_add_into(total, index, g)
     return total
 
 

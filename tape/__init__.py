@@ -14,7 +14,7 @@ array([0.7864, -0.6347])
 Importing tape compiles nothing.
 """
 
-from . import registry
+from . import jit, registry
 from .checkpoint import checkpoint
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .functional import grad, gradients, hvp, jvp, value_and_grad, vjp
@@ -52,6 +52,7 @@ __all__ = [
     "hvp",
     "is_grad_enabled",
     "jacobian",
+    "jit",
     "jvp",
     "log_softmax",
     "logsumexp",
