@@ -87,11 +87,24 @@ class DiagonalRows(NDArrayOperatorsMixin):
             if np.ndim(other) <= len(shape) and np.broadcast_shapes(np.shape(other), shape) == shape:
                 return diagonal._like(ufunc(diagonal.values, other))
             return None
-        if ufunc is np.matmul and first is self and self.values.ndim == 1 and np.ndim(second) == 2:
-            # Row k of diag(v) @ W is v[k] * W[k]: no product of n x n by n x m.
-            rows = slice(self.start, self.stop)
-            return self.values[rows, None] * np.asarray(second)[rows]
+        if ufunc is np.matmul and first is self and self.values.ndim >= 1 and np.ndim(second) == 2:
+            return self._times_matrix(np.asarray(second))
         return None
+
+    def _times_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """``rows @ matrix`` without the product: row r, one-hot at (a..., j), is v[a..., j] * matrix[j]."""
+        count = self.stop - self.start
+        flat_rows = np.arange(self.start, self.stop)
+        if self.values.ndim == 1:
+            return self.values[flat_rows, None] * matrix[flat_rows]
+        result = np.zeros(
+            (count, *self.values.shape[:-1], matrix.shape[1]), dtype=np.result_type(self, matrix)
+        )
+        leading, column = np.divmod(flat_rows, self.values.shape[-1])
+        leading_index = np.unravel_index(leading, self.values.shape[:-1])
+        scale = self.values.reshape(-1)[flat_rows]
+        result[(np.arange(count), *leading_index)] = scale[:, None] * matrix[column]
+        return result
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         if func is np.where and len(args) == 3 and not kwargs:

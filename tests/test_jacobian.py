@@ -166,6 +166,8 @@ def test_diagonal_rows_keep_structure_and_densify_correctly():
     wider = rows * np.ones((4, 2, 3))
     assert type(wider) is np.ndarray
     np.testing.assert_array_equal(wider, expected)
+    matrix_rows = DiagonalRows(values, 1, 5) @ np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(matrix_rows, expected @ np.arange(12.0).reshape(3, 4))
     vector = DiagonalRows(np.array([2.0, 3.0, 4.0]), 0, 3)
     matrix = np.arange(6.0).reshape(3, 2)
     np.testing.assert_array_equal(vector @ matrix, np.diag([2.0, 3.0, 4.0]) @ matrix)
