@@ -1,33 +1,87 @@
-"""``python -m benchmarks``: run tape's benchmarks and print their tables.
+"""``python -m benchmarks``: run tape's benchmarks, print their tables and write their results.
 
-python -m benchmarks                 # the default suite
-python -m benchmarks --quick         # smaller sizes and fewer repeats (under a minute)
-python -m benchmarks --suite per_op  # one benchmark by name
+python -m benchmarks                    # the flagship: one VJP against the explicit Jacobian
+python -m benchmarks --quick            # small sizes and few repeats (under a minute)
+python -m benchmarks --suite per_op     # one benchmark by name
+python -m benchmarks --suite all        # every benchmark
+python -m benchmarks --out DIR          # results folder (default: ./benchmark-results)
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import importlib
+import importlib.util
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import numpy as np
+from benchmarks.results import machine_info, results_directory, write_json
 
-from benchmarks import per_op
+DEFAULT_SUITE = "vjp_vs_jacobian"
+# Suite name -> module in this package with ``run(quick=...)``; modules are imported only when run, so
+# one suite's missing dependency or unfinished module never stops the others.
+SUITES = {
+    "vjp_vs_jacobian": "benchmarks.vjp_vs_jacobian",
+    "per_op": "benchmarks.per_op",
+    "kernels": "benchmarks.kernels",
+    "higher_order": "benchmarks.higher_order",
+}
 
-SUITES = {"per_op": per_op.run}
+
+def _load(name: str) -> Callable[..., Any] | None:
+    module_name = SUITES[name]
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    return importlib.import_module(module_name).run
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", choices=[*SUITES, "all"], default="all", help="which benchmark to run")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, for a fast check")
-    options = parser.parse_args(argv)
-    print(
-        f"tape benchmarks: Python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}"
+def run_suite(name: str, quick: bool, out: str | None) -> bool:
+    """Run one suite; write its returned figures to ``<name>.json`` if it does not write its own files."""
+    run = _load(name)
+    if run is None:
+        print(f"\n[{name}] skipped: {SUITES[name]} is not available in this checkout")
+        return False
+    if "out" in inspect.signature(run).parameters:
+        run(quick=quick, out=out)
+        return True
+    results = run(quick=quick)
+    if isinstance(results, dict | list):
+        print(f"  -> {write_json(name, results, out)}")
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen suites in order."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
     )
+    parser.add_argument(
+        "--suite",
+        choices=[*SUITES, "all"],
+        default=DEFAULT_SUITE,
+        help=f"which benchmark (default {DEFAULT_SUITE}; all runs every one)",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes and few repeats, for a fast check")
+    parser.add_argument("--out", default=None, help="results folder (default: ./benchmark-results)")
+    options = parser.parse_args(argv)
+    results_directory(options.out)
+    machine = machine_info()
+    versions = machine["versions"]
+    print(
+        f"tape benchmarks: {machine['cpu_model']}, {machine['cores_available']} cores, "
+        f"BLAS threads {machine['blas'].get('threads')}, Python {versions['python']}, "
+        f"numpy {versions['numpy']}, numba {versions['numba']}, tape {versions['tape']}"
+    )
+    load = machine["load_average_1_5_15_min"]
+    if load and load[0] > 0.5 * (machine["cores_available"] or 1):
+        print(f"  note: the machine is busy (load average {load[0]:.1f}): times will be noisy")
     names = list(SUITES) if options.suite == "all" else [options.suite]
     for name in names:
-        SUITES[name](quick=options.quick)
+        run_suite(name, options.quick, options.out)
     return 0
 
 
