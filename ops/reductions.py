@@ -12,6 +12,7 @@ import numpy as np
 
 from tape.op import Op
 from tape.registry import implements
+from tape.tensor import Tensor
 
 
 def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -86,7 +87,9 @@ def _prod(x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -
 def _prod_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
     ndim = np.ndim(x)
     g = restore_axes(g, ndim, axis, keepdims)
-    if np.all(np.asarray(x) != 0):
+    # out / x is the product of the others, but only a recorded VJP would be differentiated through the
+    # division, which cancels catastrophically near zero: recorded VJPs take the exact product instead.
+    if not isinstance(x, Tensor) and np.all(x != 0):
         return g * restore_axes(out, ndim, axis, keepdims) / x
     return g * _product_of_others(x, normalize_axes(axis, ndim))
 

@@ -347,7 +347,17 @@ for _name, _ufunc in _ARITHMETIC.items():
     setattr(Tensor, f"__r{_name}__", _binary(_ufunc, reflected=True))
     setattr(Tensor, f"__i{_name}__", _in_place(_ufunc))
 
-for _name, _ufunc in {"neg": np.negative, "pos": np.positive, "abs": np.absolute}.items():
+for _name, _ufunc in {"and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}.items():
+    # Masks combine as in numpy (``(x > 0) & (x < 1)``); their results carry no gradient.
+    setattr(Tensor, f"__{_name}__", _binary(_ufunc))
+    setattr(Tensor, f"__r{_name}__", _binary(_ufunc, reflected=True))
+
+for _name, _ufunc in {
+    "neg": np.negative,
+    "pos": np.positive,
+    "abs": np.absolute,
+    "invert": np.invert,
+}.items():
     setattr(Tensor, f"__{_name}__", _unary(_ufunc))
 
 for _name, _ufunc in {

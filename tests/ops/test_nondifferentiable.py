@@ -164,3 +164,14 @@ def test_a_comparison_is_not_recorded_even_between_recorded_tensors(dtype):
     assert mask.record is None and not mask.requires_grad
     with pytest.raises(RuntimeError, match="does not require grad"):
         mask.backward()
+
+
+def test_masks_combine_with_bitwise_operators_and_carry_no_gradient():
+    x = tape.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    plain = np.array([0.5, -1.0, 2.0])
+    both = (x > 0) & (x < 1)
+    np.testing.assert_array_equal(both.data, (plain > 0) & (plain < 1))
+    np.testing.assert_array_equal(((x > 0) | (x < -0.5)).data, (plain > 0) | (plain < -0.5))
+    np.testing.assert_array_equal(((x > 0) ^ np.array([True, True, False])).data, [False, True, True])
+    np.testing.assert_array_equal((~(x > 0)).data, plain <= 0)
+    assert not both.requires_grad
