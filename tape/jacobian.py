@@ -16,6 +16,7 @@ import numpy as np
 from .backward import propagate
 from .diagonal import DiagonalRows
 from .functional import _is_nested, _normalize_argnums, _result, _track, grad, vjp
+from .pytree import flatten, unflatten
 from .tensor import Tensor
 
 
@@ -25,7 +26,8 @@ def jacobian(
     """Make a function returning the Jacobian of ``f`` with respect to ``args[argnums]``.
 
     The Jacobian of an output of shape ``S`` with respect to an argument of shape ``A`` has shape
-    ``S + A``: entry ``[i..., j...]`` is d out[i...] / d arg[j...] (JAX's ``jacrev`` layout). It is built
+    ``S + A``: entry ``[i..., j...]`` is d out[i...] / d arg[j...] (JAX's ``jacrev`` layout); an argument
+    that is a tuple, list or dict of arrays gets the same structure of Jacobians. It is built
     by reverse sweeps that carry ``chunk_size`` rows each (all rows at once by default); memory grows with
     ``chunk_size`` times the size of the largest intermediate.
 
@@ -41,13 +43,27 @@ def jacobian(
 
     def transformed(*args: Any) -> Any:
         numbers = _normalize_argnums(argnums, len(args))
-        picked = [args[number] for number in numbers]
-        if _is_nested(picked):
+        trees = [flatten(args[number]) for number in numbers]
+        leaves = [leaf for tree_leaves, _ in trees for leaf in tree_leaves]
+
+        def of_leaves(*values: Any) -> Any:
+            full, start = list(args), 0
+            for number, (tree_leaves, treedef) in zip(numbers, trees, strict=True):
+                full[number] = unflatten(treedef, list(values[start : start + len(tree_leaves)]))
+                start += len(tree_leaves)
+            return f(*full)
+
+        every_leaf = tuple(range(len(leaves)))
+        if _is_nested(leaves):
             # Inside another transform: rows one by one, each recorded, so the result can be differentiated.
-            matrices = _rows_recorded(f, args, numbers)
+            matrices = _rows_recorded(of_leaves, tuple(leaves), every_leaf)
         else:
-            matrices = _rows_batched(f, args, numbers, chunk_size)
-        return matrices[0] if isinstance(argnums, int) else tuple(matrices)
+            matrices = _rows_batched(of_leaves, tuple(leaves), every_leaf, chunk_size)
+        results, start = [], 0
+        for tree_leaves, treedef in trees:
+            results.append(unflatten(treedef, matrices[start : start + len(tree_leaves)]))
+            start += len(tree_leaves)
+        return results[0] if isinstance(argnums, int) else tuple(results)
 
     transformed.__name__ = f"jacobian({getattr(f, '__name__', 'f')})"
     return transformed

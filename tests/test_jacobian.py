@@ -203,3 +203,14 @@ def test_batched_matmul_vjps_match_row_by_row(name):
     for argnum, f in ((0, lambda x: np.tanh(x @ y)), (1, lambda y: np.tanh(x @ y))):
         point = (x, y)[argnum]
         np.testing.assert_allclose(tape.jacobian(f)(point), rows_one_by_one(f, point), rtol=1e-12, atol=1e-14)
+
+
+def test_jacobian_with_respect_to_a_dict_of_parameters():
+    rng = np.random.default_rng(8)
+    params = {"w": rng.standard_normal((2, 3)), "b": [rng.standard_normal(2)]}
+    x = rng.standard_normal(3)
+    jac = tape.jacobian(lambda p, x: np.tanh(p["w"] @ x + p["b"][0]))(params, x)
+    assert set(jac) == {"w", "b"} and isinstance(jac["b"], list)
+    slope = 1 - np.tanh(params["w"] @ x + params["b"][0]) ** 2
+    np.testing.assert_allclose(jac["b"][0], np.diag(slope))
+    np.testing.assert_allclose(jac["w"], np.einsum("ij,k->ijk", np.diag(slope), x))
