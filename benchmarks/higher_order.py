@@ -46,9 +46,10 @@ HVP_BATCH = 128
 QUICK_HVP_LAYERS = (24, 16, 12, 10)
 QUICK_HVP_BATCH = 8
 # Depth, width, batch of the checkpoint benchmark. The batch exceeds the width so activations, not the
-# weights and their gradients, fill memory: the regime where trading recomputation for memory pays.
-CHECKPOINT_NET = (16, 128, 1024)
-QUICK_CHECKPOINT_NET = (8, 64, 64)
+# weights and their gradients, fill memory: the regime where trading recomputation for memory pays. A
+# record keeps about one activation per layer, so the saving grows with depth over the segment length.
+CHECKPOINT_NET = (32, 128, 1024)
+QUICK_CHECKPOINT_NET = (32, 64, 256)
 SEGMENT_LAYERS = 4
 # Step of the central difference that checks tape's HVP (relative to W1's entries, which are ~1/sqrt(784)).
 DIFFERENCE_STEP = 1e-5

@@ -20,8 +20,13 @@ _LN2 = float(np.log(2.0))
 _LN10 = float(np.log(10.0))
 
 
-def _ufunc_op(ufunc: np.ufunc, *vjps: Callable[..., Any] | None, shape_only: tuple[int, ...] = ()) -> Op:
-    op = Op(ufunc, *vjps, name=ufunc.__name__, shape_only=shape_only, batched=True)
+def _ufunc_op(
+    ufunc: np.ufunc,
+    *vjps: Callable[..., Any] | None,
+    shape_only: tuple[int, ...] = (),
+    keeps_output: bool = False,
+) -> Op:
+    op = Op(ufunc, *vjps, name=ufunc.__name__, shape_only=shape_only, batched=True, keeps_output=keeps_output)
     implements(ufunc)(op)
     return op
 
@@ -34,7 +39,9 @@ def _zero(g: Any, out: Any, *args: Any, **kwargs: Any) -> Any:
 add = _ufunc_op(np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, shape_only=(0, 1))
 subtract = _ufunc_op(np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g, shape_only=(0, 1))
 multiply = _ufunc_op(np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
-divide = _ufunc_op(np.true_divide, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
+divide = _ufunc_op(
+    np.true_divide, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y, keeps_output=True
+)
 negative = _ufunc_op(np.negative, lambda g, out, x: -g, shape_only=(0,))
 positive = _ufunc_op(np.positive, lambda g, out, x: g, shape_only=(0,))
 floor_divide = _ufunc_op(np.floor_divide, _zero, _zero)
@@ -54,41 +61,45 @@ def _power_vjp_exponent(g: Any, out: Any, x: Any, y: Any) -> Any:
     return g * out * np.log(np.where(x == 0, 1.0, x))
 
 
-power = _ufunc_op(np.power, _power_vjp_base, _power_vjp_exponent)
+power = _ufunc_op(np.power, _power_vjp_base, _power_vjp_exponent, keeps_output=True)
 square = _ufunc_op(np.square, lambda g, out, x: g * 2 * x)
-sqrt = _ufunc_op(np.sqrt, lambda g, out, x: g / (2 * out))
-cbrt = _ufunc_op(np.cbrt, lambda g, out, x: g / (3 * out * out))
-reciprocal = _ufunc_op(np.reciprocal, lambda g, out, x: -g * out * out)
+sqrt = _ufunc_op(np.sqrt, lambda g, out, x: g / (2 * out), shape_only=(0,), keeps_output=True)
+cbrt = _ufunc_op(np.cbrt, lambda g, out, x: g / (3 * out * out), shape_only=(0,), keeps_output=True)
+reciprocal = _ufunc_op(np.reciprocal, lambda g, out, x: -g * out * out, shape_only=(0,), keeps_output=True)
 absolute = _ufunc_op(np.absolute, lambda g, out, x: g * np.sign(x))
 NAMED["abs"] = absolute
 
 # -- exponentials and logarithms ---------------------------------------------------------------------
-exp = _ufunc_op(np.exp, lambda g, out, x: g * out)
-exp2 = _ufunc_op(np.exp2, lambda g, out, x: g * out * _LN2)
-expm1 = _ufunc_op(np.expm1, lambda g, out, x: g * (out + 1))
+exp = _ufunc_op(np.exp, lambda g, out, x: g * out, shape_only=(0,), keeps_output=True)
+exp2 = _ufunc_op(np.exp2, lambda g, out, x: g * out * _LN2, shape_only=(0,), keeps_output=True)
+expm1 = _ufunc_op(np.expm1, lambda g, out, x: g * (out + 1), shape_only=(0,), keeps_output=True)
 log = _ufunc_op(np.log, lambda g, out, x: g / x)
 log2 = _ufunc_op(np.log2, lambda g, out, x: g / (x * _LN2))
 log10 = _ufunc_op(np.log10, lambda g, out, x: g / (x * _LN10))
 log1p = _ufunc_op(np.log1p, lambda g, out, x: g / (1 + x))
 logaddexp = _ufunc_op(
-    np.logaddexp, lambda g, out, x, y: g * np.exp(x - out), lambda g, out, x, y: g * np.exp(y - out)
+    np.logaddexp,
+    lambda g, out, x, y: g * np.exp(x - out),
+    lambda g, out, x, y: g * np.exp(y - out),
+    keeps_output=True,
 )
 logaddexp2 = _ufunc_op(
     np.logaddexp2,
     lambda g, out, x, y: g * np.exp2(x - out),
     lambda g, out, x, y: g * np.exp2(y - out),
+    keeps_output=True,
 )
 
 # -- trigonometric and hyperbolic --------------------------------------------------------------------
 sin = _ufunc_op(np.sin, lambda g, out, x: g * np.cos(x))
 cos = _ufunc_op(np.cos, lambda g, out, x: -g * np.sin(x))
-tan = _ufunc_op(np.tan, lambda g, out, x: g * (1 + out * out))
+tan = _ufunc_op(np.tan, lambda g, out, x: g * (1 + out * out), shape_only=(0,), keeps_output=True)
 arcsin = _ufunc_op(np.arcsin, lambda g, out, x: g / np.sqrt(1 - x * x))
 arccos = _ufunc_op(np.arccos, lambda g, out, x: -g / np.sqrt(1 - x * x))
 arctan = _ufunc_op(np.arctan, lambda g, out, x: g / (1 + x * x))
 sinh = _ufunc_op(np.sinh, lambda g, out, x: g * np.cosh(x))
 cosh = _ufunc_op(np.cosh, lambda g, out, x: g * np.sinh(x))
-tanh = _ufunc_op(np.tanh, lambda g, out, x: g * (1 - out * out))
+tanh = _ufunc_op(np.tanh, lambda g, out, x: g * (1 - out * out), shape_only=(0,), keeps_output=True)
 arcsinh = _ufunc_op(np.arcsinh, lambda g, out, x: g / np.sqrt(x * x + 1))
 arccosh = _ufunc_op(np.arccosh, lambda g, out, x: g / np.sqrt(x * x - 1))
 arctanh = _ufunc_op(np.arctanh, lambda g, out, x: g / (1 - x * x))
@@ -97,7 +108,9 @@ arctan2 = _ufunc_op(
     lambda g, out, y, x: g * x / (x * x + y * y),
     lambda g, out, y, x: -g * y / (x * x + y * y),
 )
-hypot = _ufunc_op(np.hypot, lambda g, out, x, y: g * x / out, lambda g, out, x, y: g * y / out)
+hypot = _ufunc_op(
+    np.hypot, lambda g, out, x, y: g * x / out, lambda g, out, x, y: g * y / out, keeps_output=True
+)
 deg2rad = _ufunc_op(np.deg2rad, lambda g, out, x: g * (np.pi / 180))
 rad2deg = _ufunc_op(np.rad2deg, lambda g, out, x: g * (180 / np.pi))
 implements(np.radians)(deg2rad)

@@ -69,7 +69,7 @@ def _matmul(x: Any, y: Any) -> Any:
 
 
 # Every VJP above also takes cotangents with leading batch axes (jacobian's rows).
-matmul = Op(_matmul, _matmul_vjp_x, _matmul_vjp_y, name="matmul", batched=True)
+matmul = Op(_matmul, _matmul_vjp_x, _matmul_vjp_y, name="matmul", batched=True, keeps_output=False)
 implements(np.matmul)(matmul)
 
 

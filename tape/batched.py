@@ -37,7 +37,7 @@ def batched_cotangents(record: Any, g: Any, rows: int) -> Iterator[tuple[Any, in
             cotangent = op.vjps[argnum](g_row, out, *args, **kwargs) if joint is None else joint[argnum]
             value = args[argnum]
             if cotangent is None:
-                cotangent = np.zeros_like(value)
+                cotangent = np.zeros(value.shape, dtype=value.dtype)
             stacked[argnum].append(_fit_row(cotangent, value, op.name, argnum))
     for argnum, node, index in wanted:
         value = args[argnum]

@@ -26,6 +26,7 @@ import numpy as np
 
 from .grad_mode import state
 from .record import Record
+from .shape_only import saved_arguments, saved_output
 from .tensor import Tensor, new_tensor
 
 VJP = Callable[..., Any]
@@ -51,6 +52,8 @@ class Op:
         in place after the call is harmless: ``add`` and ``reshape`` need no values at all.
     view : the output shares memory with the first argument (reshape, transpose, ...), so in-place
         changes to either are seen by both.
+    keeps_output : whether the VJPs read the output's values; ops whose VJPs do not (``add``, ``matmul``,
+        ``sin``) let their record drop a large output, so it is freed as soon as nothing else uses it.
     batched : the VJPs also accept a cotangent with extra leading axes (a batch of cotangents, as
         ``jacobian`` sends) and return cotangents with those axes in front; elementwise VJPs written
         with broadcasting do. Other ops are run once per cotangent in such a batch.
@@ -65,7 +68,7 @@ class Op:
     array([ 3., 12.])
     """
 
-    __slots__ = ("backward", "batched", "forward", "name", "shape_only", "view", "vjps")
+    __slots__ = ("backward", "batched", "forward", "keeps_output", "name", "shape_only", "view", "vjps")
 
     def __init__(
         self,
@@ -76,6 +79,7 @@ class Op:
         view: bool = False,
         shape_only: tuple[int, ...] = (),
         batched: bool = False,
+        keeps_output: bool = True,
     ) -> None:
         if vjps and backward is not None:
             raise TypeError("Op: give either one VJP per argument or a joint backward, not both")
@@ -86,6 +90,7 @@ class Op:
         self.view = view
         self.shape_only = frozenset(shape_only)
         self.batched = batched
+        self.keeps_output = keeps_output
 
     def defvjp(self, *vjps: VJP | None) -> Op:
         """Set the VJPs, one per positional argument (``None`` for non-differentiable ones); return self."""
@@ -172,7 +177,9 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
         if differentiable:
             # A view op's VJP never reads its output, which later writes to the shared buffer may change.
             out_versions = _VIEW_OUTPUT if view_of is not None else ((counter, counter[0]),)
-            record = Record(op, tuple(values), kwargs, tuple(inputs), out, out_versions)
+            saved = saved_arguments(values, shape_only, op.name) if shape_only else tuple(values)
+            kept = out if op.keeps_output else saved_output(out, op.name)
+            record = Record(op, saved, kwargs, tuple(inputs), kept, out_versions)
     result = new_tensor(out, record, None, counter)
     if view_of is not None:
         result._view_of = view_of
@@ -249,9 +256,8 @@ def _wrap_outputs(
             new_tensor(item, None, None, counter) for item, counter in zip(outs, counters, strict=True)
         )
     _check_differentiable(op, inputs)
-    record = Record(
-        op, tuple(values), kwargs, tuple(inputs), outs, tuple((counter, 0) for counter in counters)
-    )
+    saved = saved_arguments(values, op.shape_only, op.name) if op.shape_only else tuple(values)
+    record = Record(op, saved, kwargs, tuple(inputs), outs, tuple((counter, 0) for counter in counters))
     return tuple(
         new_tensor(item, record if item.dtype.kind == "f" else None, k, counter)
         for k, (item, counter) in enumerate(zip(outs, counters, strict=True))

@@ -6,6 +6,7 @@ import threading
 import tracemalloc
 
 import numpy as np
+import pytest
 
 import tape
 
@@ -102,3 +103,37 @@ def test_threads_accumulating_into_a_shared_leaf_lose_nothing():
     for thread in threads:
         thread.join()
     np.testing.assert_array_equal(w.grad, np.full(3, 500 * 1.0 + 500 * 2.0))
+
+
+def test_records_do_not_keep_large_arguments_their_vjps_only_need_the_shape_of():
+    rng = np.random.default_rng(2)
+    x = tape.tensor(rng.standard_normal((256, 64)))
+    weights = [tape.tensor(rng.standard_normal((64, 64)) * 0.1, requires_grad=True) for _ in range(8)]
+
+    def held_by_forward() -> int:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            h = x
+            for w in weights:
+                h = np.tanh(h @ w + 0.5)  # matmul keeps h and w; add keeps nothing; tanh keeps its output
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        h.sum().backward()
+        return held
+
+    activation = x.data.nbytes
+    # Per layer: the matmul's output (the add needs only its shape) is freed, tanh's output is kept (and
+    # is the next matmul's input). Keeping every argument would hold about three activations per layer.
+    assert held_by_forward() < 1.5 * activation * len(weights)
+
+
+def test_a_vjp_reading_a_shape_only_argument_is_an_error_naming_the_op():
+    from tape import shape_only
+
+    wrong = tape.Op(np.sin, lambda g, out, x: g * np.cos(x), name="wrongly_shape_only", shape_only=(0,))
+    x = tape.tensor(np.linspace(0, 1, shape_only.KEEP_SMALLER_THAN), requires_grad=True)
+    y = wrong(x)
+    with pytest.raises(RuntimeError, match="wrongly_shape_only: a VJP read the values of an argument"):
+        y.sum().backward()
