@@ -12,6 +12,7 @@ The functional forms live in ``ops.nn`` (activations, linear, dropout, embedding
 
 import ops.losses as _losses_ops
 import ops.nn as _nn_ops
+import ops.special as _special
 
 from . import init, optim
 from .layers import (
@@ -37,10 +38,12 @@ from .layers import (
     LayerNorm,
     LeakyReLU,
     Linear,
+    LogSoftmax,
     Mul,
     PairwiseDistance,
     ReLU,
     Sigmoid,
+    Softmax,
     Softplus,
     Tanh,
 )
@@ -78,6 +81,8 @@ class functional:
 for _module in (_nn_ops, _losses_ops):
     for _name in _module.__all__:
         setattr(functional, _name, staticmethod(getattr(_module, _name)))
+functional.softmax = staticmethod(_special.softmax)
+functional.log_softmax = staticmethod(_special.log_softmax)
 
 __all__ = [
     "ELU",
@@ -117,6 +122,7 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "LogSoftmax",
     "MSECriterion",
     "MSELoss",
     "MarginRankingCriterion",
@@ -133,6 +139,7 @@ __all__ = [
     "Sigmoid",
     "SmoothL1Criterion",
     "SmoothL1Loss",
+    "Softmax",
     "Softplus",
     "Tanh",
     "functional",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 import ops.nn as F  # noqa: N812  (torch's habit: F for the functional forms)
+from ops.special import log_softmax, softmax
 
 from ..tensor import Tensor
 from . import init
@@ -414,6 +415,27 @@ class Tanh(Module):
 
     def forward(self, x: Any) -> Any:
         return F.tanh(x)
+
+
+class Softmax(Module):
+    """Softmax along ``axis`` (numerically stable: ``tape.softmax``)."""
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x: Any) -> Any:
+        return softmax(x, axis=self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class LogSoftmax(Softmax):
+    """Log-softmax along ``axis`` (numerically stable: ``tape.log_softmax``)."""
+
+    def forward(self, x: Any) -> Any:
+        return log_softmax(x, axis=self.axis)
 
 
 class Hardtanh(Module):

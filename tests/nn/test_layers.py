@@ -232,3 +232,13 @@ def test_mlp_learns_a_separable_problem(dtype):
         accuracy = np.mean(np.argmax(model(points).data, axis=1) == labels)
     assert accuracy == 1.0, f"training accuracy {accuracy}, final loss {float(loss.data)}"
     assert elapsed < 3.0
+
+
+def test_softmax_and_log_softmax_layers():
+    x = np.array([[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]])
+    for layer, function in ((nn.Softmax(axis=0), tape.softmax), (nn.LogSoftmax(), tape.log_softmax)):
+        axis = layer.axis
+        np.testing.assert_allclose(layer(tape.tensor(x)).data, function(x, axis=axis))
+        assert tape.gradcheck(lambda x, layer=layer: layer(x), x)
+    assert repr(nn.Softmax(axis=0)) == "Softmax(axis=0)"
+    np.testing.assert_allclose(nn.functional.log_softmax(tape.tensor(x)).data, tape.log_softmax(x))
