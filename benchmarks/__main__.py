@@ -26,6 +26,9 @@ SUITES = {
     "per_op": "benchmarks.per_op",
     "kernels": "benchmarks.kernels",
     "higher_order": "benchmarks.higher_order",
+    "training_step": "benchmarks.training_step",
+    "large_elementwise": "benchmarks.large_elementwise",
+    "conv": "benchmarks.conv",
 }
 
 
