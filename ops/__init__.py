@@ -5,6 +5,7 @@ methods find them. ``import tape`` does that; nothing here is compiled at import
 """
 
 from . import (
+    conv,
     decompositions,
     elementwise,
     indexing,
@@ -22,6 +23,7 @@ from . import (
 )
 
 __all__ = [
+    "conv",
     "decompositions",
     "elementwise",
     "indexing",

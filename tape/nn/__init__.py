@@ -10,11 +10,13 @@ The functional forms live in ``ops.nn`` (activations, linear, dropout, embedding
 ``ops.losses``, re-exported here as ``tape.nn.functional``. Importing this package compiles nothing.
 """
 
+import ops.conv as _conv_ops
 import ops.losses as _losses_ops
 import ops.nn as _nn_ops
 import ops.special as _special
 
 from . import init, optim
+from .conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .layers import (
     ELU,
     GELU,
@@ -78,7 +80,7 @@ class functional:
     """The functional forms: ``tape.nn.functional.relu(x)``, ``tape.nn.functional.cross_entropy(...)``."""
 
 
-for _module in (_nn_ops, _losses_ops):
+for _module in (_nn_ops, _losses_ops, _conv_ops):
     for _name in _module.__all__:
         setattr(functional, _name, staticmethod(getattr(_module, _name)))
 functional.softmax = staticmethod(_special.softmax)
@@ -91,6 +93,7 @@ __all__ = [
     "Abs",
     "Add",
     "AddConstant",
+    "AvgPool2d",
     "BCECriterion",
     "BCELoss",
     "BCEWithLogitsLoss",
@@ -99,6 +102,8 @@ __all__ = [
     "CMul",
     "ClassNLLCriterion",
     "Concat",
+    "Conv1d",
+    "Conv2d",
     "CosineDistance",
     "CosineEmbeddingCriterion",
     "CosineEmbeddingLoss",
@@ -127,6 +132,7 @@ __all__ = [
     "MSELoss",
     "MarginRankingCriterion",
     "MarginRankingLoss",
+    "MaxPool2d",
     "Module",
     "ModuleDict",
     "ModuleList",

@@ -1,0 +1,409 @@
+"""Convolution and pooling: each numba kernel against its numpy twin, and a small CNN against PyTorch.
+
+The network is the one the project's goal names: x of 64 x 1 x 28 x 28, conv 3x3 to 8 channels, relu,
+max-pool 2, conv 3x3 to 16 channels, relu, max-pool 2 (then, for a training step, flatten, linear to 10
+and cross-entropy). Three tables, float32 and float64:
+
+1. every kernel of ``ops/conv.py`` at the sizes that network gives it, compiled against its twin
+   (a kernel is kept only if it is faster), each timed alone on the same arguments;
+2. forward+backward of the conv/pool part (seeded with a fixed random cotangent, as a following layer
+   would send): tape with kernels, tape with twins only (``use_jit(False)``) and PyTorch, at PyTorch's
+   own thread count and at one thread;
+3. a full SGD step of the network, tape.nn against torch.nn.
+
+Tables 2 and 3 time their contenders in alternation, repeat by repeat, so that a shared machine's load
+falls on all of them alike. PyTorch at its default thread count suffers most from a busy machine (its
+threads wait on each other), hence the one-thread column beside it.
+
+python -m benchmarks.conv            # full repeats (about a minute)
+python -m benchmarks.conv --quick    # fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import ops.conv as conv
+import ops.nn
+import tape
+import tape.nn as nn
+from benchmarks.timing import Timing, format_time, measure, print_table
+from tape import jit
+from tape.nn.conv import Conv2d, MaxPool2d
+
+DTYPES = (np.float32, np.float64)
+BATCH = 64
+CLASSES = 10
+
+
+def _timing(function: Callable[[], Any], quick: bool) -> Timing:
+    return measure(function, repeats=3 if quick else 7, min_time=0.02 if quick else 0.1)
+
+
+def _side_by_side(functions: dict[str, Callable[[], Any]], quick: bool) -> dict[str, Timing]:
+    """Per-call times of several functions measured in alternation, repeat by repeat, so that a change in
+    the machine's load (it is shared) hits all of them alike rather than whichever ran at the time."""
+    repeats = 5 if quick else 15
+    calls = {
+        name: max(1, int(0.02 / measure(f, repeats=1, min_time=0.01).median)) for name, f in functions.items()
+    }
+    samples: dict[str, list[float]] = {name: [] for name in functions}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for name, function in functions.items():
+                start = time.perf_counter()
+                for _ in range(calls[name]):
+                    function()
+                samples[name].append((time.perf_counter() - start) / calls[name])
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return {
+        name: Timing(statistics.median(values), min(values), max(values)) for name, values in samples.items()
+    }
+
+
+def _spread(timing: Timing) -> str:
+    return f"{format_time(timing.median)} ({format_time(timing.low)}..{format_time(timing.high)})"
+
+
+# -- 1. kernels against twins --------------------------------------------------------------------------------
+def _kernel_cases(dtype: Any) -> list[tuple[jit.Kernel[Any], str, tuple[Any, ...]]]:
+    """(kernel, label, arguments) for each kernel at the sizes the CNN gives it."""
+    rng = np.random.default_rng(0)
+    cases: list[tuple[jit.Kernel[Any], str, tuple[Any, ...]]] = []
+    # col2im: the input gradient of the second convolution (the first one's input needs none).
+    columns = rng.standard_normal((BATCH, 8 * 9, 11 * 11)).astype(dtype)
+    cases.append(
+        (conv.col2im, "conv 8->16 3x3 on 13x13", (columns, 8, 13, 13, 3, 3, 1, 1, 0, 0, 1, 1, 11, 11))
+    )
+    for channels, size in ((8, 26), (16, 11)):
+        x = rng.standard_normal((BATCH, channels, size, size)).astype(dtype)
+        half = size // 2
+        geometry = (2, 2, 2, 2, 0, 0, half, half)
+        label = f"2x2 pool of {BATCH}x{channels}x{size}x{size}"
+        out = conv.max_pool_forward.twin(x, *geometry)
+        g = rng.standard_normal((BATCH, channels, half, half)).astype(dtype)
+        cases.append((conv.max_pool_forward, label, (x, *geometry)))
+        cases.append((conv.max_pool_backward, label, (g, x, out, 2, 2, 2, 2, 0, 0)))
+    return cases
+
+
+def kernel_rows(quick: bool) -> list[dict[str, Any]]:
+    """Seconds per call of each kernel (compiled) and of its twin, and twin / kernel."""
+    rows = []
+    for dtype in DTYPES:
+        for compiled, label, arguments in _kernel_cases(dtype):
+            dispatcher = compiled.compiled()
+            if dispatcher is None:
+                raise RuntimeError(f"{compiled.name} did not compile")
+            kernel_time = _timing(lambda d=dispatcher, a=arguments: d(*a), quick)
+            twin_time = _timing(lambda t=compiled.twin, a=arguments: t(*a), quick)
+            rows.append(
+                {
+                    "kernel": compiled.name.rsplit(".", 1)[-1],
+                    "case": label,
+                    "dtype": np.dtype(dtype).name,
+                    "kernel_s": kernel_time.median,
+                    "twin_s": twin_time.median,
+                    "twin_over_kernel": twin_time.median / kernel_time.median,
+                }
+            )
+    return rows
+
+
+# -- 2. the conv/pool part, forward and backward -------------------------------------------------------------
+def _weights(dtype: Any) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+
+    def uniform(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+        bound = 1 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, shape).astype(dtype)
+
+    return {
+        "w1": uniform((8, 1, 3, 3), 9),
+        "b1": uniform((8,), 9),
+        "w2": uniform((16, 8, 3, 3), 72),
+        "b2": uniform((16,), 72),
+        "w3": uniform((CLASSES, 400), 400),
+        "b3": uniform((CLASSES,), 400),
+    }
+
+
+def _seed(dtype: Any) -> np.ndarray:
+    """The cotangent of the conv/pool part's output (64 x 16 x 5 x 5), as a following layer would send."""
+    return np.random.default_rng(4).standard_normal((BATCH, 16, 5, 5)).astype(dtype)
+
+
+def _tape_features(x: Any, p: dict[str, Any]) -> Any:
+    h = conv.max_pool2d(ops.nn.relu(conv.conv2d(x, p["w1"], p["b1"])), 2)
+    return conv.max_pool2d(ops.nn.relu(conv.conv2d(h, p["w2"], p["b2"])), 2)
+
+
+def _tape_conv_part(x: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[[], Any]:
+    parameters = {name: tape.tensor(value, requires_grad=True) for name, value in weights.items()}
+
+    def step() -> Any:
+        _tape_features(x, parameters).backward(_seed(x.dtype))
+        grads = [parameters[name].grad for name in ("w1", "b1", "w2", "b2")]
+        for name in ("w1", "b1", "w2", "b2"):
+            parameters[name].grad = None
+        return grads
+
+    return step
+
+
+def _torch_conv_part(x: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[[], Any]:
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    inputs = torch.from_numpy(x)
+    seed = torch.from_numpy(_seed(x.dtype))
+    parameters = {name: torch.from_numpy(value.copy()).requires_grad_() for name, value in weights.items()}
+
+    def step() -> Any:
+        h = F.max_pool2d(F.relu(F.conv2d(inputs, parameters["w1"], parameters["b1"])), 2)
+        h = F.max_pool2d(F.relu(F.conv2d(h, parameters["w2"], parameters["b2"])), 2)
+        h.backward(seed)
+        grads = [parameters[name].grad for name in ("w1", "b1", "w2", "b2")]
+        for name in ("w1", "b1", "w2", "b2"):
+            parameters[name].grad = None
+        return grads
+
+    return step
+
+
+def _torch_one_thread(function: Callable[[], Any]) -> Callable[[], Any]:
+    import torch
+
+    def run() -> Any:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return function()
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
+
+
+def _check_against_torch(tape_step: Callable[[], Any], torch_step: Callable[[], Any]) -> float:
+    """Largest relative difference between tape's and torch's gradients (a benchmark that agrees)."""
+    ours = tape_step()
+    theirs = [g.numpy() for g in torch_step()]
+    scale = max(float(np.abs(g).max()) for g in theirs)
+    return max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs, strict=True)) / scale
+
+
+def _with_jit(mode: bool, function: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        with jit.use_jit(mode):
+            return function()
+
+    return run
+
+
+def conv_part_rows(quick: bool) -> tuple[list[dict[str, Any]], str]:
+    """Forward+backward of the conv/pool part: tape (kernels, twins) and torch, per dtype."""
+    has_torch = importlib.util.find_spec("torch") is not None
+    rows = []
+    for dtype in DTYPES:
+        x = np.random.default_rng(2).standard_normal((BATCH, 1, 28, 28)).astype(dtype)
+        weights = _weights(dtype)
+        tape_step = _tape_conv_part(x, weights)
+        functions = {"tape_s": _with_jit(True, tape_step), "tape_twins_s": _with_jit(False, tape_step)}
+        row: dict[str, Any] = {"dtype": np.dtype(dtype).name}
+        if has_torch:
+            torch_step = _torch_conv_part(x, weights)
+            functions["torch_s"] = torch_step
+            functions["torch_1_thread_s"] = _torch_one_thread(torch_step)
+            row["max_relative_difference"] = _check_against_torch(tape_step, torch_step)
+        rows.append({**row, **_side_by_side(functions, quick)})
+    note = "" if has_torch else "PyTorch is not installed: its columns are skipped"
+    return rows, note
+
+
+# -- 3. a full SGD step --------------------------------------------------------------------------------------
+def _tape_training_step(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[[], Any]:
+    dtype = x.dtype
+    model = nn.Sequential(
+        Conv2d(1, 8, 3, dtype=dtype),
+        nn.ReLU(),
+        MaxPool2d(2),
+        Conv2d(8, 16, 3, dtype=dtype),
+        nn.ReLU(),
+        MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, CLASSES, dtype=dtype),
+    )
+    for (name, parameter), value in zip(model.named_parameters(), weights.values(), strict=True):
+        assert parameter.shape == value.shape, name
+        parameter.data[...] = value
+    loss_function = nn.CrossEntropyLoss()
+    optimizer = nn.optim.SGD(model.parameters(), lr=0.01)
+
+    def step() -> Any:
+        optimizer.zero_grad()
+        loss = loss_function(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def _torch_training_step(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[[], Any]:
+    import torch
+
+    dtype = torch.float32 if x.dtype == np.float32 else torch.float64
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(400, CLASSES),
+    ).to(dtype)
+    with torch.no_grad():
+        for parameter, value in zip(model.parameters(), weights.values(), strict=True):
+            parameter.copy_(torch.from_numpy(value))
+    loss_function = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step() -> Any:
+        optimizer.zero_grad()
+        loss = loss_function(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def training_rows(quick: bool) -> list[dict[str, Any]]:
+    """One SGD step of the CNN: tape.nn and, when installed, torch.nn."""
+    has_torch = importlib.util.find_spec("torch") is not None
+    rows = []
+    for dtype in DTYPES:
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal((BATCH, 1, 28, 28)).astype(dtype)
+        y = rng.integers(0, CLASSES, BATCH)
+        weights = _weights(dtype)
+        row: dict[str, Any] = {"dtype": np.dtype(dtype).name}
+        functions = {"tape_s": _tape_training_step(x, y, weights)}
+        if has_torch:
+            torch_step = _torch_training_step(x, y, weights)
+            functions["torch_s"] = torch_step
+            functions["torch_1_thread_s"] = _torch_one_thread(torch_step)
+            ours = float(_tape_training_step(x, y, weights)().data)
+            theirs = float(_torch_training_step(x, y, weights)().detach())
+            row["first_loss_tape_torch"] = (ours, theirs)
+        rows.append({**row, **_side_by_side(functions, quick)})
+    return rows
+
+
+# -- tables --------------------------------------------------------------------------------------------------
+def _ratio(ours: Timing, theirs: Timing | None) -> str:
+    return "-" if theirs is None else f"{ours.median / theirs.median:.2f}"
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """The row for JSON: timings as their median seconds (and the spread beside them)."""
+    plain: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Timing):
+            plain[key] = value.median
+            plain[key.replace("_s", "_range_s")] = (value.low, value.high)
+        else:
+            plain[key] = value
+    return plain
+
+
+def _comparison_row(row: dict[str, Any], *columns: str) -> list[str]:
+    """dtype, the timings named by ``columns`` (``-`` where missing), and tape over each PyTorch column."""
+    cells = [row["dtype"], *(_spread(row[c]) if c in row else "-" for c in columns)]
+    for column in ("torch_s", "torch_1_thread_s"):
+        cells.append(_ratio(row["tape_s"], row.get(column)))
+    return cells
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Print the three tables; return their rows (seconds per call, ratios)."""
+    threads = None
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        threads = torch.get_num_threads()
+    load = "/".join(f"{value:.1f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    ratios = ["tape / PyTorch", "tape / PyTorch 1 thread"]
+
+    kernels = kernel_rows(quick)
+    print_table(
+        "numba kernels of ops/conv.py against their numpy twins (median per call)",
+        ["kernel", "case", "dtype", "kernel", "twin", "twin / kernel"],
+        [
+            [
+                r["kernel"],
+                r["case"],
+                r["dtype"],
+                format_time(r["kernel_s"]),
+                format_time(r["twin_s"]),
+                f"{r['twin_over_kernel']:.2f}",
+            ]
+            for r in kernels
+        ],
+        note="a kernel stays in ops/conv.py only where twin / kernel > 1 at these sizes",
+    )
+
+    part, note = conv_part_rows(quick)
+    agreement = ", ".join(
+        f"{r['max_relative_difference']:.1e} ({r['dtype']})" for r in part if "torch_s" in r
+    )
+    print_table(
+        f"CNN conv/pool part, forward+backward, batch {BATCH} (median, min..max); load average {load}",
+        ["dtype", "tape", "tape, twins only", "PyTorch", "PyTorch 1 thread", *ratios],
+        [_comparison_row(r, "tape_s", "tape_twins_s", "torch_s", "torch_1_thread_s") for r in part],
+        note=note
+        or f"PyTorch's own thread count is {threads}; gradients agree with PyTorch's to {agreement}",
+    )
+
+    training = training_rows(quick)
+    print_table(
+        f"CNN SGD step (conv, relu, pool, conv, relu, pool, linear, cross-entropy), batch {BATCH}",
+        ["dtype", "tape", "PyTorch", "PyTorch 1 thread", *ratios],
+        [_comparison_row(r, "tape_s", "torch_s", "torch_1_thread_s") for r in training],
+        note="goal: tape within 1.5x of PyTorch",
+    )
+    return {
+        "kernels": kernels,
+        "conv_part": [_plain(row) for row in part],
+        "training_step": [_plain(row) for row in training],
+        "torch_threads": threads,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.conv [--quick]``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.conv", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    options = parser.parse_args(argv)
+    run(quick=options.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
