@@ -4,6 +4,8 @@ Importing this package registers every op with ``tape.registry``, which is how n
 methods find them. ``import tape`` does that; nothing here is compiled at import.
 """
 
+import tape  # noqa: F401  (the engine first: importing an op module alone must work; tape imports us back)
+
 from . import (
     conv,
     decompositions,

@@ -30,3 +30,9 @@ def test_import_tape_compiles_nothing_and_does_not_import_numba():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.strip() == "False"
+
+
+def test_any_module_can_be_imported_first():
+    for module in ("ops.conv", "ops", "ops.nn", "tape.nn", "tape.nn.conv", "ops.scatter", "tape.jit"):
+        code = f"import {module}, numpy as np, tape; assert np.sin in tape.registry.UFUNCS"
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
