@@ -289,8 +289,8 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
                 )
     if not recording:
         values = [a.data if isinstance(a, Tensor) else a for a in args]
-        result = op.forward(target.data, *values, **kwargs)
-        _write_into(op, target, result)
+        if not _ufunc_into(op, target, values, kwargs):
+            _write_into(op, target, op.forward(target.data, *values, **kwargs))
         target._vc[0] += 1
         return target
     old_bases = [_snapshot(base) for base in bases]
@@ -319,6 +319,18 @@ def _stamp(tensor: Tensor) -> None:
     """Mark a view's history as current for its buffer's version (so it is not cut again)."""
     if tensor._view_of is not None:
         tensor._view_of = (*tensor._view_of[:4], tensor._vc[0])
+
+
+def _ufunc_into(op: Op, target: Tensor, values: list[Any], kwargs: dict[str, Any]) -> bool:
+    """Run a ufunc op straight into the target's buffer (``p -= lr * g``: no temporary, no copy)."""
+    forward = op.forward
+    if type(forward) is not np.ufunc or kwargs:
+        return False
+    try:
+        forward(target.data, *values, out=target.data, casting="same_kind")
+    except (ValueError, TypeError):
+        return False  # a shape or dtype that does not fit: the general path explains it
+    return True
 
 
 def _bases(target: Tensor) -> list[Tensor]:
