@@ -268,7 +268,9 @@ class Module:
 
     # -- calling and printing ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+        raise TypeError(
+            f"{type(self).__name__} must define forward(): a Module subclass computes its output there"
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)

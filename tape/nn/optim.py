@@ -88,7 +88,9 @@ class Optimizer:
                     parameter -= update
 
     def _update(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]):
-        raise NotImplementedError
+        raise TypeError(
+            f"{type(self).__name__} must define _update(value, grad, state, group): the step of one parameter"
+        )
 
     def _indexed(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
@@ -387,7 +389,9 @@ class LRScheduler:
         self.step()
 
     def get_lr(self) -> list[float]:
-        raise NotImplementedError
+        raise TypeError(
+            f"{type(self).__name__} must define get_lr(): the learning rate of each parameter group"
+        )
 
     def step(self) -> None:
         """Advance one epoch and set the learning rates."""

@@ -151,5 +151,5 @@ def test_module_without_init_or_forward():
 
     with pytest.raises(AttributeError, match=r"call super\(\).__init__\(\) before assigning"):
         Forgetful()
-    with pytest.raises(NotImplementedError, match="Module must define forward"):
+    with pytest.raises(TypeError, match="Module must define forward"):
         nn.Module()(1)

@@ -180,3 +180,13 @@ def test_optimizer_state_survives_save_and_load(tmp_path):
     nn.save(tmp_path / "model_only.npz", first)
     with pytest.raises(KeyError, match="holds no optimizer state"):
         nn.load(tmp_path / "model_only.npz", resumed, resumed_optimizer)
+
+
+def test_an_optimizer_or_scheduler_without_its_rule_says_what_to_define():
+    parameter = nn.Parameter(np.ones(2))
+    parameter.grad = np.ones(2)
+    with pytest.raises(TypeError, match="must define _update"):
+        nn.optim.Optimizer([parameter], {"lr": 0.1}).step()
+    optimizer = nn.optim.SGD([parameter], lr=0.1)
+    with pytest.raises(TypeError, match="must define get_lr"):
+        nn.optim.LRScheduler(optimizer)
