@@ -11,6 +11,7 @@ Broadcasting, dtype casting and accumulation of cotangents happen here, once, fo
 from __future__ import annotations
 
 import heapq
+import sys
 import threading
 from typing import Any
 
@@ -31,11 +32,33 @@ def backward(
     seed = seed_cotangent(root, gradient, create_graph, "backward")
     leaves = propagate([(root, seed)], retain_graph=retain_graph or create_graph, create_graph=create_graph)
     with _accumulation_lock:  # threads sharing a leaf must not lose each other's gradients
-        for leaf, cotangent in leaves.values():
-            if leaf.grad is None:
-                leaf.grad = cotangent if create_graph else np.array(cotangent, copy=True)
-            else:
+        for entry in leaves.values():
+            leaf, cotangent = entry
+            if leaf.grad is not None:
                 leaf.grad = leaf.grad + cotangent
+            elif create_graph or _unshared(entry):
+                leaf.grad = cotangent
+            else:
+                # The cotangent may be the seed, or shared with another leaf or a saved value (``x + y``
+                # hands the same array to both): a copy keeps in-place changes to one grad from the others.
+                leaf.grad = np.array(cotangent, copy=True)
+
+
+def _unshared(entry: list[Any]) -> bool:
+    """Whether ``entry[1]`` is an array that nothing but ``entry`` refers to, so it can become a grad as is.
+
+    An array that owns its memory is reachable only through references to it (a view refers to its
+    base), so a reference count of one, from ``entry``, proves that no one else can see or change it.
+    """
+    cotangent = entry[1]
+    if type(cotangent) is not np.ndarray or not cotangent.flags.owndata or not cotangent.flags.writeable:
+        return False
+    del cotangent
+    return sys.getrefcount(entry[1]) <= _REFERENCES_FROM_ENTRY
+
+
+# sys.getrefcount(entry[1]) of an array held only by ``entry``: the list's reference and the argument's.
+_REFERENCES_FROM_ENTRY = 2
 
 
 def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str) -> Any:
@@ -95,20 +118,36 @@ def propagate(
 
 
 class _Sweep:
-    """Cotangents waiting for their record, the records in line (latest first), and the leaves reached."""
+    """Cotangents waiting for their record, the records in line (latest first), and the leaves reached.
 
-    __slots__ = ("batch", "captured", "capture", "create_graph", "leaves", "pending", "queue")
+    The latest record in line is kept out of the heap (``top``): in a chain each record hands its
+    cotangent to the one just before it, which then goes straight to ``top`` without a heap push and pop.
+    """
+
+    __slots__ = ("batch", "captured", "capture", "create_graph", "leaves", "pending", "queue", "top")
 
     def __init__(
         self, create_graph: bool, capture: set[Record] | None = None, batch: int | None = None
     ) -> None:
         self.pending: dict[Record, Any] = {}
         self.queue: list[tuple[int, Record]] = []
+        self.top: Record | None = None
         self.leaves: dict[Any, list[Any]] = {}
         self.create_graph = create_graph
         self.capture = capture or set()
         self.captured: dict[Record, Any] = {}
         self.batch = batch
+
+    def schedule(self, record: Record) -> None:
+        """Put ``record`` in line (it just received its first cotangent)."""
+        top = self.top
+        if top is None:
+            self.top = record
+        elif record.position > top.position:
+            heapq.heappush(self.queue, (-top.position, top))
+            self.top = record
+        else:
+            heapq.heappush(self.queue, (-record.position, record))
 
     def send(self, node: Any, index: int | None, cotangent: Any) -> None:
         """Add ``cotangent`` to what ``node`` (a record's output ``index``, or a leaf) has received."""
@@ -118,14 +157,14 @@ class _Sweep:
                 received = pending.get(node)
                 if received is None:
                     pending[node] = cotangent
-                    heapq.heappush(self.queue, (-node.position, node))
+                    self.schedule(node)
                 else:
                     pending[node] = received + cotangent
                 return
             slots = pending.get(node)
             if slots is None:
                 slots = pending[node] = [None] * _output_count(node)
-                heapq.heappush(self.queue, (-node.position, node))
+                self.schedule(node)
             slots[index] = cotangent if slots[index] is None else slots[index] + cotangent
             return
         entry = self.leaves.get(id(node))
@@ -136,10 +175,14 @@ class _Sweep:
 
     def run(self, retain_graph: bool) -> None:
         queue, pending, create_graph, send = self.queue, self.pending, self.create_graph, self.send
-        capture, batch = self.capture, self.batch
-        heappop, heappush = heapq.heappop, heapq.heappush
-        while queue:
-            record = heappop(queue)[1]
+        capture, batch, schedule = self.capture, self.batch, self.schedule
+        heappop = heapq.heappop
+        ndarray = np.ndarray
+        while True:
+            record = self.top
+            if record is None:
+                return
+            self.top = heappop(queue)[1] if queue else None
             g = pending.pop(record)
             args = record.args
             if args is None:
@@ -167,26 +210,30 @@ class _Sweep:
                 if not retain_graph:
                     record.release()
                 continue
+            op, kwargs = record.op, record.kwargs
+            inputs = record.inputs
             if create_graph:
                 args, out = _as_tensors(record)
-            op, kwargs = record.op, record.kwargs
             joint = None if op.backward is None else op.backward(g, out, *args, **kwargs)
             vjps = op.vjps
             saved = record.args
-            for argnum, node, index, _, _ in record.inputs:
+            for argnum, node, index, _, _ in inputs:
                 if node is None:
                     continue
                 if joint is None:
-                    cotangent = vjps[argnum](g, out, *args, **kwargs)
+                    if kwargs:
+                        cotangent = vjps[argnum](g, out, *args, **kwargs)
+                    else:
+                        cotangent = vjps[argnum](g, out, *args)
                 else:
                     cotangent = joint[argnum]
                     if cotangent is None:
                         continue
                 value = saved[argnum]
                 if (
-                    type(cotangent) is not np.ndarray
+                    type(cotangent) is not ndarray
                     or cotangent.shape != value.shape
-                    or cotangent.dtype != value.dtype
+                    or cotangent.dtype is not value.dtype
                 ):
                     if cotangent is None:
                         continue
@@ -197,14 +244,17 @@ class _Sweep:
                     received = pending.get(node)
                     if received is None:
                         pending[node] = cotangent
-                        heappush(queue, (-node.position, node))
+                        if self.top is None:  # schedule(node), inline for a chain's common case
+                            self.top = node
+                        else:
+                            schedule(node)
                     else:
                         pending[node] = received + cotangent
                 else:
                     send(node, index, cotangent)
-            if not retain_graph:
+            if not retain_graph:  # record.release(), inline: this loop runs once per record
                 record.args = record.kwargs = record.out = None
-                record.inputs = record.out_versions = ()
+                record.inputs = ()
 
 
 def fit_cotangent(

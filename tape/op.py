@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .grad_mode import state
-from .record import Record
+from .record import Record, next_position
 from .shape_only import saved_arguments, saved_output
 from .tensor import Tensor, new_tensor
 
@@ -34,6 +34,20 @@ VJP = Callable[..., Any]
 # The version counter given to arguments whose values no VJP reads: it never changes, so never complains.
 _UNCHECKED = [0]
 _VIEW_OUTPUT = ((_UNCHECKED, 0),)
+_FLOATS = frozenset(np.dtype(code) for code in "efdg")
+ndarray = np.ndarray
+_new_record = Record.__new__
+_new_tensor = Tensor.__new__
+
+
+class _EveryArgument:
+    """``argnum in _EVERY_ARGUMENT`` is always true: an op with a joint backward differentiates them all."""
+
+    def __contains__(self, argnum: object) -> bool:
+        return True
+
+
+_EVERY_ARGUMENT = _EveryArgument()
 
 
 class Op:
@@ -68,7 +82,17 @@ class Op:
     array([ 3., 12.])
     """
 
-    __slots__ = ("backward", "batched", "forward", "keeps_output", "name", "shape_only", "view", "vjps")
+    __slots__ = (
+        "backward",
+        "batched",
+        "forward",
+        "has_vjp",
+        "keeps_output",
+        "name",
+        "shape_only",
+        "view",
+        "vjps",
+    )
 
     def __init__(
         self,
@@ -84,8 +108,10 @@ class Op:
         if vjps and backward is not None:
             raise TypeError("Op: give either one VJP per argument or a joint backward, not both")
         self.forward = forward
-        self.vjps = vjps
-        self.backward = backward
+        self.defvjp(*vjps)
+        if backward is not None:
+            self.backward = backward
+            self.has_vjp = _EVERY_ARGUMENT
         self.name = name or getattr(forward, "__name__", "op")
         self.view = view
         self.shape_only = frozenset(shape_only)
@@ -96,13 +122,13 @@ class Op:
         """Set the VJPs, one per positional argument (``None`` for non-differentiable ones); return self."""
         self.vjps = vjps
         self.backward = None
+        # Checked for every tensor argument that requires grad, so a set lookup rather than a method call.
+        self.has_vjp = frozenset(argnum for argnum, vjp in enumerate(vjps) if vjp is not None)
         return self
 
     def differentiable(self, argnum: int) -> bool:
         """Whether a cotangent can be computed for positional argument ``argnum``."""
-        if self.backward is not None:
-            return True
-        return argnum < len(self.vjps) and self.vjps[argnum] is not None
+        return argnum in self.has_vjp
 
     def __repr__(self) -> str:
         return f"<Op {self.name}>"
@@ -132,24 +158,32 @@ def apply(op: Op, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
-    # ``Op.__call__`` itself: the per-op hot path, kept in one frame.
+    # ``Op.__call__`` itself: the per-op hot path, kept in one frame. On arrays of a few elements its own
+    # bookkeeping costs more than numpy's work, so each step here is written for speed.
     values = list(args)
-    tensor_argnums = []
+    inputs = []  # (argnum, node, index, version counter, version) per tensor argument
+    wants_grad = False
+    shape_only = op.shape_only
     for argnum, arg in enumerate(args):
         if isinstance(arg, Tensor):
             values[argnum] = arg.data
-            tensor_argnums.append(argnum)
             if arg._view_of is not None and arg._view_of[4] != arg._vc[0] and state.grad_enabled:
                 refresh_view(arg)
+            checked = _UNCHECKED if argnum in shape_only else arg._vc
+            if arg.requires_grad:
+                wants_grad = True
+                inputs.append((argnum, arg._record or arg, arg._index, checked, checked[0]))
+            else:
+                inputs.append((argnum, None, None, checked, checked[0]))
     try:
-        out = op.forward(*values, **kwargs)
+        out = op.forward(*values, **kwargs) if kwargs else op.forward(*values)
     except (ValueError, TypeError) as error:
         raise _with_context(op, values, error) from error
-    if not tensor_argnums:
+    if not inputs:
         return out
-    if type(out) is not np.ndarray:
+    if type(out) is not ndarray:
         if type(out) is tuple:
-            return _wrap_outputs(op, args, values, kwargs, tensor_argnums, out)
+            return _wrap_outputs(op, args, values, kwargs, [item[0] for item in inputs], out)
         out = np.asarray(out)
     view_of = None
     if op.view and isinstance(args[0], Tensor) and np.may_share_memory(out, values[0]):
@@ -160,29 +194,28 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
     else:
         counter = [0]
     record = None
-    if out.dtype.kind == "f" and state.grad_enabled:
-        inputs = []
-        differentiable = False
-        shape_only = op.shape_only
-        for argnum in tensor_argnums:
-            tensor = args[argnum]
-            checked = _UNCHECKED if argnum in shape_only else tensor._vc
-            if tensor.requires_grad:
-                if op.backward is None and (argnum >= len(op.vjps) or op.vjps[argnum] is None):
-                    _refuse_non_differentiable(op, argnum)
-                differentiable = True
-                inputs.append((argnum, tensor._record or tensor, tensor._index, checked, checked[0]))
-            else:
-                inputs.append((argnum, None, None, checked, checked[0]))
-        if differentiable:
-            # A view op's VJP never reads its output, which later writes to the shared buffer may change.
-            out_versions = _VIEW_OUTPUT if view_of is not None else ((counter, counter[0]),)
-            saved = saved_arguments(values, shape_only, op.name) if shape_only else tuple(values)
-            kept = out if op.keeps_output else saved_output(out, op.name)
-            record = Record(op, saved, kwargs, tuple(inputs), kept, out_versions)
-    result = new_tensor(out, record, None, counter)
-    if view_of is not None:
-        result._view_of = view_of
+    if wants_grad and out.dtype in _FLOATS and state.grad_enabled:
+        has_vjp = op.has_vjp
+        for argnum, node, _, _, _ in inputs:
+            if node is not None and argnum not in has_vjp:
+                _refuse_non_differentiable(op, argnum)
+        record = _new_record(Record)  # Record(...), without the cost of calling a class
+        record.op = op
+        record.args = saved_arguments(values, shape_only, op.name) if shape_only else tuple(values)
+        record.kwargs = kwargs
+        record.inputs = tuple(inputs)
+        # A view op's VJP never reads its output, which later writes to the shared buffer may change.
+        record.out = out if op.keeps_output else saved_output(out, op.name)
+        record.out_versions = _VIEW_OUTPUT if view_of is not None else ((counter, counter[0]),)
+        record.position = next_position()
+    result = _new_tensor(Tensor)  # new_tensor(out, record, None, counter), inline
+    result.data = out
+    result.requires_grad = record is not None
+    result.grad = None
+    result._record = record
+    result._index = None
+    result._vc = counter
+    result._view_of = view_of
     return result
 
 

@@ -67,7 +67,7 @@ class Record:
     def release(self) -> None:
         """Drop saved values and parent links so their memory can be freed."""
         self.args = self.kwargs = self.out = None
-        self.inputs = self.out_versions = ()
+        self.inputs = ()
 
     def __repr__(self) -> str:
         state = "released" if self.released else f"{len(self.parents)} parent(s)"

@@ -60,6 +60,33 @@ def test_grad_buffers_do_not_alias():
     np.testing.assert_array_equal(g, [1.0, 1.0])
 
 
+def test_a_fresh_cotangent_becomes_the_grad_without_a_copy_and_a_shared_one_is_copied():
+    from tape.backward import _unshared
+
+    fresh = np.ones(3)
+    entry = [None, fresh]
+    assert not _unshared(entry)  # ``fresh`` still names it
+    del fresh
+    assert _unshared(entry)
+    entry = [None, np.ones((2, 3))[0]]  # a view: its base may be seen elsewhere
+    assert not _unshared(entry)
+    entry = [None, np.broadcast_to(np.ones(1), (3,))]  # read-only
+    assert not _unshared(entry)
+
+
+def test_grads_of_the_same_views_seed_and_leaves_stay_apart():
+    x = tape.tensor([1.0, 2.0], requires_grad=True)
+    seed = np.array([1.0, 1.0])
+    (x * 1.0).backward(seed)
+    x.grad += 1  # a grad is the user's to change in place
+    np.testing.assert_array_equal(seed, [1.0, 1.0])
+    a = tape.tensor(np.ones((2, 2)), requires_grad=True)
+    b = tape.tensor(np.ones((2, 2)), requires_grad=True)
+    (a.T + b).sum().backward()
+    a.grad[0, 0] = 5.0
+    np.testing.assert_array_equal(b.grad, np.ones((2, 2)))
+
+
 def test_backward_with_explicit_gradient():
     x = tape.tensor([1.0, 2.0, 3.0], requires_grad=True)
     (x * x).backward(np.array([1.0, 0.0, 2.0]))
