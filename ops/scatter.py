@@ -182,6 +182,10 @@ def _split_trailing_rows(
     if missing < 0:
         return None
     if ellipses:
+        if missing == 0:
+            # A ``...`` of no axes still parts the integer arrays around it, which moves their result axes
+            # to the front in numpy; kept as it is, the grid of every axis gets the same layout.
+            return items, 0
         at = next(k for k, item in enumerate(items) if item is Ellipsis)
         items = items[:at] + (slice(None),) * missing + items[at + 1 :]
     else:
