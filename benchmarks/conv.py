@@ -1,17 +1,18 @@
-"""Convolution and pooling: each numba kernel against its numpy twin, and a small CNN against PyTorch.
+"""Convolution and pooling: each numba kernel against its numpy twin; the CNN's conv/pool part vs PyTorch.
 
 The network is the one the project's goal names: x of 64 x 1 x 28 x 28, conv 3x3 to 8 channels, relu,
-max-pool 2, conv 3x3 to 16 channels, relu, max-pool 2 (then, for a training step, flatten, linear to 10
-and cross-entropy). Three tables, float32 and float64:
+max-pool 2, conv 3x3 to 16 channels, relu, max-pool 2. Two tables, float32 and float64:
 
 1. every kernel of ``ops/conv.py`` at the sizes that network gives it, compiled against its twin
    (a kernel is kept only if it is faster), each timed alone on the same arguments;
 2. forward+backward of the conv/pool part (seeded with a fixed random cotangent, as a following layer
    would send): tape with kernels, tape with twins only (``use_jit(False)``) and PyTorch, at PyTorch's
-   own thread count and at one thread;
-3. a full SGD step of the network, tape.nn against torch.nn.
+   own thread count and at one thread.
 
-Tables 2 and 3 time their contenders in alternation, repeat by repeat, so that a shared machine's load
+(The full SGD step of this network, tape.nn against torch.nn, JAX and MyGrad, is timed by
+``python -m benchmarks.training_step``.)
+
+Table 2 times its contenders in alternation, repeat by repeat, so that a shared machine's load
 falls on all of them alike. PyTorch at its default thread count suffers most from a busy machine (its
 threads wait on each other), hence the one-thread column beside it.
 
@@ -22,11 +23,8 @@ python -m benchmarks.conv --quick    # fewer repeats
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import os
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,14 +33,11 @@ import numpy as np
 import ops.conv as conv
 import ops.nn
 import tape
-import tape.nn as nn
-from benchmarks.timing import Timing, format_time, measure, print_table
+from benchmarks.timing import Timing, format_time, measure, measure_side_by_side, print_table
 from tape import jit
-from tape.nn.conv import Conv2d, MaxPool2d
 
 DTYPES = (np.float32, np.float64)
 BATCH = 64
-CLASSES = 10
 
 
 def _timing(function: Callable[[], Any], quick: bool) -> Timing:
@@ -50,28 +45,9 @@ def _timing(function: Callable[[], Any], quick: bool) -> Timing:
 
 
 def _side_by_side(functions: dict[str, Callable[[], Any]], quick: bool) -> dict[str, Timing]:
-    """Per-call times of several functions measured in alternation, repeat by repeat, so that a change in
-    the machine's load (it is shared) hits all of them alike rather than whichever ran at the time."""
-    repeats = 5 if quick else 15
-    calls = {
-        name: max(1, int(0.02 / measure(f, repeats=1, min_time=0.01).median)) for name, f in functions.items()
-    }
-    samples: dict[str, list[float]] = {name: [] for name in functions}
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            for name, function in functions.items():
-                start = time.perf_counter()
-                for _ in range(calls[name]):
-                    function()
-                samples[name].append((time.perf_counter() - start) / calls[name])
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return {
-        name: Timing(statistics.median(values), min(values), max(values)) for name, values in samples.items()
-    }
+    """Per-call times of several functions measured in turns (see ``measure_side_by_side``)."""
+    entries = {name: (function, None) for name, function in functions.items()}
+    return measure_side_by_side(entries, rounds=5 if quick else 15, repeats=1, min_time=0.02)
 
 
 def _spread(timing: Timing) -> str:
@@ -136,8 +112,6 @@ def _weights(dtype: Any) -> dict[str, np.ndarray]:
         "b1": uniform((8,), 9),
         "w2": uniform((16, 8, 3, 3), 72),
         "b2": uniform((16,), 72),
-        "w3": uniform((CLASSES, 400), 400),
-        "b3": uniform((CLASSES,), 400),
     }
 
 
@@ -234,88 +208,6 @@ def conv_part_rows(quick: bool) -> tuple[list[dict[str, Any]], str]:
     return rows, note
 
 
-# -- 3. a full SGD step --------------------------------------------------------------------------------------
-def _tape_training_step(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[[], Any]:
-    dtype = x.dtype
-    model = nn.Sequential(
-        Conv2d(1, 8, 3, dtype=dtype),
-        nn.ReLU(),
-        MaxPool2d(2),
-        Conv2d(8, 16, 3, dtype=dtype),
-        nn.ReLU(),
-        MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, CLASSES, dtype=dtype),
-    )
-    for (name, parameter), value in zip(model.named_parameters(), weights.values(), strict=True):
-        assert parameter.shape == value.shape, name
-        parameter.data[...] = value
-    loss_function = nn.CrossEntropyLoss()
-    optimizer = nn.optim.SGD(model.parameters(), lr=0.01)
-
-    def step() -> Any:
-        optimizer.zero_grad()
-        loss = loss_function(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return step
-
-
-def _torch_training_step(x: np.ndarray, y: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[[], Any]:
-    import torch
-
-    dtype = torch.float32 if x.dtype == np.float32 else torch.float64
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3),
-        torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(8, 16, 3),
-        torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(),
-        torch.nn.Linear(400, CLASSES),
-    ).to(dtype)
-    with torch.no_grad():
-        for parameter, value in zip(model.parameters(), weights.values(), strict=True):
-            parameter.copy_(torch.from_numpy(value))
-    loss_function = torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step() -> Any:
-        optimizer.zero_grad()
-        loss = loss_function(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return step
-
-
-def training_rows(quick: bool) -> list[dict[str, Any]]:
-    """One SGD step of the CNN: tape.nn and, when installed, torch.nn."""
-    has_torch = importlib.util.find_spec("torch") is not None
-    rows = []
-    for dtype in DTYPES:
-        rng = np.random.default_rng(3)
-        x = rng.standard_normal((BATCH, 1, 28, 28)).astype(dtype)
-        y = rng.integers(0, CLASSES, BATCH)
-        weights = _weights(dtype)
-        row: dict[str, Any] = {"dtype": np.dtype(dtype).name}
-        functions = {"tape_s": _tape_training_step(x, y, weights)}
-        if has_torch:
-            torch_step = _torch_training_step(x, y, weights)
-            functions["torch_s"] = torch_step
-            functions["torch_1_thread_s"] = _torch_one_thread(torch_step)
-            ours = float(_tape_training_step(x, y, weights)().data)
-            theirs = float(_torch_training_step(x, y, weights)().detach())
-            row["first_loss_tape_torch"] = (ours, theirs)
-        rows.append({**row, **_side_by_side(functions, quick)})
-    return rows
-
-
 # -- tables --------------------------------------------------------------------------------------------------
 def _ratio(ours: Timing, theirs: Timing | None) -> str:
     return "-" if theirs is None else f"{ours.median / theirs.median:.2f}"
@@ -342,7 +234,7 @@ def _comparison_row(row: dict[str, Any], *columns: str) -> list[str]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """Print the three tables; return their rows (seconds per call, ratios)."""
+    """Print the two tables; return their rows (seconds per call, ratios)."""
     threads = None
     if importlib.util.find_spec("torch") is not None:
         import torch
@@ -381,17 +273,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         or f"PyTorch's own thread count is {threads}; gradients agree with PyTorch's to {agreement}",
     )
 
-    training = training_rows(quick)
-    print_table(
-        f"CNN SGD step (conv, relu, pool, conv, relu, pool, linear, cross-entropy), batch {BATCH}",
-        ["dtype", "tape", "PyTorch", "PyTorch 1 thread", *ratios],
-        [_comparison_row(r, "tape_s", "torch_s", "torch_1_thread_s") for r in training],
-        note="goal: tape within 1.5x of PyTorch",
-    )
     return {
         "kernels": kernels,
         "conv_part": [_plain(row) for row in part],
-        "training_step": [_plain(row) for row in training],
         "torch_threads": threads,
     }
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import importlib.util
-import io
 import os
-import pstats
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,8 +28,8 @@ import numpy as np
 import tape
 from benchmarks.progress import Progress
 from benchmarks.results import write_json
-from benchmarks.timing import format_time, print_table
-from benchmarks.training_step import measure_side_by_side, torch_threads
+from benchmarks.timing import format_time, measure_side_by_side, print_table, profile_text
+from benchmarks.training_step import torch_threads
 
 SIZE = 10**6
 TARGET = 1.5  # tape forward+backward over numpy's forward, at most
@@ -212,9 +210,7 @@ def profile_tape_backward(size: int = SIZE, calls: int = 20, top: int = 15) -> s
         profiler.enable()
         loss.backward()
         profiler.disable()
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
-    return text.getvalue()
+    return profile_text(profiler, top)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

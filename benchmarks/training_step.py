@@ -26,11 +26,8 @@ import argparse
 import contextlib
 import cProfile
 import importlib.util
-import io
 import itertools
 import os
-import pstats
-import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +38,7 @@ import tape
 import tape.nn as nn
 from benchmarks.progress import Progress
 from benchmarks.results import blas_info, write_json
-from benchmarks.timing import Timing, format_time, measure, print_table
+from benchmarks.timing import Timing, format_time, measure_side_by_side, print_table, profile_text
 
 DTYPES = (np.float32, np.float64)
 MLP_LAYERS = (784, 512, 256, 10)
@@ -371,46 +368,6 @@ class Case:
     threads: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
 
 
-def measure_side_by_side(
-    functions: dict[str, tuple[Callable[[], Any], Callable[[], Any] | None]],
-    rounds: int,
-    repeats: int,
-    min_time: float,
-    progress: Progress | None = None,
-) -> dict[str, Timing]:
-    """``measure`` each function in turn, ``rounds`` times over; the median of the rounds' medians and the
-    extremes of their spreads.
-
-    The machine is shared: taking the cases in turns spreads a change of load over all of them rather than
-    over whichever ran at the time. Each entry is ``(function, threads)`` where ``threads`` makes the
-    context manager (a thread limit) to measure it under, or is None.
-
-    Examples
-    --------
-    >>> timings = measure_side_by_side({"noop": (lambda: None, None)}, rounds=2, repeats=2, min_time=1e-4)
-    >>> timings["noop"].low <= timings["noop"].median <= timings["noop"].high
-    True
-    """
-    per_round: dict[str, list[Timing]] = {name: [] for name in functions}
-    for round_number in range(rounds):
-        for name, (function, threads) in functions.items():
-            label = f"round {round_number + 1}/{rounds}: {name}"
-            if progress is not None:
-                progress.show(label)
-            with threads() if threads is not None else contextlib.nullcontext():
-                per_round[name].append(measure(function, repeats=repeats, min_time=min_time))
-            if progress is not None:
-                progress.advance(label)
-    return {
-        name: Timing(
-            statistics.median(t.median for t in timings),
-            min(t.low for t in timings),
-            max(t.high for t in timings),
-        )
-        for name, timings in per_round.items()
-    }
-
-
 def cases(kind: str) -> tuple[dict[str, Case], list[str]]:
     """The cases for ``kind`` that can run here, and notes on those skipped."""
     found: dict[str, Case] = {NUMPY_FLOOR: Case(numpy_forward), TAPE: Case(tape_step)}
@@ -586,9 +543,7 @@ def profile_tape_step(kind: str = "mlp", dtype: Any = np.float32, steps: int = 5
     for _ in range(steps):
         step()
     profiler.disable()
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
-    return text.getvalue()
+    return profile_text(profiler, top)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
