@@ -24,6 +24,7 @@ DEFAULT_SUITE = "vjp_vs_jacobian"
 SUITES = {
     "vjp_vs_jacobian": "benchmarks.vjp_vs_jacobian",
     "per_op": "benchmarks.per_op",
+    "batch_vjp": "benchmarks.batch_vjp",
     "kernels": "benchmarks.kernels",
     "higher_order": "benchmarks.higher_order",
     "training_step": "benchmarks.training_step",

@@ -173,3 +173,14 @@ def test_main_runs_the_chosen_suite_and_notes_missing_ones(
     assert "[kernels] skipped" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["--suite", "no_such_suite"])
+
+
+def test_batch_vjp_times_every_installed_vjp_against_numpys_forward(capsys: pytest.CaptureFixture) -> None:
+    from benchmarks import batch_vjp
+
+    results = batch_vjp.run(quick=True)
+    ratios = results["over_numpy_forward"]
+    assert ratios[batch_vjp.NUMPY_FORWARD] == 1.0
+    assert batch_vjp.TAPE in ratios and batch_vjp.NUMPY_BY_HAND in ratios
+    assert all(ratio > 0 for ratio in ratios.values())
+    assert "goal: at most 2x" in capsys.readouterr().out
