@@ -3,7 +3,9 @@
 Every VJP returns a cotangent of the broadcast output's shape; the engine sums it back to its input's shape
 and dtype. VJPs use ``out`` (the forward's result) where that saves work: ``exp``'s VJP is ``g * out``.
 Functions that are flat almost everywhere (``floor``, ``sign``, ...) have a zero gradient, as in PyTorch
-and JAX.
+and JAX. On large plain arrays a few VJPs (tanh, x**2, square, sqrt, sin, cos) and the forwards of sin and
+cos run numba kernels from ``ops/elementwise_kernels.py``; below their size threshold, and on tensors
+(``create_graph``), the numpy expression beside each op runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 from tape.op import Op
 from tape.registry import NAMED, implements
 
+from . import elementwise_kernels as fused
+
 _LN2 = float(np.log(2.0))
 _LN10 = float(np.log(10.0))
 
@@ -25,8 +29,17 @@ def _ufunc_op(
     *vjps: Callable[..., Any] | None,
     shape_only: tuple[int, ...] = (),
     keeps_output: bool = False,
+    forward: Callable[..., Any] | None = None,
 ) -> Op:
-    op = Op(ufunc, *vjps, name=ufunc.__name__, shape_only=shape_only, batched=True, keeps_output=keeps_output)
+    """The op for ``ufunc``, run by ``np.<ufunc>(tensor)``; ``forward`` replaces the ufunc itself."""
+    op = Op(
+        forward or ufunc,
+        *vjps,
+        name=ufunc.__name__,
+        shape_only=shape_only,
+        batched=True,
+        keeps_output=keeps_output,
+    )
     implements(ufunc)(op)
     return op
 
@@ -52,7 +65,9 @@ fmod = _ufunc_op(np.fmod, lambda g, out, x, y: g, lambda g, out, x, y: -g * np.t
 def _power_vjp_base(g: Any, out: Any, x: Any, y: Any) -> Any:
     # d(x**y)/dx = y * x**(y-1), taken as 0 where y == 0 (rather than 0 * inf at x == 0).
     if isinstance(y, int | float):
-        if y == 2:  # x ** 2, the common case: one pass instead of a power and two products
+        if y == 2:  # x ** 2, the common case: no power, and one pass for large arrays
+            if type(x) is np.ndarray and x.size >= fused.LARGE:
+                return fused.square_vjp(g, x)
             return g * (x + x)
         return np.zeros_like(g) if y == 0 else g * (y * x ** (y - 1))
     return g * np.where(y == 0, 0.0, y * x ** np.where(y == 0, 1.0, y - 1))
@@ -64,8 +79,22 @@ def _power_vjp_exponent(g: Any, out: Any, x: Any, y: Any) -> Any:
 
 
 power = _ufunc_op(np.power, _power_vjp_base, _power_vjp_exponent, keeps_output=True)
-square = _ufunc_op(np.square, lambda g, out, x: g * 2 * x)
-sqrt = _ufunc_op(np.sqrt, lambda g, out, x: g / (2 * out), shape_only=(0,), keeps_output=True)
+
+
+def _square_vjp(g: Any, out: Any, x: Any) -> Any:
+    if type(x) is np.ndarray and x.size >= fused.LARGE:
+        return fused.square_vjp(g, x)
+    return g * (x + x)
+
+
+def _sqrt_vjp(g: Any, out: Any, x: Any) -> Any:
+    if type(out) is np.ndarray and out.size >= fused.LARGE:
+        return fused.sqrt_vjp(g, out)
+    return g / (2 * out)
+
+
+square = _ufunc_op(np.square, _square_vjp)
+sqrt = _ufunc_op(np.sqrt, _sqrt_vjp, shape_only=(0,), keeps_output=True)
 cbrt = _ufunc_op(np.cbrt, lambda g, out, x: g / (3 * out * out), shape_only=(0,), keeps_output=True)
 reciprocal = _ufunc_op(np.reciprocal, lambda g, out, x: -g * out * out, shape_only=(0,), keeps_output=True)
 absolute = _ufunc_op(np.absolute, lambda g, out, x: g * np.sign(x))
@@ -92,16 +121,48 @@ logaddexp2 = _ufunc_op(
     keeps_output=True,
 )
 
+
 # -- trigonometric and hyperbolic --------------------------------------------------------------------
-sin = _ufunc_op(np.sin, lambda g, out, x: g * np.cos(x))
-cos = _ufunc_op(np.cos, lambda g, out, x: -g * np.sin(x))
+# Large float64 arrays take the vectorized sine kernel (elementwise_kernels) for sin and cos, both ways.
+def _sin(x: Any) -> Any:
+    if type(x) is np.ndarray and x.size >= fused.LARGE_TRANSCENDENTAL:
+        return fused.sin(x)
+    return np.sin(x)
+
+
+def _cos(x: Any) -> Any:
+    if type(x) is np.ndarray and x.size >= fused.LARGE_TRANSCENDENTAL:
+        return fused.cos(x)
+    return np.cos(x)
+
+
+def _sin_vjp(g: Any, out: Any, x: Any) -> Any:
+    if type(x) is np.ndarray and x.size >= fused.LARGE_TRANSCENDENTAL:
+        return fused.sin_vjp(g, x)
+    return g * np.cos(x)
+
+
+def _cos_vjp(g: Any, out: Any, x: Any) -> Any:
+    if type(x) is np.ndarray and x.size >= fused.LARGE_TRANSCENDENTAL:
+        return fused.cos_vjp(g, x)
+    return -g * np.sin(x)
+
+
+def _tanh_vjp(g: Any, out: Any, x: Any) -> Any:
+    if type(out) is np.ndarray and out.size >= fused.LARGE:
+        return fused.tanh_vjp(g, out)
+    return g * (1 - out * out)
+
+
+sin = _ufunc_op(np.sin, _sin_vjp, forward=_sin)
+cos = _ufunc_op(np.cos, _cos_vjp, forward=_cos)
 tan = _ufunc_op(np.tan, lambda g, out, x: g * (1 + out * out), shape_only=(0,), keeps_output=True)
 arcsin = _ufunc_op(np.arcsin, lambda g, out, x: g / np.sqrt(1 - x * x))
 arccos = _ufunc_op(np.arccos, lambda g, out, x: -g / np.sqrt(1 - x * x))
 arctan = _ufunc_op(np.arctan, lambda g, out, x: g / (1 + x * x))
 sinh = _ufunc_op(np.sinh, lambda g, out, x: g * np.cosh(x))
 cosh = _ufunc_op(np.cosh, lambda g, out, x: g * np.sinh(x))
-tanh = _ufunc_op(np.tanh, lambda g, out, x: g * (1 - out * out), shape_only=(0,), keeps_output=True)
+tanh = _ufunc_op(np.tanh, _tanh_vjp, shape_only=(0,), keeps_output=True)
 arcsinh = _ufunc_op(np.arcsinh, lambda g, out, x: g / np.sqrt(x * x + 1))
 arccosh = _ufunc_op(np.arccosh, lambda g, out, x: g / np.sqrt(x * x - 1))
 arctanh = _ufunc_op(np.arctanh, lambda g, out, x: g / (1 - x * x))

@@ -4,6 +4,7 @@ Each function takes tensors or arrays (tensors in give recorded tensors out, arr
 mirrors the torch.nn.functional function of the same name. Activations, ``linear``, ``embedding``,
 ``layer_norm`` and ``batch_norm`` are ops with fused VJPs written in numpy, so they are recorded once per
 call and differentiate again under ``create_graph``; ``dropout`` and ``selu`` are compositions of ops.
+On large plain arrays the activations' VJPs run one-pass numba kernels (``ops/elementwise_kernels.py``).
 float32 in gives float32 out. This module is imported by ``tape.nn``; it compiles nothing.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 from tape.op import Op
 from tape.tensor import Tensor
 
+from . import elementwise_kernels as fused
 from .indexing import scatter_add
 
 __all__ = [
@@ -45,7 +47,15 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 # -- activations ---------------------------------------------------------------------------------------------
-relu_op = Op(lambda x: np.maximum(x, 0), lambda g, out, x: g * (out > 0), name="relu", shape_only=(0,))
+# Each activation's VJP takes a one-pass kernel (elementwise_kernels) on large plain arrays, and stays the
+# numpy expression below it on small arrays and on tensors (create_graph), where it is recorded.
+def _relu_vjp(g: Any, out: Any, x: Any) -> Any:
+    if type(out) is np.ndarray and out.size >= fused.LARGE:
+        return fused.relu_vjp(g, out)
+    return g * (out > 0)
+
+
+relu_op = Op(lambda x: np.maximum(x, 0), _relu_vjp, name="relu", shape_only=(0,))
 
 
 def relu(x: Any) -> Any:
@@ -64,6 +74,8 @@ def _leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
 
 
 def _leaky_relu_vjp(g: Any, out: Any, x: Any, negative_slope: float = 0.01) -> Any:
+    if type(x) is np.ndarray and x.size >= fused.LARGE:
+        return fused.leaky_relu_vjp(g, x, negative_slope)
     return np.where(x > 0, g, g * negative_slope)
 
 
@@ -87,6 +99,8 @@ def _elu(x: Any, alpha: float = 1.0) -> Any:
 
 
 def _elu_vjp(g: Any, out: Any, x: Any, alpha: float = 1.0) -> Any:
+    if type(out) is np.ndarray and out.size >= fused.LARGE:
+        return fused.elu_vjp(g, out, x, alpha)
     return np.where(x > 0, g, g * (out + alpha))
 
 
@@ -128,6 +142,8 @@ def _gelu(x: Any) -> Any:
 
 
 def _gelu_vjp(g: Any, out: Any, x: Any) -> Any:
+    if type(x) is np.ndarray and x.size >= fused.LARGE_TRANSCENDENTAL:
+        return fused.gelu_vjp(g, x)
     t = np.tanh((x + x * x * x * _GELU_K) * _GELU_C)
     return g * ((t + 1) * 0.5 + x * (1 - t * t) * (x * x * (3 * _GELU_K) + 1) * (0.5 * _GELU_C))
 
@@ -159,7 +175,13 @@ def _sigmoid(x: Any) -> Any:
     return np.where(x >= 0, 1 / (1 + small), small / (1 + small))
 
 
-sigmoid_op = Op(_sigmoid, lambda g, out, x: g * out * (1 - out), name="sigmoid", shape_only=(0,))
+def _sigmoid_vjp(g: Any, out: Any, x: Any) -> Any:
+    if type(out) is np.ndarray and out.size >= fused.LARGE:
+        return fused.sigmoid_vjp(g, out)
+    return g * out * (1 - out)
+
+
+sigmoid_op = Op(_sigmoid, _sigmoid_vjp, name="sigmoid", shape_only=(0,))
 
 
 def sigmoid(x: Any) -> Any:
@@ -173,7 +195,13 @@ def sigmoid(x: Any) -> Any:
     return sigmoid_op(x)
 
 
-tanh_op = Op(np.tanh, lambda g, out, x: g * (1 - out * out), name="tanh", shape_only=(0,))
+def _tanh_vjp(g: Any, out: Any, x: Any) -> Any:
+    if type(out) is np.ndarray and out.size >= fused.LARGE:
+        return fused.tanh_vjp(g, out)
+    return g * (1 - out * out)
+
+
+tanh_op = Op(np.tanh, _tanh_vjp, name="tanh", shape_only=(0,))
 
 
 def tanh(x: Any) -> Any:
@@ -196,6 +224,8 @@ def _softplus(x: Any, beta: float = 1.0, threshold: float | None = 20.0) -> Any:
 
 
 def _softplus_vjp(g: Any, out: Any, x: Any, beta: float = 1.0, threshold: float | None = 20.0) -> Any:
+    if type(x) is np.ndarray and x.size >= fused.LARGE_TRANSCENDENTAL:
+        return fused.softplus_vjp(g, x, beta, threshold)
     slope = sigmoid_op(x * beta)
     if threshold is None:
         return g * slope
@@ -246,7 +276,12 @@ def hardtanh(x: Any, min_val: float = -1.0, max_val: float = 1.0) -> Any:
 # -- linear ------------------------------------------------------------------------------------------------
 def _linear(x: Any, weight: Any, bias: Any = None) -> Any:
     out = x @ weight.T
-    return out if bias is None else out + bias
+    if bias is None:
+        return out
+    if np.result_type(out, bias) != out.dtype:
+        return out + bias  # a wider bias widens the result, as numpy's + does
+    out += bias  # out is new: adding in place saves a pass and an array of out's size
+    return out
 
 
 def _linear_vjp_x(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> Any:
@@ -264,7 +299,15 @@ def _linear_vjp_bias(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) ->
     return g  # the engine sums it over the batch axes
 
 
-linear_op = Op(_linear, _linear_vjp_x, _linear_vjp_weight, _linear_vjp_bias, name="linear", shape_only=(2,))
+linear_op = Op(
+    _linear,
+    _linear_vjp_x,
+    _linear_vjp_weight,
+    _linear_vjp_bias,
+    name="linear",
+    shape_only=(2,),
+    keeps_output=False,
+)
 
 
 def linear(x: Any, weight: Any, bias: Any = None) -> Any:
