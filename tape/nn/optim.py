@@ -1,9 +1,10 @@
 """Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad), learning-rate schedulers and ``clip_grad_norm_``.
 
-Each ``step`` reads ``p.grad``, computes the update with numpy on plain arrays (the optimizer's state is
-plain arrays too) and applies it with one in-place tensor operation under ``no_grad``, which bumps the
-parameter's version counter so that a record still holding the old value refuses to run backward. The
-update rules are torch's documented ones, so the same hyperparameters give the same trajectory.
+Each ``step`` reads ``p.grad`` and updates the parameter's array in place on plain arrays (the optimizer's
+state is plain arrays too), then bumps the parameter's version counter so that a record still holding the
+old value refuses to run backward. The built-in rules live in ``optim_kernels``: one pass of a numba kernel
+over the parameter, its gradient and its state where that pays, numpy expressions otherwise. They are
+torch's documented rules, so the same hyperparameters give the same trajectory.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..grad_mode import no_grad
 from ..tensor import Tensor
+from . import optim_kernels
 
 __all__ = [
     "SGD",
@@ -85,9 +87,18 @@ class Optimizer:
                         continue
                     state = self.state.setdefault(id(parameter), {})
                     update = self._update(parameter.data, grad, state, group)
-                    parameter -= update
+                    if update is None:
+                        # The rule wrote into the parameter's buffer itself: bump its version as an
+                        # in-place tensor operation does, so that records holding the old value notice.
+                        parameter._vc[0] += 1
+                    else:
+                        parameter -= update
 
-    def _update(self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]):
+    def _update(
+        self, value: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
+    ) -> np.ndarray | None:
+        """The step of one parameter: the array to subtract from ``value``, or None after writing the new
+        value into ``value`` itself (the built-in rules do, in one fused pass)."""
         raise TypeError(
             f"{type(self).__name__} must define _update(value, grad, state, group): the step of one parameter"
         )
@@ -189,19 +200,21 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, value, grad, state, group):
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * value
-        momentum = group["momentum"]
-        if momentum:
-            if "momentum_buffer" not in state:
-                state["momentum_buffer"] = grad.copy()
-            else:
-                buffer = state["momentum_buffer"]
-                buffer *= momentum
-                buffer += (1 - group["dampening"]) * grad
-            buffer = state["momentum_buffer"]
-            grad = grad + momentum * buffer if group["nesterov"] else buffer
-        return group["lr"] * grad
+        momentum, buffer, first_step = group["momentum"], state.get("momentum_buffer"), False
+        if momentum and buffer is None:
+            buffer = state["momentum_buffer"] = np.empty_like(value)  # filled with the first gradient
+            first_step = True
+        optim_kernels.sgd(
+            value,
+            grad,
+            buffer,
+            group["lr"],
+            group["weight_decay"],
+            momentum,
+            group["dampening"],
+            group["nesterov"],
+            first_step,
+        )
 
 
 class Adam(Optimizer):
@@ -231,32 +244,26 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, value, grad, state, group):
-        beta1, beta2 = group["betas"]
-        lr, weight_decay = group["lr"], group["weight_decay"]
-        if weight_decay and not self._decoupled:
-            grad = grad + weight_decay * value
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(value)
             state["exp_avg_sq"] = np.zeros_like(value)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(value)
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = np.zeros_like(value)
         state["step"] += 1
-        step = state["step"]
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg *= beta1
-        exp_avg += (1 - beta1) * grad
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * grad * grad
-        second = exp_avg_sq
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-            second = state["max_exp_avg_sq"]
-        denominator = np.sqrt(second) / math.sqrt(1 - beta2**step) + group["eps"]
-        update = (lr / (1 - beta1**step)) * exp_avg / denominator
-        if weight_decay and self._decoupled:
-            update = update + (lr * weight_decay) * value
-        return update
+        optim_kernels.adam(
+            value,
+            grad,
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            state["max_exp_avg_sq"] if group["amsgrad"] else None,
+            state["step"],
+            group["lr"],
+            group["betas"],
+            group["eps"],
+            group["weight_decay"],
+            self._decoupled,
+        )
 
 
 class AdamW(Adam):
@@ -304,33 +311,26 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, value, grad, state, group):
-        alpha = group["alpha"]
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * value
         if not state:
             state["step"] = 0
             state["square_avg"] = np.zeros_like(value)
-            if group["momentum"]:
-                state["momentum_buffer"] = np.zeros_like(value)
-            if group["centered"]:
-                state["grad_avg"] = np.zeros_like(value)
+        if group["momentum"] and "momentum_buffer" not in state:
+            state["momentum_buffer"] = np.zeros_like(value)
+        if group["centered"] and "grad_avg" not in state:
+            state["grad_avg"] = np.zeros_like(value)
         state["step"] += 1
-        square_avg = state["square_avg"]
-        square_avg *= alpha
-        square_avg += (1 - alpha) * grad * grad
-        if group["centered"]:
-            grad_avg = state["grad_avg"]
-            grad_avg *= alpha
-            grad_avg += (1 - alpha) * grad
-            average = np.sqrt(square_avg - grad_avg * grad_avg) + group["eps"]
-        else:
-            average = np.sqrt(square_avg) + group["eps"]
-        if group["momentum"]:
-            buffer = state["momentum_buffer"]
-            buffer *= group["momentum"]
-            buffer += grad / average
-            return group["lr"] * buffer
-        return group["lr"] * grad / average
+        optim_kernels.rmsprop(
+            value,
+            grad,
+            state["square_avg"],
+            state["grad_avg"] if group["centered"] else None,
+            state.get("momentum_buffer"),
+            group["lr"],
+            group["alpha"],
+            group["eps"],
+            group["weight_decay"],
+            group["momentum"],
+        )
 
 
 class Adagrad(Optimizer):
@@ -366,11 +366,16 @@ class Adagrad(Optimizer):
             state["step"] = 0
             state["sum"] = np.full_like(value, group["initial_accumulator_value"])
         state["step"] += 1
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * value
-        rate = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        state["sum"] += grad * grad
-        return rate * grad / (np.sqrt(state["sum"]) + group["eps"])
+        optim_kernels.adagrad(
+            value,
+            grad,
+            state["sum"],
+            state["step"],
+            group["lr"],
+            group["lr_decay"],
+            group["weight_decay"],
+            group["eps"],
+        )
 
 
 # -- learning-rate schedulers --------------------------------------------------------------------------------

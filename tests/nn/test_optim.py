@@ -10,7 +10,8 @@ import pytest
 
 import tape
 import tape.nn as nn
-from tape.nn import optim
+from tape import jit
+from tape.nn import optim, optim_kernels
 
 
 def _quadratic_gradients(values, step):
@@ -39,10 +40,12 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["kernel", "twin"])
 @pytest.mark.parametrize("case", CASES)
-def test_optimizers_follow_torch(case):
+def test_optimizers_follow_torch(case, fused, monkeypatch):
     torch = pytest.importorskip("torch")
     ours_class, torch_name, options = CASES[case]
+    monkeypatch.setattr(optim_kernels, "PLAIN_SGD_MIN_SIZE", 0)  # plain SGD fuses these small ones too
     rng = np.random.default_rng(0)
     initial = [rng.standard_normal((3, 2)), rng.standard_normal(4)]
     ours = [tape.tensor(v.copy(), requires_grad=True) for v in initial]
@@ -54,7 +57,8 @@ def test_optimizers_follow_torch(case):
         for p, t, g in zip(ours, theirs, grads, strict=True):
             p.grad = g
             t.grad = torch.tensor(g)
-        ours_optimizer.step()
+        with jit.use_jit(fused):
+            ours_optimizer.step()
         torch_optimizer.step()
     for p, t in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
