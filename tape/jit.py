@@ -5,8 +5,9 @@ objects) plus a *twin*: a numpy implementation with the same signature and the s
 turns the pair into one callable:
 
 - with JIT on, the first call imports numba and compiles the function with
-  ``njit(cache=True, nogil=True)`` (so a later process loads machine code from the cache instead of
-  compiling again); every call runs the compiled code;
+  ``njit(cache=True, nogil=True, error_model="numpy")`` (so a later process loads machine code from the
+  cache instead of compiling again, and dividing by zero gives inf or nan as numpy does); every call runs
+  the compiled code;
 - with JIT off, every call runs the twin, and numba is never imported;
 - if numba cannot be imported, or the function fails to compile, the call runs the twin and a single
   ``JitFallbackWarning`` says why; that kernel keeps running its twin for the rest of the process.
@@ -324,8 +325,10 @@ class Kernel(Generic[R]):
         self._give_up(error)
         return self.twin(*args)
 
-    def _options(self) -> dict[str, bool]:
-        return {"nogil": True, "parallel": self.parallel, "fastmath": self.fastmath}
+    def _options(self) -> dict[str, Any]:
+        # error_model="numpy": x / 0 gives inf or nan as in the twin, rather than raising ZeroDivisionError,
+        # and a division no longer needs a check per element (which keeps loops vectorizable).
+        return {"nogil": True, "parallel": self.parallel, "fastmath": self.fastmath, "error_model": "numpy"}
 
     def _give_up(self, error: BaseException) -> None:
         with self._lock:

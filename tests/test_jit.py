@@ -48,6 +48,26 @@ def running_sum(values):
     return result
 
 
+def _quotients_numpy(numerators, denominators):
+    return numerators / denominators
+
+
+@jit.kernel(_quotients_numpy, register=False)
+def quotients(numerators, denominators):
+    result = np.empty_like(numerators)
+    for k in range(numerators.shape[0]):
+        result[k] = numerators[k] / denominators[k]
+    return result
+
+
+def test_a_kernel_divides_by_zero_as_numpy_does():
+    numerators, denominators = np.array([1.0, -1.0, 0.0, 2.0]), np.array([0.0, 0.0, 0.0, 4.0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = _quotients_numpy(numerators, denominators)
+    np.testing.assert_array_equal(quotients(numerators, denominators), expected)  # inf, -inf, nan, 0.5
+    assert quotients.signatures()  # the compiled code ran, not the twin
+
+
 def _sum_numpy(values):
     return float(np.sum(values))
 
