@@ -20,14 +20,19 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import ops.elementwise_kernels as fused
 import ops.scatter
+import tape
 from benchmarks.timing import format_time, measure, print_table
+from ops import losses, reductions, special, statistics
 from tape import jit
+from tape.nn import optim, optim_kernels
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -86,9 +91,267 @@ def _scatter_example(dtype: Any) -> tuple[Any, ...]:
     return (np.zeros((10, 4), dtype), np.array([1, 1, 3], dtype=np.int64), np.ones((3, 4), dtype))
 
 
+_OPTIMIZER_KERNEL = "tape.nn.optim_kernels.{}_kernel"
+#: The optimizer configurations timed for each kernel: label, class, options.
+_OPTIMIZER_RULES: dict[str, list[tuple[str, type[optim.Optimizer], dict[str, Any]]]] = {
+    _OPTIMIZER_KERNEL.format("sgd"): [
+        ("SGD", optim.SGD, {"lr": 0.01}),
+        (
+            "SGD momentum Nesterov decay",
+            optim.SGD,
+            {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
+        ),
+    ],
+    _OPTIMIZER_KERNEL.format("adam"): [
+        ("Adam", optim.Adam, {"lr": 1e-3}),
+        ("AdamW amsgrad", optim.AdamW, {"lr": 1e-3, "amsgrad": True}),
+    ],
+    _OPTIMIZER_KERNEL.format("rmsprop"): [
+        # not centered: with the same gradient at every step, sqrt(s - a^2) of the centered rule turns
+        # to nan after a few thousand steps (s - a^2 decays below its rounding error)
+        ("RMSprop momentum", optim.RMSprop, {"lr": 1e-3, "momentum": 0.9}),
+    ],
+    _OPTIMIZER_KERNEL.format("adagrad"): [("Adagrad", optim.Adagrad, {"lr": 0.01})],
+}
+#: Parameter shapes of one step: a parameter of 10^3, one of 784 x 512, the MLP 784-512-256-10's six.
+_OPTIMIZER_SHAPES = {
+    "1e3": [(1000,)],
+    "784x512": [(784, 512)],
+    "MLP 784-512-256-10": [(512, 784), (512,), (256, 512), (256,), (10, 256), (10,)],
+}
+
+
+def optimizer_cases(quick: bool, kernel: str = _OPTIMIZER_KERNEL.format("sgd")) -> list[Case]:
+    """``optimizer.step()`` for the configurations of one optimizer kernel (``_OPTIMIZER_RULES``), over a
+    parameter of 10^3, one of 784 x 512 and the MLP's parameters; JIT on (kernel) and off (twin).
+
+    Plain SGD below ``PLAIN_SGD_MIN_SIZE`` takes the twin with JIT on too; there a third implementation
+    runs the kernel at any size, to show why.
+    """
+    del quick  # the sizes are those of the training-step benchmark either way
+    cases = []
+    rng = np.random.default_rng(0)
+    for label, optimizer_class, options in _OPTIMIZER_RULES[kernel]:
+        for dtype in (np.float64, np.float32):
+            for size_label, shapes in _OPTIMIZER_SHAPES.items():
+                parameters = []
+                for shape in shapes:
+                    parameter = tape.tensor(rng.standard_normal(shape).astype(dtype), requires_grad=True)
+                    parameter.grad = (1e-3 * rng.standard_normal(shape)).astype(dtype)
+                    parameters.append(parameter)
+                optimizer = optimizer_class(parameters, **options)
+                implementations = {
+                    "kernel": _with_jit(True, optimizer.step),
+                    "twin": _with_jit(False, optimizer.step),
+                }
+                plain = (
+                    optimizer_class is optim.SGD
+                    and not options.get("momentum")
+                    and not options.get("weight_decay")
+                )
+                if plain and max(np.prod(shape) for shape in shapes) < optim_kernels.PLAIN_SGD_MIN_SIZE:
+                    implementations["kernel at any size"] = _with_jit(
+                        True, partial(_step_at_any_size, optimizer)
+                    )
+                cases.append(Case(f"{label}, {size_label} {np.dtype(dtype).name}", implementations))
+    return cases
+
+
+def _step_at_any_size(optimizer: optim.Optimizer) -> None:
+    threshold = optim_kernels.PLAIN_SGD_MIN_SIZE
+    optim_kernels.PLAIN_SGD_MIN_SIZE = 0
+    try:
+        optimizer.step()
+    finally:
+        optim_kernels.PLAIN_SGD_MIN_SIZE = threshold
+
+
+def _optimizer_example(kernel: str, dtype: Any) -> tuple[Any, ...]:
+    """Arguments of one call of the optimizer kernel ``kernel``: flat buffers of ten elements, scalars."""
+    value, grad = np.ones(10, dtype), np.full(10, 0.5, dtype)
+    buffers, scalars = {
+        _OPTIMIZER_KERNEL.format("sgd"): (1, (0.1, 1e-4, 0.9, 1.0, True, False)),
+        _OPTIMIZER_KERNEL.format("adam"): (3, (0.9, 0.1, 0.999, 1e-3, 1e-8, 0.0, 1e-5, 1e-3, 0.03, True)),
+        _OPTIMIZER_KERNEL.format("rmsprop"): (3, (0.01, 0.99, 0.01, 1e-8, 0.0, 0.9, True)),
+        _OPTIMIZER_KERNEL.format("adagrad"): (1, (0.01, 0.0, 1e-10)),
+    }[kernel]
+    return (value, grad, *(np.zeros(10, dtype) for _ in range(buffers)), *scalars)
+
+
+_ELEMENTWISE_KERNEL = "ops.elementwise_kernels.{}_kernel"
+#: For each elementwise kernel, the public functions that run it: label, function, and its arguments from a
+#: cotangent g and x uniform in [-3, 3] (for 1-d arrays they are the kernel's own, except sine_kernel's).
+_ELEMENTWISE_CALLS: dict[str, list[tuple[str, Callable[..., Any], Callable[[Any, Any], tuple[Any, ...]]]]] = {
+    _ELEMENTWISE_KERNEL.format(name): calls
+    for name, calls in {
+        "tanh_vjp": [("tanh VJP", fused.tanh_vjp, lambda g, x: (g, np.tanh(x)))],
+        "sigmoid_vjp": [("sigmoid VJP", fused.sigmoid_vjp, lambda g, x: (g, 1 / (1 + np.exp(-x))))],
+        "relu_vjp": [("relu VJP", fused.relu_vjp, lambda g, x: (g, np.maximum(x, 0)))],
+        "square_vjp": [("x**2 VJP", fused.square_vjp, lambda g, x: (g, x))],
+        "sqrt_vjp": [("sqrt VJP", fused.sqrt_vjp, lambda g, x: (g, np.sqrt(np.abs(x))))],
+        "leaky_relu_vjp": [("leaky_relu VJP", fused.leaky_relu_vjp, lambda g, x: (g, x, 0.01))],
+        "elu_vjp": [("elu VJP", fused.elu_vjp, lambda g, x: (g, np.where(x > 0, x, np.expm1(x)), x, 1.0))],
+        "gelu_vjp": [("gelu VJP", fused.gelu_vjp, lambda g, x: (g, x))],
+        "softplus_vjp": [("softplus VJP", fused.softplus_vjp, lambda g, x: (g, x, 1.0, 20.0))],
+        "sine": [
+            ("sin", fused.sin, lambda g, x: (x,)),
+            ("sin VJP", fused.sin_vjp, lambda g, x: (g, x)),
+            ("cos VJP", fused.cos_vjp, lambda g, x: (g, x)),
+        ],
+    }.items()
+}
+
+
+def elementwise_cases(quick: bool, kernel: str = _ELEMENTWISE_KERNEL.format("tanh_vjp")) -> list[Case]:
+    """The public functions that run one elementwise kernel (a fused VJP, or sine and cosine) on 10^3 and
+    10^6 elements (float64, and float32 unless quick), JIT on (kernel) and off (twin: the numpy expression
+    the op runs below ``fused.LARGE``). Sine and cosine run numpy's own loop for float32 either way.
+    """
+    rng = np.random.default_rng(0)
+    sizes = [(10**3, np.float64), (10**6, np.float64)] + ([] if quick else [(10**6, np.float32)])
+    cases = []
+    for label, function, arguments in _ELEMENTWISE_CALLS[kernel]:
+        for size, dtype in sizes:
+            x = rng.uniform(-3, 3, size).astype(dtype)
+            g = rng.standard_normal(size).astype(dtype)
+            call = partial(function, *arguments(g, x))
+            shape = f"{size:.0e} {np.dtype(dtype).name}".replace("e+0", "e")
+            implementations = {"kernel": _with_jit(True, call), "twin": _with_jit(False, call)}
+            cases.append(Case(f"{label}, {shape}", implementations))
+    return cases
+
+
+def _elementwise_example(kernel: str, dtype: Any) -> tuple[Any, ...]:
+    g, x = np.ones(10, dtype), np.linspace(-3, 3, 10, dtype=dtype)
+    if kernel == _ELEMENTWISE_KERNEL.format("sine"):
+        return (g, x, 1, True)
+    return _ELEMENTWISE_CALLS[kernel][0][2](g, x)
+
+
+_ROW_KERNEL = "ops.{}"
+
+
+def _class_targets(logits: np.ndarray) -> np.ndarray:
+    return np.random.default_rng(1).integers(0, logits.shape[1], logits.shape[0])
+
+
+def _cross_entropy_vjp(x: np.ndarray, g: np.ndarray, row_g: np.ndarray) -> Callable[[], Any]:
+    """The VJP of ``cross_entropy(x, targets)`` (mean over the rows), as backward calls it."""
+    vjp = losses.cross_entropy_rows_op.vjps[0]
+    options = {"ignore_index": -100, "label_smoothing": 0.0, "scale": 1 / len(x), "reduction": "mean"}
+    return partial(vjp, np.ones((), x.dtype), None, x, _class_targets(x), np.ones(x.shape[1]), **options)
+
+
+def _reduction_vjp(op: Any, reduce: Callable[..., Any], axis: int | None) -> Callable[..., Callable[[], Any]]:
+    """The VJP of ``reduce(x, axis)`` (an op of ops.reductions or ops.statistics), as backward calls it."""
+
+    def call(x: np.ndarray, g: np.ndarray, row_g: np.ndarray) -> Callable[[], Any]:
+        out = np.asarray(reduce(x, axis=axis))
+        return partial(op.vjps[0], np.asarray(row_g[0]) if axis is None else row_g, out, x, axis)
+
+    return call
+
+
+#: For each row kernel: per workload, a label, the module whose ``FLOAT32_EXP_KERNEL_LIMIT`` it obeys (or
+#: None) and ``call(x, g, row_g)``, which makes the timed call on rows ``x`` (N, C) from a cotangent ``g`` of
+#: their shape and one ``row_g`` (N,) of a reduction along them, all of x's dtype.
+_ROW_CALLS: dict[str, list[tuple[str, Any, Callable[..., Callable[[], Any]]]]] = {
+    _ROW_KERNEL.format("special.softmax_rows"): [
+        ("softmax", special, lambda x, g, row_g: partial(special.softmax, x)),
+    ],
+    _ROW_KERNEL.format("special.log_softmax_rows"): [
+        ("log_softmax", special, lambda x, g, row_g: partial(special.log_softmax, x)),
+    ],
+    _ROW_KERNEL.format("special.softmax_vjp_rows"): [
+        (
+            "softmax VJP",
+            None,
+            lambda x, g, row_g: partial(special.softmax_op.vjps[0], g, special.softmax(x), x),
+        ),
+    ],
+    _ROW_KERNEL.format("special.log_softmax_vjp_rows"): [
+        (
+            "log_softmax VJP",
+            special,
+            lambda x, g, row_g: partial(special.log_softmax_op.vjps[0], g, special.log_softmax(x), x),
+        ),
+    ],
+    _ROW_KERNEL.format("losses.cross_entropy_rows"): [
+        ("cross_entropy", losses, lambda x, g, row_g: partial(losses.cross_entropy, x, _class_targets(x))),
+    ],
+    _ROW_KERNEL.format("losses.cross_entropy_vjp_rows"): [("cross_entropy VJP", losses, _cross_entropy_vjp)],
+    _ROW_KERNEL.format("reductions.extremum_vjp_rows"): [
+        ("max VJP, rows", None, _reduction_vjp(reductions.max_, np.max, -1)),
+        ("max VJP, all", None, _reduction_vjp(reductions.max_, np.max, None)),
+    ],
+    _ROW_KERNEL.format("statistics.centred_rows"): [
+        ("var VJP, rows", None, _reduction_vjp(statistics.var, np.var, -1)),
+        ("std VJP, rows", None, _reduction_vjp(statistics.std, np.std, -1)),
+    ],
+}
+
+
+def row_cases(quick: bool, kernel: str = _ROW_KERNEL.format("special.softmax_rows")) -> list[Case]:
+    """The public function (or op VJP) that runs one row kernel, on rows of 128 x 10 and 4096 x 1000
+    (512 x 100 when quick) in float64 and float32, JIT on (kernel) and off (twin).
+
+    float32 arrays above a module's ``FLOAT32_EXP_KERNEL_LIMIT`` run numpy with JIT on too (the kernels'
+    scalar exp loses to numpy's vectorized one); there a third implementation runs the kernel anyway.
+    """
+    rng = np.random.default_rng(0)
+    cases = []
+    for label, limited, call in _ROW_CALLS[kernel]:
+        for shape in [(128, 10), (512, 100) if quick else (4096, 1000)]:
+            for dtype in (np.float64, np.float32):
+                x, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+                function = call(x, g, rng.standard_normal(shape[0]).astype(dtype))
+                implementations = {"kernel": _with_jit(True, function), "twin": _with_jit(False, function)}
+                if limited is not None and dtype == np.float32 and x.size > limited.FLOAT32_EXP_KERNEL_LIMIT:
+                    unlimited = partial(_without_float32_limit, limited, function)
+                    implementations["kernel at any size"] = _with_jit(True, unlimited)
+                name = f"{label}, {shape[0]}x{shape[1]} {np.dtype(dtype).name}"
+                cases.append(Case(name, implementations))
+    return cases
+
+
+def _without_float32_limit(module: Any, function: Callable[[], Any]) -> Any:
+    limit = module.FLOAT32_EXP_KERNEL_LIMIT
+    module.FLOAT32_EXP_KERNEL_LIMIT = np.inf
+    try:
+        return function()
+    finally:
+        module.FLOAT32_EXP_KERNEL_LIMIT = limit
+
+
+def _row_example(kernel: str, dtype: Any) -> tuple[Any, ...]:
+    """Arguments of one call of row kernel ``kernel``: four rows of five."""
+    x = np.linspace(-2, 2, 20, dtype=dtype).reshape(4, 5)
+    rows = np.linspace(0.5, 1, 4)
+    name = kernel.rsplit(".", 1)[-1]
+    return {
+        "softmax_rows": (x,),
+        "log_softmax_rows": (x,),
+        "softmax_vjp_rows": (x, x),
+        "log_softmax_vjp_rows": (x, x),
+        "cross_entropy_rows": (x, np.arange(4), np.ones(5), -100, 0.0),
+        "cross_entropy_vjp_rows": (x, np.arange(4), np.ones(5), -100, 0.0, rows),
+        "extremum_vjp_rows": (rows.astype(dtype), x, np.max(x, axis=1)),
+        "centred_rows": (x, rows),
+    }[name]
+
+
 #: For each kernel: its timed workloads, and example arguments (float64, float32) for the compile timing.
 CASES: dict[str, tuple[Callable[[bool], list[Case]], Callable[[Any], tuple[Any, ...]]]] = {
     "ops.scatter.scatter_rows": (scatter_cases, _scatter_example),
+    **{
+        name: (partial(optimizer_cases, kernel=name), partial(_optimizer_example, name))
+        for name in _OPTIMIZER_RULES
+    },
+    **{
+        name: (partial(elementwise_cases, kernel=name), partial(_elementwise_example, name))
+        for name in _ELEMENTWISE_CALLS
+    },
+    **{name: (partial(row_cases, kernel=name), partial(_row_example, name)) for name in _ROW_CALLS},
 }
 #: Kernels timed against their twins by another suite, in the workloads that use them.
 TIMED_ELSEWHERE = {"ops.conv": "python -m benchmarks.conv"}
@@ -183,8 +446,9 @@ def run(quick: bool = False) -> dict[str, list[dict[str, Any]]]:
     (``{"kernel", "compile": {...}, "cached": {...}}``, seconds).
     """
     speed, missing = _speed_rows(quick)
-    implementations = [key[: -len("_over_kernel")] for key in speed[0] if key.endswith("_over_kernel")]
-    implementations = ["kernel", *implementations] if speed else []
+    # Every implementation that some case has, in order of appearance (cases may have different ones).
+    others = (key[: -len("_over_kernel")] for row in speed for key in row if key.endswith("_over_kernel"))
+    implementations = ["kernel", *dict.fromkeys(others)]
     header = [
         "kernel",
         "case",
@@ -196,9 +460,14 @@ def run(quick: bool = False) -> dict[str, list[dict[str, Any]]]:
         [
             row["kernel"].rsplit(".", 1)[-1],
             row["case"],
-            *(format_time(row[f"{name}_s"]) for name in implementations),
-            *(f"{row[f'{name}_over_kernel']:.1f}x" for name in implementations[1:]),
-            "yes" if all(row[f"{name}_over_kernel"] > 1 for name in implementations[1:]) else "NO",
+            *(format_time(row[f"{name}_s"]) if f"{name}_s" in row else "-" for name in implementations),
+            *(
+                f"{row[f'{name}_over_kernel']:.1f}x" if f"{name}_s" in row else "-"
+                for name in implementations[1:]
+            ),
+            "yes"
+            if all(row[f"{name}_over_kernel"] > 1 for name in implementations[1:] if f"{name}_s" in row)
+            else "NO",
         ]
         for row in speed
     ]

@@ -5,6 +5,15 @@ shapes do not fit raise a ``ValueError`` naming the loss and the shapes. ``cross
 (log-softmax, pick, weight and reduce) whose VJP is ``softmax - target``; the other losses are compositions
 of recorded numpy ops, so they get their VJPs (and higher derivatives) from those ops. Targets that are
 class indices or labels are constants; probability targets may be differentiated.
+
+``cross_entropy`` of a float32/float64 batch of logits ``(N, C)`` against class indices ``(N,)`` (the
+classifier's case) is its own op, ``cross_entropy_rows_op``, with two numba kernels (``tape/jit.py``):
+``cross_entropy_rows`` (each row's logsumexp minus its target's logit) and ``cross_entropy_vjp_rows``
+(``(softmax - onehot) * g`` row by row). Neither builds a one-hot or any other ``(N, C)`` temporary. Its
+VJP under ``create_graph`` is the recorded numpy expression of the general op. Other layouts (a class
+axis that is not last, probability targets) use the general op. Strided logits, and float32 logits above
+``FLOAT32_EXP_KERNEL_LIMIT`` elements (where numpy's vectorized float32 ``exp`` beats the kernels' scalar
+one), run the kernels' numpy twins.
 """
 
 from __future__ import annotations
@@ -13,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from tape.jit import kernel
 from tape.op import Op
 from tape.tensor import Tensor
 
-from .special import log_softmax_op, softmax_op
+from .reductions import KERNEL_DTYPES
+from .special import log_softmax_op, softmax_op, softmax_rows
 
 __all__ = [
     "binary_cross_entropy",
@@ -34,6 +45,10 @@ __all__ = [
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+#: float32 logits of more elements than this run the numpy twins of the cross-entropy kernels with JIT on
+#: too (measured between 8192 and 16384 elements by ``python -m benchmarks.kernels``).
+FLOAT32_EXP_KERNEL_LIMIT = 8192
 
 
 def _data(x: Any) -> Any:
@@ -273,6 +288,225 @@ cross_entropy_op = Op(
 )
 
 
+# -- cross-entropy of rows of logits against class indices: kernels and their numpy twins ------------------
+# Row i's loss, with t its target, w the class weights (ones without weights), W their sum, s the label
+# smoothing, C the number of classes and lse the row's logsumexp:
+#     (1 - s) w_t (lse - x_t) + (s / C) sum_c w_c (lse - x_c).
+# Both terms are computed from the logits minus the row's maximum m, so that no large values cancel:
+# lse - x_c = log(sum_c exp(x_c - m)) - (x_c - m). A row whose target is ignore_index has loss and gradient 0.
+def _cross_entropy_rows_numpy(
+    logits: np.ndarray, targets: np.ndarray, class_weight: np.ndarray, ignore_index: int, smoothing: float
+) -> np.ndarray:
+    """numpy twin of ``cross_entropy_rows``."""
+    rows, classes = logits.shape
+    kept = targets != ignore_index
+    if classes == 0 or not np.any(kept):
+        return np.zeros(rows, logits.dtype)
+    picked = np.where(kept, targets, 0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        largest = np.max(logits, axis=1, keepdims=True)
+        shifted = logits - np.where(np.isfinite(largest), largest, 0)
+        log_total = np.log(np.sum(np.exp(shifted), axis=1))
+        target_term = log_total - np.take_along_axis(shifted, picked[:, None], axis=1)[:, 0]
+        losses = (1.0 - smoothing) * class_weight[picked] * target_term
+        if smoothing:
+            spread = np.sum(class_weight) * log_total - shifted @ class_weight
+            losses = losses + (smoothing / classes) * spread
+    return np.where(kept, losses, 0).astype(logits.dtype)
+
+
+@kernel(_cross_entropy_rows_numpy)
+def cross_entropy_rows(
+    logits: np.ndarray, targets: np.ndarray, class_weight: np.ndarray, ignore_index: int, smoothing: float
+) -> np.ndarray:
+    """The cross-entropy of each row of ``logits`` ``(N, C)`` against its class index in ``targets`` ``(N,)``.
+
+    ``class_weight`` is float64 ``(C,)`` (ones for no weights); ``smoothing`` is the label smoothing in
+    [0, 1]. Targets other than ``ignore_index`` must lie in [0, C) (``cross_entropy`` checks them): the
+    kernel does not. Returns the ``N`` losses in ``logits``' dtype, 0 for ignored rows.
+
+    Examples
+    --------
+    >>> logits = np.array([[0.0, np.log(3.0)]])
+    >>> cross_entropy_rows(logits, np.array([1]), np.ones(2), -100, 0.0).round(6)
+    array([0.287682])
+    """
+    rows, classes = logits.shape
+    losses = np.zeros(rows, logits.dtype)
+    uniform = smoothing / classes if classes else 0.0
+    weight_sum = np.sum(class_weight)
+    for i in range(rows):
+        target = targets[i]
+        if target == ignore_index:
+            continue
+        row = logits[i]
+        largest = -np.inf
+        for j in range(classes):
+            largest = max(largest, row[j])
+        shift = largest if np.isfinite(largest) else 0.0
+        total = 0.0
+        for j in range(classes):
+            total += np.exp(row[j] - shift)
+        log_total = np.log(total)
+        loss = (1.0 - smoothing) * class_weight[target] * (log_total - (row[target] - shift))
+        if uniform:
+            weighted = 0.0  # sum_c w_c (x_c - m)
+            for j in range(classes):
+                weighted += class_weight[j] * (row[j] - shift)
+            loss += uniform * (weight_sum * log_total - weighted)
+        losses[i] = loss
+    return losses
+
+
+def _cross_entropy_vjp_rows_numpy(
+    logits: np.ndarray,
+    targets: np.ndarray,
+    class_weight: np.ndarray,
+    ignore_index: int,
+    smoothing: float,
+    row_cotangents: np.ndarray,
+) -> np.ndarray:
+    """numpy twin of ``cross_entropy_vjp_rows``."""
+    rows, classes = logits.shape
+    kept = targets != ignore_index
+    if classes == 0 or not np.any(kept):
+        return np.zeros_like(logits)
+    dtype = logits.dtype
+    picked = np.where(kept, targets, 0)
+    row_cotangents = np.where(kept, row_cotangents, 0.0)
+    target_share = row_cotangents * (1.0 - smoothing) * class_weight[picked]
+    uniform_share = row_cotangents * (smoothing / classes)
+    # Row i's coefficients sum to target_share_i + uniform_share_i * W: that much of its softmax.
+    with np.errstate(invalid="ignore"):  # an all -inf row has no softmax: nan, as in the kernel
+        grad = softmax_rows.twin(logits)
+    grad *= (target_share + uniform_share * np.sum(class_weight)).astype(dtype)[:, None]
+    if smoothing:
+        grad -= (uniform_share[:, None] * class_weight).astype(dtype)
+    grad[np.arange(rows), picked] -= target_share.astype(dtype)
+    grad[~kept] = 0
+    return grad
+
+
+@kernel(_cross_entropy_vjp_rows_numpy)
+def cross_entropy_vjp_rows(
+    logits: np.ndarray,
+    targets: np.ndarray,
+    class_weight: np.ndarray,
+    ignore_index: int,
+    smoothing: float,
+    row_cotangents: np.ndarray,
+) -> np.ndarray:
+    """The VJP of ``cross_entropy_rows`` for the cotangents ``row_cotangents`` (float64 ``(N,)``) of the
+    losses: row i is ``g_i (A_i softmax(x_i) - a_i)``, where ``a_i`` are row i's coefficients (its target's
+    weight, smoothed) and ``A_i`` their sum, written without building ``a_i``.
+
+    Arguments as for ``cross_entropy_rows``. Returns an array of ``logits``' shape and dtype.
+
+    Examples
+    --------
+    >>> logits = np.array([[0.0, np.log(3.0)]])
+    >>> cross_entropy_vjp_rows(logits, np.array([1]), np.ones(2), -100, 0.0, np.array([1.0]))
+    array([[ 0.25, -0.25]])
+    """
+    rows, classes = logits.shape
+    grad = np.zeros_like(logits)
+    uniform = smoothing / classes if classes else 0.0
+    weight_sum = np.sum(class_weight)
+    for i in range(rows):
+        target = targets[i]
+        if target == ignore_index:
+            continue
+        row, grad_row = logits[i], grad[i]
+        largest = -np.inf
+        for j in range(classes):
+            largest = max(largest, row[j])
+        shift = largest if np.isfinite(largest) else 0.0
+        total = 0.0
+        for j in range(classes):
+            exponential = np.exp(row[j] - shift)
+            grad_row[j] = exponential
+            total += exponential
+        target_share = row_cotangents[i] * (1.0 - smoothing) * class_weight[target]
+        uniform_share = row_cotangents[i] * uniform
+        scale = (target_share + uniform_share * weight_sum) / total  # an all -inf row: nan, as its softmax
+        for j in range(classes):
+            grad_row[j] *= scale
+        if uniform:
+            for j in range(classes):
+                grad_row[j] -= uniform_share * class_weight[j]
+        grad_row[target] -= target_share
+    return grad
+
+
+def _takes_kernel(logits: np.ndarray) -> bool:
+    """Whether the cross-entropy kernels pay for ``logits`` (else their twins run)."""
+    small_enough = logits.size <= FLOAT32_EXP_KERNEL_LIMIT or logits.dtype == np.float64
+    return small_enough and logits.flags.c_contiguous
+
+
+def _cross_entropy_rows(
+    logits: np.ndarray,
+    targets: np.ndarray,
+    class_weight: np.ndarray,
+    *,
+    ignore_index: int,
+    label_smoothing: float,
+    scale: float,
+    reduction: str,
+) -> Any:
+    rows_kernel = cross_entropy_rows if _takes_kernel(logits) else cross_entropy_rows.twin
+    losses = rows_kernel(logits, targets, class_weight, ignore_index, label_smoothing)
+    if reduction == "none":
+        return losses
+    return np.sum(losses) * scale
+
+
+def _cross_entropy_rows_vjp(
+    g: Any,
+    out: Any,
+    logits: Any,
+    targets: np.ndarray,
+    class_weight: np.ndarray,
+    *,
+    ignore_index: int,
+    label_smoothing: float,
+    scale: float,
+    reduction: str,
+) -> Any:
+    if type(g) is np.ndarray and type(logits) is np.ndarray:
+        if reduction == "none":
+            row_cotangents = g.astype(np.float64)
+        else:
+            row_cotangents = np.full(len(targets), float(g) * scale)
+        vjp_kernel = cross_entropy_vjp_rows if _takes_kernel(logits) else cross_entropy_vjp_rows.twin
+        return vjp_kernel(logits, targets, class_weight, ignore_index, label_smoothing, row_cotangents)
+    # Under create_graph: the general op's VJP, recorded, on the one-hot coefficients.
+    coefficients, _ = _index_coefficients(
+        "cross_entropy", np.shape(logits), targets, class_weight, ignore_index, label_smoothing
+    )
+    coefficients = coefficients.astype(logits.dtype)
+    return _cross_entropy_vjp_logits(g, out, logits, coefficients, 1, scale, reduction)
+
+
+cross_entropy_rows_op = Op(
+    _cross_entropy_rows, _cross_entropy_rows_vjp, None, None, name="cross_entropy", keeps_output=False
+)
+
+
+def _row_targets(name: str, logits: np.ndarray, targets: np.ndarray, ignore_index: int) -> np.ndarray | None:
+    """``targets`` as int64 class indices for ``cross_entropy_rows_op`` when logits ``(N, C)`` float32/float64
+    and targets ``(N,)`` fit it, else None; an index out of range raises ``IndexError``."""
+    if logits.ndim != 2 or logits.dtype not in KERNEL_DTYPES or targets.shape != logits.shape[:1]:
+        return None
+    classes = logits.shape[1]
+    if targets.size and (targets.min() < 0 or targets.max() >= classes):
+        outside = (targets < 0) | (targets >= classes)
+        bad = targets[outside & (targets != ignore_index)]
+        if bad.size:
+            raise IndexError(f"{name}: target {bad[0]} is out of range for {classes} classes")
+    return targets.astype(np.int64, copy=False)
+
+
 def cross_entropy(
     input: Any,
     target: Any,
@@ -305,6 +539,9 @@ def cross_entropy(
     classes = shape[axis]
     target_data = _data(target)
     if target_data.dtype.kind in "iu":
+        targets = _row_targets(name, _data(input), target_data, ignore_index)
+        if targets is not None and (weight is None or _shape(weight) == (classes,)):
+            return _cross_entropy_of_rows(input, targets, weight, ignore_index, reduction, label_smoothing)
         coefficients, total_weight = _index_coefficients(
             name, shape, target_data, weight, ignore_index, label_smoothing
         )
@@ -335,6 +572,29 @@ def cross_entropy(
     if reduction == "sum":
         scale = 1.0
     return cross_entropy_op(input, coefficients, axis=axis, scale=scale, reduction=reduction)
+
+
+def _cross_entropy_of_rows(
+    input: Any, targets: np.ndarray, weight: Any, ignore_index: int, reduction: str, label_smoothing: float
+) -> Any:
+    """``cross_entropy`` of logits ``(N, C)`` against class indices ``(N,)`` (checked), as one row op."""
+    classes = _shape(input)[1]
+    class_weight = np.ones(classes) if weight is None else _data(weight).astype(np.float64)
+    if reduction == "sum":
+        scale = 1.0
+    else:
+        kept_targets = targets[targets != ignore_index]
+        total_weight = float(kept_targets.size if weight is None else np.sum(class_weight[kept_targets]))
+        scale = 1.0 / total_weight if total_weight else float("nan")
+    return cross_entropy_rows_op(
+        input if isinstance(input, Tensor) else _data(input),
+        targets,
+        class_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        scale=scale,
+        reduction=reduction,
+    )
 
 
 def nll_loss(

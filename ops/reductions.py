@@ -2,17 +2,28 @@
 
 A reduction's VJP puts the cotangent back on the reduced axes (``restore_axes``) and broadcasts it over
 them. Tied maxima and minima share the cotangent evenly, as in JAX and PyTorch's ``amax``.
+
+Row kernels: a reduction along the last axis of a C-contiguous array, or over all of its axes, is a
+reduction along the rows of a 2-D view of it (``as_rows``). For float32/float64 arrays in that layout, the
+VJP of max and min runs the numba kernel ``extremum_vjp_rows`` (``tape/jit.py``), which counts each row's
+ties and writes its shares in two passes over the row, where numpy makes a mask, a count and a quotient of
+the input's size. Other layouts, and VJPs under ``create_graph`` (tensors, to be recorded), run numpy.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from tape.jit import kernel
 from tape.op import Op
 from tape.registry import implements
 from tape.tensor import Tensor
+
+#: The dtypes the row kernels of ``ops`` are compiled for.
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -31,6 +42,35 @@ def restore_axes(g: Any, ndim: int, axis: Any, keepdims: bool) -> Any:
     if axis is None:
         return np.reshape(g, (1,) * ndim)
     return np.expand_dims(g, normalize_axes(axis, ndim))
+
+
+def as_rows(x: Any, axis: Any) -> np.ndarray | None:
+    """``x`` as a 2-D view ``(rows, length)`` whose rows are what a reduction over ``axis`` reduces, when the
+    row kernels take it: a C-contiguous float32/float64 ndarray of at least one axis, ``axis`` its last
+    axis (rows along it) or None (all axes: one row). Otherwise None. Never copies.
+
+    Examples
+    --------
+    >>> as_rows(np.zeros((2, 3, 4)), -1).shape, as_rows(np.zeros((2, 3)), None).shape
+    ((6, 4), (1, 6))
+    >>> as_rows(np.zeros((2, 3)), 0) is None
+    True
+    """
+    if type(x) is not np.ndarray or x.dtype not in KERNEL_DTYPES or not x.ndim or not x.flags.c_contiguous:
+        return None
+    if axis is None:
+        return x.reshape(1, x.size)
+    if axis == -1 or axis == x.ndim - 1:
+        return x if x.ndim == 2 else x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+    return None
+
+
+def contiguous(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``array`` reshaped to ``shape``, C-contiguous and writeable (a copy when it is a broadcast view, say),
+    so that each dtype compiles one kernel signature."""
+    if not (array.flags.c_contiguous and array.flags.writeable):
+        array = np.array(array, order="C")
+    return array.reshape(shape)
 
 
 def _spread(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
@@ -60,12 +100,52 @@ def _mean_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, kee
 mean = Op(_mean, _mean_vjp, name="mean", shape_only=(0,))
 
 
-def _extremum_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+def _extremum_vjp_numpy(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     values = np.asarray(x)
     extreme = restore_axes(np.asarray(out), values.ndim, axis, keepdims)
     hits = (values == extreme) | (np.isnan(values) & np.isnan(extreme))
     share = hits / np.sum(hits, axis=normalize_axes(axis, values.ndim), keepdims=True)
     return restore_axes(g, values.ndim, axis, keepdims) * share.astype(values.dtype)
+
+
+def _extremum_vjp_rows_numpy(g: np.ndarray, x: np.ndarray, extreme: np.ndarray) -> np.ndarray:
+    """numpy twin of ``extremum_vjp_rows``."""
+    return _extremum_vjp_numpy(g, extreme, x, 1, False)
+
+
+@kernel(_extremum_vjp_rows_numpy)
+def extremum_vjp_rows(g: np.ndarray, x: np.ndarray, extreme: np.ndarray) -> np.ndarray:
+    """The VJP of a max (or min) along the rows of ``x`` ``(N, M)``: ``g[i]`` shared evenly among the entries
+    of row ``i`` equal to its extreme ``extreme[i]`` (or NaN where the extreme is NaN), 0 elsewhere.
+
+    ``g`` and ``extreme`` are ``(N,)``; all three are C-contiguous and of one dtype.
+
+    Examples
+    --------
+    >>> extremum_vjp_rows(np.array([3.0]), np.array([[1.0, 2.0, 2.0]]), np.array([2.0]))
+    array([[0. , 1.5, 1.5]])
+    """
+    rows, length = x.shape
+    grad = np.zeros_like(x)
+    for i in range(rows):
+        row, grad_row, target = x[i], grad[i], extreme[i]
+        target_is_nan = np.isnan(target)
+        hits = 0
+        for j in range(length):
+            hits += row[j] == target or (target_is_nan and np.isnan(row[j]))
+        share = g[i] * x.dtype.type(1.0 / hits)  # the share rounded to the dtype first, as numpy's
+        for j in range(length):
+            if row[j] == target or (target_is_nan and np.isnan(row[j])):
+                grad_row[j] = share
+    return grad
+
+
+def _extremum_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    rows = as_rows(x, axis) if type(g) is np.ndarray and g.dtype == x.dtype else None
+    if rows is None:
+        return _extremum_vjp_numpy(g, out, x, axis, keepdims)
+    shape = rows.shape[:1]
+    return extremum_vjp_rows(contiguous(g, shape), rows, contiguous(out, shape)).reshape(x.shape)
 
 
 def _max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:

@@ -7,6 +7,16 @@ numpy on the op's own output, so under ``create_graph`` they are recorded and gi
 
 Tensors in give tensors out (recorded when an input requires grad); plain arrays in give plain arrays out.
 numpy has no such functions, so these are called directly (``tape.softmax(x)``), not through numpy.
+
+Kernels (``tape/jit.py``): softmax and log_softmax along the last axis of a C-contiguous float32/float64
+array (or over all its axes), and their VJPs, run as numba loops over rows (``softmax_rows``,
+``log_softmax_rows``, ``softmax_vjp_rows``, ``log_softmax_vjp_rows``): each row is read and written while
+it sits in the cache, with no temporary array of the input's size. Every other case (another axis, several
+axes, a strided view, another dtype) runs the numpy code, and so do VJPs under ``create_graph``, whose
+cotangents are tensors that must be recorded. The kernels that exponentiate call the C library's scalar
+``exp``; numpy's vectorized float32 ``exp`` is faster, so float32 arrays above
+``FLOAT32_EXP_KERNEL_LIMIT`` elements run numpy. ``python -m benchmarks.kernels`` times the kernels
+against their numpy twins.
 """
 
 from __future__ import annotations
@@ -16,11 +26,17 @@ from typing import Any
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
+from tape.jit import kernel
 from tape.op import Op
 
-from .reductions import restore_axes
+from .reductions import as_rows, contiguous, restore_axes
 
 Axis = int | tuple[int, ...] | None
+
+#: float32 arrays of more elements than this run numpy's softmax, log_softmax and log_softmax VJP with JIT
+#: on too: there the kernels' scalar exp costs more than numpy's vectorized one saves (measured between
+#: 4096 and 8192 elements by ``python -m benchmarks.kernels``). float64 arrays take the kernels at any size.
+FLOAT32_EXP_KERNEL_LIMIT = 4096
 
 
 def _axes(axis: Axis, ndim: int) -> tuple[int, ...]:
@@ -49,6 +65,14 @@ def _shift(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 def _finite_or_zero(value: Any) -> Any:
     return np.where(np.isfinite(value), value, 0)
+
+
+def _exp_rows(x: Any, axis: Axis) -> np.ndarray | None:
+    """``as_rows(x, axis)`` for the kernels that exponentiate: None also for float32 above the limit."""
+    rows = as_rows(x, axis)
+    if rows is not None and rows.size > FLOAT32_EXP_KERNEL_LIMIT and rows.dtype == np.float32:
+        return None
+    return rows
 
 
 # -- logsumexp ---------------------------------------------------------------------------------------------
@@ -126,15 +150,89 @@ def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False, b: Any = None) 
 
 
 # -- softmax -----------------------------------------------------------------------------------------------
-def _softmax(x: Any, axis: Axis = -1) -> Any:
-    x = _floating(x)
-    axes = _axes(axis, x.ndim)
+def _softmax_numpy(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     with np.errstate(over="ignore"):  # x - max can only overflow to -inf, whose exp is the right 0
         exponentials = np.exp(x - _shift(x, axes))
     return exponentials / np.sum(exponentials, axis=axes, keepdims=True)
 
 
+def _softmax_rows_numpy(x: np.ndarray) -> np.ndarray:
+    """numpy twin of ``softmax_rows``."""
+    return _softmax_numpy(x, (1,))
+
+
+@kernel(_softmax_rows_numpy)
+def softmax_rows(x: np.ndarray) -> np.ndarray:
+    """Softmax of each row of ``x`` (2-D, C-contiguous): one pass for the maximum, one for the exponentials
+    and their sum, one to divide.
+
+    As in the numpy code, the row's maximum is subtracted when it is finite: a row holding NaN gives NaN,
+    one holding ``+inf`` gives NaN there (inf / inf) and 0 elsewhere, an all ``-inf`` row NaN (0 / 0).
+
+    Examples
+    --------
+    >>> softmax_rows(np.array([[0.0, np.log(3.0)]]))
+    array([[0.25, 0.75]])
+    """
+    rows, length = x.shape
+    out = np.empty_like(x)
+    for i in range(rows):
+        row, result = x[i], out[i]
+        largest = -np.inf
+        for j in range(length):
+            largest = max(largest, row[j])
+        shift = largest if np.isfinite(largest) else 0.0
+        total = 0.0
+        for j in range(length):
+            exponential = np.exp(row[j] - shift)
+            result[j] = exponential
+            total += exponential
+        scale = 1.0 / total  # inf for an all -inf row, whose entries become 0 * inf = nan
+        for j in range(length):
+            result[j] *= scale
+    return out
+
+
+def _softmax(x: Any, axis: Axis = -1) -> Any:
+    rows = _exp_rows(x, axis)
+    if rows is not None:
+        return softmax_rows(rows).reshape(x.shape)
+    x = _floating(x)
+    return _softmax_numpy(x, _axes(axis, x.ndim))
+
+
+def _softmax_vjp_rows_numpy(g: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """numpy twin of ``softmax_vjp_rows``."""
+    return out * (g - np.sum(g * out, axis=1, keepdims=True))
+
+
+@kernel(_softmax_vjp_rows_numpy)
+def softmax_vjp_rows(g: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The VJP of a row softmax, ``out * (g - sum(g * out))`` per row, in two passes over each row.
+
+    ``g`` and ``out`` are 2-D, C-contiguous, of one shape and dtype; ``out`` is the softmax.
+
+    Examples
+    --------
+    >>> softmax_vjp_rows(np.array([[1.0, 0.0]]), np.array([[0.25, 0.75]]))
+    array([[ 0.1875, -0.1875]])
+    """
+    rows, length = out.shape
+    grad = np.empty_like(out)
+    for i in range(rows):
+        g_row, out_row, grad_row = g[i], out[i], grad[i]
+        inner = 0.0
+        for j in range(length):
+            inner += g_row[j] * out_row[j]
+        for j in range(length):
+            grad_row[j] = out_row[j] * (g_row[j] - inner)
+    return grad
+
+
 def _softmax_vjp(g: Any, out: Any, x: Any, axis: Axis = -1) -> Any:
+    rows = as_rows(out, axis) if type(g) is np.ndarray and g.dtype == out.dtype else None
+    if rows is not None:
+        return softmax_vjp_rows(contiguous(g, rows.shape), rows).reshape(out.shape)
     return out * (g - np.sum(g * out, axis=_axes(axis, np.ndim(out)), keepdims=True))
 
 
@@ -164,15 +262,84 @@ def softmax(x: Any, axis: Axis = -1) -> Any:
 
 
 # -- log_softmax -------------------------------------------------------------------------------------------
-def _log_softmax(x: Any, axis: Axis = -1) -> Any:
-    x = _floating(x)
-    axes = _axes(axis, x.ndim)
+def _log_softmax_numpy(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     with np.errstate(over="ignore", divide="ignore"):  # -inf is the right log-probability there
         shifted = x - _shift(x, axes)
         return shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
 
 
+def _log_softmax_rows_numpy(x: np.ndarray) -> np.ndarray:
+    """numpy twin of ``log_softmax_rows``."""
+    return _log_softmax_numpy(x, (1,))
+
+
+@kernel(_log_softmax_rows_numpy)
+def log_softmax_rows(x: np.ndarray) -> np.ndarray:
+    """Log-softmax of each row of ``x`` (2-D, C-contiguous): ``x - max - log(sum(exp(x - max)))``, one pass
+    for the maximum, one for the sum of exponentials (not stored), one to write.
+
+    Examples
+    --------
+    >>> log_softmax_rows(np.array([[0.0, 1000.0]]))
+    array([[-1000.,     0.]])
+    """
+    rows, length = x.shape
+    out = np.empty_like(x)
+    for i in range(rows):
+        row, result = x[i], out[i]
+        largest = -np.inf
+        for j in range(length):
+            largest = max(largest, row[j])
+        shift = largest if np.isfinite(largest) else 0.0
+        total = 0.0
+        for j in range(length):
+            total += np.exp(row[j] - shift)
+        log_total = np.log(total)  # -inf for an all -inf row, whose entries stay -inf
+        for j in range(length):
+            result[j] = (row[j] - shift) - log_total
+    return out
+
+
+def _log_softmax(x: Any, axis: Axis = -1) -> Any:
+    rows = _exp_rows(x, axis)
+    if rows is not None:
+        return log_softmax_rows(rows).reshape(x.shape)
+    x = _floating(x)
+    return _log_softmax_numpy(x, _axes(axis, x.ndim))
+
+
+def _log_softmax_vjp_rows_numpy(g: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """numpy twin of ``log_softmax_vjp_rows``."""
+    return g - np.exp(out) * np.sum(g, axis=1, keepdims=True)
+
+
+@kernel(_log_softmax_vjp_rows_numpy)
+def log_softmax_vjp_rows(g: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The VJP of a row log-softmax, ``g - exp(out) * sum(g)`` per row, in two passes over each row.
+
+    ``g`` and ``out`` are 2-D, C-contiguous, of one shape and dtype; ``out`` is the log-softmax.
+
+    Examples
+    --------
+    >>> log_softmax_vjp_rows(np.array([[1.0, 0.0]]), np.log(np.array([[0.25, 0.75]])))
+    array([[ 0.75, -0.75]])
+    """
+    rows, length = out.shape
+    grad = np.empty_like(out)
+    for i in range(rows):
+        g_row, out_row, grad_row = g[i], out[i], grad[i]
+        total = 0.0
+        for j in range(length):
+            total += g_row[j]
+        for j in range(length):
+            grad_row[j] = g_row[j] - np.exp(out_row[j]) * total
+    return grad
+
+
 def _log_softmax_vjp(g: Any, out: Any, x: Any, axis: Axis = -1) -> Any:
+    rows = _exp_rows(out, axis) if type(g) is np.ndarray and g.dtype == out.dtype else None
+    if rows is not None:
+        return log_softmax_vjp_rows(contiguous(g, rows.shape), rows).reshape(out.shape)
     return g - np.exp(out) * np.sum(g, axis=_axes(axis, np.ndim(out)), keepdims=True)
 
 

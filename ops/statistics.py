@@ -18,10 +18,16 @@ Conventions where the derivative is not unique:
   holding NaN are NaN, and its cotangent goes to the slice's first NaN (as ``max`` gives it to NaNs).
 
 This module must not change the data it is given: numpy's ``overwrite_input=`` is accepted and ignored.
+
+Kernel: the VJPs of ``var`` and ``std`` over the last axis of a C-contiguous float32/float64 array (or
+over all of its axes) run ``centred_rows`` (``tape/jit.py``), which takes each row's mean and writes the
+scaled deviations from it in two passes over the row, with no temporary of the input's size. Other
+layouts, a ``dtype=`` argument, and VJPs under ``create_graph`` (tensors, to be recorded) run numpy.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +35,8 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
 from ops.indexing import scatter_add
-from ops.reductions import normalize_axes, restore_axes
+from ops.reductions import as_rows, normalize_axes, restore_axes
+from tape.jit import kernel
 from tape.op import Op
 from tape.registry import implements
 from tape.tensor import Tensor
@@ -93,6 +100,12 @@ def _scale(numerator: float, divisor: Any) -> Any:
         return numerator / divisor
 
 
+def _reciprocal_divisor(count: int, ddof: Any) -> float:
+    """``1 / (count - ddof)`` as a Python float; inf where ``count - ddof`` is not positive, as ``_scale``."""
+    divisor = count - ddof
+    return 1.0 / divisor if divisor > 0 else math.inf
+
+
 def _safe(values: Any) -> Any:
     """``values`` with zeros replaced by ones, to divide by where the zeros are masked afterwards."""
     return np.where(values == 0, 1, values)
@@ -103,9 +116,45 @@ def _var(x: Any, axis: Any = None, dtype: Any = None, ddof: Any = 0, keepdims: b
     return np.var(x, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
 
 
+def _centred_rows_numpy(x: np.ndarray, row_scales: np.ndarray) -> np.ndarray:
+    """numpy twin of ``centred_rows``."""
+    with np.errstate(invalid="ignore"):  # an infinite scale times a zero deviation: nan, as numpy's VJP
+        centred = x - np.mean(x, axis=1, keepdims=True) if x.shape[1] else x
+        return (centred * row_scales[:, None]).astype(x.dtype, copy=False)
+
+
+@kernel(_centred_rows_numpy)
+def centred_rows(x: np.ndarray, row_scales: np.ndarray) -> np.ndarray:
+    """``(x[i] - mean(x[i])) * row_scales[i]`` for each row of ``x`` ``(N, M)`` (C-contiguous), in
+    ``x``'s dtype; ``row_scales`` is float64 ``(N,)``. The VJP of ``var`` and ``std`` along rows.
+
+    Examples
+    --------
+    >>> centred_rows(np.array([[1.0, 2.0, 6.0]]), np.array([2.0]))
+    array([[-4., -2.,  6.]])
+    """
+    rows, length = x.shape
+    out = np.empty_like(x)
+    for i in range(rows):
+        row, out_row = x[i], out[i]
+        total = 0.0
+        for j in range(length):
+            total += row[j]
+        mean = total / length
+        scale = row_scales[i]
+        for j in range(length):
+            out_row[j] = (row[j] - mean) * scale
+    return out
+
+
 def _var_vjp(
     g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, ddof: Any = 0, keepdims: bool = False
 ) -> Any:
+    rows = as_rows(x, axis) if type(g) is np.ndarray and dtype is None else None
+    if rows is not None:
+        scale = 2.0 * _reciprocal_divisor(rows.shape[1], ddof)
+        row_scales = np.multiply(g.reshape(-1), scale, dtype=np.float64)
+        return centred_rows(rows, row_scales).reshape(x.shape)
     axes = normalize_axes(axis, np.ndim(x))
     centred = x - np.mean(x, axis=axes, dtype=dtype, keepdims=True)
     scale = _scale(2.0, _divisor(_count(x, axis), ddof))
@@ -122,6 +171,14 @@ def _std(x: Any, axis: Any = None, dtype: Any = None, ddof: Any = 0, keepdims: b
 def _std_vjp(
     g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, ddof: Any = 0, keepdims: bool = False
 ) -> Any:
+    rows = as_rows(x, axis) if type(g) is np.ndarray and dtype is None else None
+    if rows is not None:
+        spread = out.reshape(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # masked below, or nan as numpy's VJP gives
+            row_scales = np.divide(g.reshape(-1), spread, dtype=np.float64)
+        row_scales *= _reciprocal_divisor(rows.shape[1], ddof)
+        row_scales[spread == 0] = 0.0
+        return centred_rows(rows, row_scales).reshape(x.shape)
     ndim = np.ndim(x)
     axes = normalize_axes(axis, ndim)
     centred = x - np.mean(x, axis=axes, dtype=dtype, keepdims=True)
