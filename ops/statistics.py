@@ -535,6 +535,9 @@ def _order_statistic_cotangent(g: Any, x: Any, q: Any, axis: Any, method: str, s
         values = values.reshape(1)
     ndim = values.ndim
     axes = normalize_axes(axis, ndim)
+    if not axes:  # axis=(): each slice is one element, and every quantile of it is that element
+        q_axes = tuple(range(np.ndim(q)))
+        return np.reshape(np.sum(np.reshape(g, np.shape(q) + values.shape), axis=q_axes), full_shape)
     kept = tuple(d for d in range(ndim) if d not in axes)
     batch_shape = tuple(values.shape[d] for d in kept)
     reduced_shape = tuple(values.shape[d] for d in axes)

@@ -241,6 +241,12 @@ def test_order_statistics_without_ties(dtype, data, name, keepdims):
     check_op(lambda x: ORDER_STATISTICS[name](x, q, axis, keepdims), x)
 
 
+@pytest.mark.parametrize("name", list(ORDER_STATISTICS))
+def test_order_statistics_over_no_axis_are_the_elements(name):
+    x = np.random.default_rng(5).permutation(6).reshape(2, 3) / 4.0
+    check_op(lambda x: ORDER_STATISTICS[name](x, np.array([0.25, 0.5]), (), False), x)
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the median of an empty slice is NaN, as in numpy
 @given(shape=shapes.filter(lambda shape: 0 in shape), data=st.data())
 def test_order_statistics_of_size_0_arrays(shape, data):
