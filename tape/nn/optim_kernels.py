@@ -33,10 +33,11 @@ parameter's version itself.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from tape.jit import kernel
+from tape.jit import Kernel, kernel
 
 __all__ = [
     "PLAIN_SGD_MIN_SIZE",
@@ -77,6 +78,19 @@ def _flat(array: np.ndarray | None, flat_value: np.ndarray) -> np.ndarray:
     # A C-contiguous array as 1-d (a view); a buffer the rule does not keep as an empty array of the
     # kernel's type, never read.
     return flat_value[:0] if array is None else array.reshape(-1)
+
+
+def _update(
+    rule: Kernel[None], arrays: tuple[np.ndarray | None, ...], scalars: tuple[Any, ...], fused: bool = True
+) -> None:
+    """``rule(*arrays, *scalars)``: the kernel on 1-d views when ``fused`` and the arrays fit it (see
+    ``_takes_kernel``), the numpy twin on the arrays as they are otherwise."""
+    value = arrays[0]
+    if fused and _takes_kernel(*arrays):
+        flat = value.reshape(-1)
+        rule(*(_flat(array, flat) for array in arrays), *scalars)
+    else:
+        rule.twin(*arrays, *scalars)
 
 
 # -- SGD -----------------------------------------------------------------------------------------------------
@@ -186,21 +200,15 @@ def sgd(
         raise ValueError("sgd: momentum needs a momentum_buffer of the parameter's shape")
     buffer = momentum_buffer if momentum else None
     fused = momentum or weight_decay or value.size >= PLAIN_SGD_MIN_SIZE
-    if fused and _takes_kernel(value, grad, buffer):
-        flat = value.reshape(-1)
-        sgd_kernel(
-            flat,
-            grad.reshape(-1),
-            _flat(buffer, flat),
-            float(lr),
-            float(weight_decay),
-            float(momentum),
-            float(1 - dampening),
-            bool(nesterov),
-            bool(first_step),
-        )
-    else:
-        _sgd_numpy(value, grad, buffer, lr, weight_decay, momentum, 1 - dampening, nesterov, first_step)
+    scalars = (
+        float(lr),
+        float(weight_decay),
+        float(momentum),
+        float(1 - dampening),
+        bool(nesterov),
+        bool(first_step),
+    )
+    _update(sgd_kernel, (value, grad, buffer), scalars, fused=bool(fused))
 
 
 # -- Adam and AdamW ------------------------------------------------------------------------------------------
@@ -355,18 +363,7 @@ def adam(
         math.sqrt(1 - beta2**step),
         amsgrad,
     )
-    if _takes_kernel(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq):
-        flat = value.reshape(-1)
-        adam_kernel(
-            flat,
-            grad.reshape(-1),
-            exp_avg.reshape(-1),
-            exp_avg_sq.reshape(-1),
-            _flat(max_exp_avg_sq, flat),
-            *scalars,
-        )
-    else:
-        _adam_numpy(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *scalars)
+    _update(adam_kernel, (value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq), scalars)
 
 
 # -- RMSprop -------------------------------------------------------------------------------------------------
@@ -517,18 +514,7 @@ def rmsprop(
         float(momentum),
         centered,
     )
-    if _takes_kernel(value, grad, square_avg, grad_avg, buffer):
-        flat = value.reshape(-1)
-        rmsprop_kernel(
-            flat,
-            grad.reshape(-1),
-            square_avg.reshape(-1),
-            _flat(grad_avg, flat),
-            _flat(buffer, flat),
-            *scalars,
-        )
-    else:
-        _rmsprop_numpy(value, grad, square_avg, grad_avg, buffer, *scalars)
+    _update(rmsprop_kernel, (value, grad, square_avg, grad_avg, buffer), scalars)
 
 
 # -- Adagrad -------------------------------------------------------------------------------------------------
@@ -609,14 +595,4 @@ def adagrad(
     array([0.9])
     """
     rate = float(lr / (1 + (step - 1) * lr_decay))
-    if _takes_kernel(value, grad, sum_of_squares):
-        adagrad_kernel(
-            value.reshape(-1),
-            grad.reshape(-1),
-            sum_of_squares.reshape(-1),
-            rate,
-            float(weight_decay),
-            float(eps),
-        )
-    else:
-        _adagrad_numpy(value, grad, sum_of_squares, rate, weight_decay, eps)
+    _update(adagrad_kernel, (value, grad, sum_of_squares), (rate, float(weight_decay), float(eps)))
