@@ -82,6 +82,7 @@ def kernel_calls(monkeypatch):
             calls[name] += 1
             return original(*args)
 
+        counted.twin = original.twin  # the path that does not fit the kernel calls the twin directly
         monkeypatch.setattr(optim_kernels, name, counted)
     return calls
 
