@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import tape
-from benchmarks.timing import Timing, format_time, measure, print_table
+from benchmarks.timing import Timing, format_time, measure_side_by_side, print_table
 
 CHAIN_LENGTH = 200
 SIZE = 8
@@ -87,11 +87,14 @@ def run(quick: bool = False) -> dict[str, Any]:
     cases.update(_tape_cases(x0))
     peers, missing = _peer_cases(x0)
     cases.update(peers)
-    repeats = 3 if quick else 7
-    timings: dict[str, Timing] = {
-        name: measure(case, repeats=repeats, min_time=0.02 if quick else 0.1).scaled(CHAIN_LENGTH)
-        for name, case in cases.items()
-    }
+    # In turns, several rounds over: the shared machine's speed drifts by 2x within minutes.
+    measured = measure_side_by_side(
+        {name: (case, None) for name, case in cases.items()},
+        rounds=2 if quick else 5,
+        repeats=3 if quick else 5,
+        min_time=0.02 if quick else 0.05,
+    )
+    timings: dict[str, Timing] = {name: t.scaled(CHAIN_LENGTH) for name, t in measured.items()}
     floor = timings["numpy forward only"].median
     rows = [
         [
