@@ -91,12 +91,11 @@ def _fused(
         return compiled.twin(g, *arrays, *scalars)
     for array in (g, *arrays):
         # C-contiguous only: reshape(-1) is then a view, and each kernel compiles for one layout per dtype.
-        # Dtypes are compared by identity (numpy's native float dtypes are singletons): cheap, and an
-        # unusual dtype object merely takes the twin.
+        # Dtypes are compared by value: arrays loaded from a file, say, carry equal but distinct dtypes.
         if (
             type(array) is not np.ndarray
             or array.shape != shape
-            or array.dtype is not dtype
+            or array.dtype != dtype
             or not array.flags.c_contiguous
         ):
             return compiled.twin(g, *arrays, *scalars)

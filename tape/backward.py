@@ -33,28 +33,35 @@ def backward(
     leaves = propagate([(root, seed)], retain_graph=retain_graph or create_graph, create_graph=create_graph)
     with _accumulation_lock:  # threads sharing a leaf must not lose each other's gradients
         for entry in leaves.values():
-            leaf, cotangent = entry
+            leaf = entry[0]  # (the cotangent is not bound to a name: _unshared counts its references)
             if leaf.grad is not None:
-                leaf.grad = leaf.grad + cotangent
+                leaf.grad = leaf.grad + entry[1]
             elif create_graph or _unshared(entry):
-                leaf.grad = cotangent
+                leaf.grad = entry[1]
             else:
                 # The cotangent may be the seed, or shared with another leaf or a saved value (``x + y``
                 # hands the same array to both): a copy keeps in-place changes to one grad from the others.
-                leaf.grad = np.array(cotangent, copy=True)
+                leaf.grad = np.array(entry[1], copy=True)
 
 
 def _unshared(entry: list[Any]) -> bool:
     """Whether ``entry[1]`` is an array that nothing but ``entry`` refers to, so it can become a grad as is.
 
-    An array that owns its memory is reachable only through references to it (a view refers to its
-    base), so a reference count of one, from ``entry``, proves that no one else can see or change it.
+    An array's memory is reachable only through references to the array that owns it (a view refers to
+    its base), so an owner referred to by ``entry`` alone, or a view referred to by ``entry`` alone whose
+    base is referred to by that view alone (a reshaped sum), cannot be seen or changed by anyone else.
     """
     cotangent = entry[1]
-    if type(cotangent) is not np.ndarray or not cotangent.flags.owndata or not cotangent.flags.writeable:
+    if type(cotangent) is not np.ndarray or not cotangent.flags.writeable:
         return False
+    base = cotangent.base
     del cotangent
-    return sys.getrefcount(entry[1]) <= _REFERENCES_FROM_ENTRY
+    if sys.getrefcount(entry[1]) > _REFERENCES_FROM_ENTRY:
+        return False
+    if base is None:
+        return True
+    # The base's references: the view's ``.base``, the local name ``base`` and getrefcount's argument.
+    return type(base) is np.ndarray and base.base is None and sys.getrefcount(base) <= 3
 
 
 # sys.getrefcount(entry[1]) of an array held only by ``entry``: the list's reference and the argument's.

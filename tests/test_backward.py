@@ -68,10 +68,28 @@ def test_a_fresh_cotangent_becomes_the_grad_without_a_copy_and_a_shared_one_is_c
     assert not _unshared(entry)  # ``fresh`` still names it
     del fresh
     assert _unshared(entry)
-    entry = [None, np.ones((2, 3))[0]]  # a view: its base may be seen elsewhere
+    entry = [None, np.ones(6).reshape(2, 3)]  # a view of an array that only the view refers to
+    assert _unshared(entry)
+    base = np.ones((2, 3))
+    entry = [None, base[0]]  # a view of an array someone else holds
     assert not _unshared(entry)
     entry = [None, np.broadcast_to(np.ones(1), (3,))]  # read-only
     assert not _unshared(entry)
+
+
+def test_backward_hands_a_fresh_cotangent_to_grad_without_copying_it():
+    addresses = []
+
+    def fresh_cotangent(g, out, x):
+        cotangent = g * 2.0
+        addresses.append(cotangent.__array_interface__["data"][0])
+        return cotangent
+
+    double = tape.Op(lambda x: x * 2.0, fresh_cotangent, name="double")
+    x = tape.tensor(np.ones(4), requires_grad=True)
+    double(x).backward(np.ones(4))
+    assert x.grad.__array_interface__["data"][0] == addresses[0]
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0, 2.0])
 
 
 def test_grads_of_the_same_views_seed_and_leaves_stay_apart():

@@ -273,3 +273,18 @@ def test_float16_on_the_kernel_path_takes_numpy(kernel_path):
     assert x.grad.dtype == np.float16
     expected = np.cos(x.data) * (1 - np.tanh(np.sin(x.data)) ** 2)
     np.testing.assert_allclose(x.grad, expected, rtol=2e-3)
+
+
+def test_an_equal_but_distinct_dtype_object_still_takes_the_kernel(monkeypatch):
+    # Arrays unpickled or built from another dtype instance carry float64 dtypes that are == but not `is`.
+    distinct = np.dtype(np.float64).newbyteorder("=")
+    assert distinct == np.float64 and distinct is not np.dtype(np.float64)
+    g = np.linspace(-1.0, 1.0, 64)
+    out = np.linspace(-2.0, 2.0, 64).astype(distinct)
+    calls = []
+    original = fused.relu_vjp_kernel.twin
+    monkeypatch.setattr(fused.relu_vjp_kernel, "twin", lambda *args: calls.append(1) or original(*args))
+    with jit.use_jit(True):
+        result = fused.relu_vjp(g, out)
+    np.testing.assert_array_equal(result, g * (out > 0))
+    assert not calls  # the kernel ran, not the twin
