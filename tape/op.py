@@ -19,6 +19,7 @@ The lecture's gate style (a class whose ``forward`` keeps what ``backward`` need
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,6 +92,7 @@ class Op:
         "name",
         "shape_only",
         "view",
+        "vjp_prefix",
         "vjps",
     )
 
@@ -112,6 +114,7 @@ class Op:
         if backward is not None:
             self.backward = backward
             self.has_vjp = _EVERY_ARGUMENT
+            self.vjp_prefix = sys.maxsize
         self.name = name or getattr(forward, "__name__", "op")
         self.view = view
         self.shape_only = frozenset(shape_only)
@@ -122,8 +125,10 @@ class Op:
         """Set the VJPs, one per positional argument (``None`` for non-differentiable ones); return self."""
         self.vjps = vjps
         self.backward = None
-        # Checked for every tensor argument that requires grad, so a set lookup rather than a method call.
+        # Checked for every tensor argument that requires grad, so a set lookup rather than a method call;
+        # calls with no more arguments than ``vjp_prefix`` (the leading run of VJPs) need no check at all.
         self.has_vjp = frozenset(argnum for argnum, vjp in enumerate(vjps) if vjp is not None)
+        self.vjp_prefix = next((argnum for argnum, vjp in enumerate(vjps) if vjp is None), len(vjps))
         return self
 
     def differentiable(self, argnum: int) -> bool:
@@ -195,10 +200,10 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
         counter = [0]
     record = None
     if wants_grad and out.dtype in _FLOATS and state.grad_enabled:
-        has_vjp = op.has_vjp
-        for argnum, node, _, _, _ in inputs:
-            if node is not None and argnum not in has_vjp:
-                _refuse_non_differentiable(op, argnum)
+        if len(args) > op.vjp_prefix:  # some argument may lack a VJP: look at those that require grad
+            for argnum, node, _, _, _ in inputs:
+                if node is not None and argnum not in op.has_vjp:
+                    _refuse_non_differentiable(op, argnum)
         record = _new_record(Record)  # Record(...), without the cost of calling a class
         record.op = op
         record.args = saved_arguments(values, shape_only, op.name) if shape_only else tuple(values)
@@ -206,7 +211,7 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
         record.inputs = tuple(inputs)
         # A view op's VJP never reads its output, which later writes to the shared buffer may change.
         record.out = out if op.keeps_output else saved_output(out, op.name)
-        record.out_versions = _VIEW_OUTPUT if view_of is not None else ((counter, counter[0]),)
+        record.out_versions = _VIEW_OUTPUT if view_of is not None else ((counter, 0),)
         record.position = next_position()
     result = _new_tensor(Tensor)  # new_tensor(out, record, None, counter), inline
     result.data = out
