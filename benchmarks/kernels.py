@@ -30,7 +30,7 @@ import ops.elementwise_kernels as fused
 import ops.scatter
 import tape
 from benchmarks.timing import format_time, measure, print_table
-from ops import losses, reductions, special, statistics
+from ops import erf, losses, reductions, special, statistics
 from tape import jit
 from tape.nn import optim, optim_kernels
 
@@ -228,6 +228,19 @@ def _elementwise_example(kernel: str, dtype: Any) -> tuple[Any, ...]:
     return _ELEMENTWISE_CALLS[kernel][0][2](g, x)
 
 
+def erf_cases(quick: bool) -> list[Case]:
+    """``tape.erf`` on 10^3 and 10^5 elements, JIT on (the C library's erf in a loop) and off (``math.erf``
+    mapped over the array)."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for size, dtype in [(10**3, np.float64), (10**5, np.float64)] + ([] if quick else [(10**5, np.float32)]):
+        x = rng.uniform(-3, 3, size).astype(dtype)
+        call = partial(erf.erf, x)
+        label = f"erf, {size:.0e} {np.dtype(dtype).name}".replace("e+0", "e")
+        cases.append(Case(label, {"kernel": _with_jit(True, call), "twin": _with_jit(False, call)}))
+    return cases
+
+
 _ROW_KERNEL = "ops.{}"
 
 
@@ -343,6 +356,7 @@ def _row_example(kernel: str, dtype: Any) -> tuple[Any, ...]:
 #: For each kernel: its timed workloads, and example arguments (float64, float32) for the compile timing.
 CASES: dict[str, tuple[Callable[[bool], list[Case]], Callable[[Any], tuple[Any, ...]]]] = {
     "ops.scatter.scatter_rows": (scatter_cases, _scatter_example),
+    "ops.erf.erf_kernel": (erf_cases, lambda dtype: (np.linspace(-3, 3, 10, dtype=dtype),)),
     **{
         name: (partial(optimizer_cases, kernel=name), partial(_optimizer_example, name))
         for name in _OPTIMIZER_RULES

@@ -28,6 +28,7 @@ from .tensor import Tensor
 registry.NAMED["in_place"] = apply_in_place
 
 import ops as _ops  # noqa: E402, F401  (registers the built-in ops with the registry)
+from ops.erf import erf  # noqa: E402
 from ops.special import log_softmax, logsumexp, softmax  # noqa: E402
 
 from . import nn  # noqa: E402  (layers, losses and optimizers, built on the ops above)
@@ -42,6 +43,7 @@ __all__ = [
     "arange",
     "checkpoint",
     "enable_grad",
+    "erf",
     "full",
     "gate",
     "grad",

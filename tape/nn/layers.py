@@ -374,9 +374,9 @@ class SELU(Module):
 
 
 class GELU(Module):
-    """Gaussian error linear unit (tanh approximation; see ``ops.nn.gelu``)."""
+    """Gaussian error linear unit: exact, or ``approximate='tanh'`` (see ``ops.nn.gelu``)."""
 
-    def __init__(self, approximate: str = "tanh") -> None:
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         F.gelu(np.zeros(0), approximate)  # fail now, not at the first call, on an unsupported mode
         self.approximate = approximate
