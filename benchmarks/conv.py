@@ -30,9 +30,8 @@ from typing import Any
 
 import numpy as np
 
-import ops.conv as conv
-import ops.nn
 import tape
+import tape.ops.conv as conv
 from benchmarks.timing import Timing, format_time, measure, measure_side_by_side, print_table
 from tape import jit
 
@@ -121,8 +120,8 @@ def _seed(dtype: Any) -> np.ndarray:
 
 
 def _tape_features(x: Any, p: dict[str, Any]) -> Any:
-    h = conv.max_pool2d(ops.nn.relu(conv.conv2d(x, p["w1"], p["b1"])), 2)
-    return conv.max_pool2d(ops.nn.relu(conv.conv2d(h, p["w2"], p["b2"])), 2)
+    h = conv.max_pool2d(tape.ops.nn.relu(conv.conv2d(x, p["w1"], p["b1"])), 2)
+    return conv.max_pool2d(tape.ops.nn.relu(conv.conv2d(h, p["w2"], p["b2"])), 2)
 
 
 def _tape_conv_part(x: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[[], Any]:

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-import ops.elementwise_kernels as fused
-import ops.scatter
 import tape
+import tape.ops.elementwise_kernels as fused
+import tape.ops.scatter
 from benchmarks.timing import format_time, measure, print_table
-from ops import erf, losses, reductions, special, statistics
 from tape import jit
 from tape.nn import optim, optim_kernels
+from tape.ops import erf, losses, reductions, special, statistics
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def scatter_cases(quick: bool) -> list[Case]:
                 values, total = values.reshape(count), total.reshape(n_rows)
 
             def scatter(total: Any = total, rows: Any = rows, values: Any = values) -> Any:
-                return ops.scatter.scatter_add_into(total, rows, values)
+                return tape.ops.scatter.scatter_add_into(total, rows, values)
 
             def add_at(total: Any = total, rows: Any = rows, values: Any = values) -> Any:
                 return np.add.at(total, rows, values)
@@ -178,7 +178,7 @@ def _optimizer_example(kernel: str, dtype: Any) -> tuple[Any, ...]:
     return (value, grad, *(np.zeros(10, dtype) for _ in range(buffers)), *scalars)
 
 
-_ELEMENTWISE_KERNEL = "ops.elementwise_kernels.{}_kernel"
+_ELEMENTWISE_KERNEL = "tape.ops.elementwise_kernels.{}_kernel"
 #: For each elementwise kernel, the public functions that run it: label, function, and its arguments from a
 #: cotangent g and x uniform in [-3, 3] (for 1-d arrays they are the kernel's own, except sine_kernel's).
 _ELEMENTWISE_CALLS: dict[str, list[tuple[str, Callable[..., Any], Callable[[Any, Any], tuple[Any, ...]]]]] = {
@@ -241,7 +241,7 @@ def erf_cases(quick: bool) -> list[Case]:
     return cases
 
 
-_ROW_KERNEL = "ops.{}"
+_ROW_KERNEL = "tape.ops.{}"
 
 
 def _class_targets(logits: np.ndarray) -> np.ndarray:
@@ -355,7 +355,7 @@ def _row_example(kernel: str, dtype: Any) -> tuple[Any, ...]:
 
 #: For each kernel: its timed workloads, and example arguments (float64, float32) for the compile timing.
 CASES: dict[str, tuple[Callable[[bool], list[Case]], Callable[[Any], tuple[Any, ...]]]] = {
-    "ops.scatter.scatter_rows": (scatter_cases, _scatter_example),
+    "tape.ops.scatter.scatter_rows": (scatter_cases, _scatter_example),
     "ops.erf.erf_kernel": (erf_cases, lambda dtype: (np.linspace(-3, 3, 10, dtype=dtype),)),
     **{
         name: (partial(optimizer_cases, kernel=name), partial(_optimizer_example, name))

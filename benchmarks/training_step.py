@@ -130,12 +130,13 @@ def numpy_forward(problem: Problem) -> Step:
 
         return forward
 
-    import ops.conv  # convolution is not numpy: tape's own im2col forward, run on plain arrays
-
     def cnn_forward() -> Any:
+        # Convolution is not numpy: tape's own im2col forward, run on plain arrays.
         h = x
         for layer in (0, 2):
-            h = ops.conv.max_pool2d(np.maximum(ops.conv.conv2d(h, weights[layer], weights[layer + 1]), 0), 2)
+            h = tape.ops.conv.max_pool2d(
+                np.maximum(tape.ops.conv.conv2d(h, weights[layer], weights[layer + 1]), 0), 2
+            )
         return _numpy_cross_entropy(h.reshape(len(h), -1) @ weights[4].T + weights[5], y)
 
     return cnn_forward

@@ -1,10 +1,10 @@
-"""The differentiable operations, one module per family, each op's forward and VJPs side by side.
+"""``tape.ops``: the differentiable operations, one module per family, each op's forward and VJPs together.
 
-Importing this package registers every op with ``tape.registry``, which is how numpy calls and ``Tensor``
-methods find them. ``import tape`` does that; nothing here is compiled at import.
+The source lives in ``ops/`` at the top of the repository and is installed as ``tape.ops``. Importing it
+registers every op with ``tape.registry``, which is how numpy calls and ``Tensor`` methods find them;
+``import tape`` does that. Op modules import the engine (``tape.tensor``, ``tape.op``, ...), never the
+transforms, ``tape.nn`` or the facade. Nothing here is compiled at import.
 """
-
-import tape  # noqa: F401  (the engine first: importing an op module alone must work; tape imports us back)
 
 from . import (
     conv,

@@ -10,13 +10,16 @@ cos run numba kernels from ``ops/elementwise_kernels.py``; below their size thre
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from tape.inplace import apply_in_place
 from tape.op import Op
-from tape.registry import NAMED, implements
+from tape.registry import implements
 
 from . import elementwise_kernels as fused
 
@@ -98,7 +101,6 @@ sqrt = _ufunc_op(np.sqrt, _sqrt_vjp, shape_only=(0,), keeps_output=True)
 cbrt = _ufunc_op(np.cbrt, lambda g, out, x: g / (3 * out * out), shape_only=(0,), keeps_output=True)
 reciprocal = _ufunc_op(np.reciprocal, lambda g, out, x: -g * out * out, shape_only=(0,), keeps_output=True)
 absolute = _ufunc_op(np.absolute, lambda g, out, x: g * np.sign(x))
-NAMED["abs"] = absolute
 
 # -- exponentials and logarithms ---------------------------------------------------------------------
 exp = _ufunc_op(np.exp, lambda g, out, x: g * out, shape_only=(0,), keeps_output=True)
@@ -258,7 +260,7 @@ def _astype(x: Any, dtype: Any) -> Any:
 
 
 astype = Op(_astype, lambda g, out, x, dtype: g, name="astype", shape_only=(0,), batched=True)
-NAMED["astype"] = astype
+implements(np.ndarray.astype)(astype)
 
 
 def _copy(x: Any, order: str = "K", subok: bool = False) -> Any:
@@ -267,3 +269,16 @@ def _copy(x: Any, order: str = "K", subok: bool = False) -> Any:
 
 copy = Op(_copy, lambda g, out, x, order="K", subok=False: g, name="copy", shape_only=(0,), batched=True)
 implements(np.copy)(copy)
+
+
+# -- in place: ``t += v`` writes ``add(t, v)`` into t's buffer, recorded (tape.inplace) ----------------------
+for _in_place, _op in (
+    (operator.iadd, add),
+    (operator.isub, subtract),
+    (operator.imul, multiply),
+    (operator.itruediv, divide),
+    (operator.ifloordiv, floor_divide),
+    (operator.imod, remainder),
+    (operator.ipow, power),
+):
+    implements(_in_place)(partial(apply_in_place, _op))

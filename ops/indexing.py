@@ -7,14 +7,17 @@ gradients of gradients flow through it.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
 
-from ops.scatter import scatter_add_into
-from tape.op import Op, apply_in_place
-from tape.registry import NAMED
+from tape.inplace import apply_in_place
+from tape.op import Op
+from tape.registry import implements
 from tape.tensor import Tensor
+
+from .scatter import scatter_add_into
 
 
 def plain_index(index: Any) -> Any:
@@ -116,5 +119,5 @@ def _is_own_view(value: Any, target: Tensor, index: Any) -> bool:
     return base is target and view_op is getitem_view and view_args == (index,)
 
 
-NAMED["getitem"] = getitem
-NAMED["setitem"] = setitem
+implements(operator.getitem)(getitem)
+implements(operator.setitem)(setitem)

@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 from numpy.exceptions import AxisError
 
-from ops.indexing import scatter_add
 from tape.op import Op
 from tape.registry import implements
 from tape.tensor import Tensor
+
+from .indexing import scatter_add
 
 Shape = tuple[int, ...]
 

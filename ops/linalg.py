@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tape.inplace import apply_in_place
 from tape.op import Op
 from tape.registry import FUNCTIONS, implements
 from tape.tensor import Tensor
@@ -71,6 +72,7 @@ def _matmul(x: Any, y: Any) -> Any:
 # Every VJP above also takes cotangents with leading batch axes (jacobian's rows).
 matmul = Op(_matmul, _matmul_vjp_x, _matmul_vjp_y, name="matmul", batched=True, keeps_output=False)
 implements(np.matmul)(matmul)
+implements(operator.imatmul)(functools.partial(apply_in_place, matmul))
 
 
 @implements(np.linalg.matmul)

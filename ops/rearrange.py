@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ops.indexing import scatter_add
 from tape.op import Op
 from tape.registry import implements
 from tape.tensor import Tensor
+
+from .indexing import scatter_add
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:

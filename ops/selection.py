@@ -16,7 +16,8 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
 from tape.grad_mode import state
-from tape.op import Op, apply_in_place
+from tape.inplace import apply_in_place
+from tape.op import Op
 from tape.registry import implements
 from tape.tensor import Tensor
 

@@ -34,12 +34,13 @@ from typing import Any
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
-from ops.indexing import scatter_add
-from ops.reductions import as_rows, normalize_axes, restore_axes
 from tape.jit import kernel
 from tape.op import Op
 from tape.registry import implements
 from tape.tensor import Tensor
+
+from .indexing import scatter_add
+from .reductions import as_rows, normalize_axes, restore_axes
 
 _NO_VALUE = np._NoValue
 

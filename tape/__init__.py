@@ -14,24 +14,51 @@ array([0.7864, -0.6347])
 Importing tape compiles nothing.
 """
 
+import importlib.util
+import sys
+from pathlib import Path
+
+
+def _load_ops_from_checkout() -> None:
+    """Import ``ops/`` as ``tape.ops`` when running from a source checkout.
+
+    The op modules sit beside this package in the repository, and a wheel installs them as ``tape/ops/``
+    (pyproject's ``package-dir``), so that nothing but ``tape`` lands in site-packages.
+    """
+    if Path(__file__).with_name("ops").is_dir() or "tape.ops" in sys.modules:
+        return
+    source = Path(__file__).resolve().parent.parent / "ops"
+    spec = importlib.util.spec_from_file_location(
+        "tape.ops", source / "__init__.py", submodule_search_locations=[str(source)]
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"tape: the op modules are missing (looked in {source})")
+    sys.modules["tape.ops"] = module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+
+# isort: off
+# In the order of the layers: the engine, the ops (which register with it), the transforms, tape.nn.
 from . import jit, registry
-from .checkpoint import checkpoint
 from .creation import arange, full, ones, rand, randn, tensor, zeros
-from .functional import grad, gradients, hvp, jvp, value_and_grad, vjp
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .jacobian import hessian, jacobian
-from .op import Op, apply_in_place, gate, op
+from .inplace import apply_in_place
+from .op import Op, gate, op
 from .record import Record
 from .tensor import Tensor
 
-registry.NAMED["in_place"] = apply_in_place
+_load_ops_from_checkout()
+from . import ops
+from .ops.erf import erf
+from .ops.special import log_softmax, logsumexp, softmax
 
-import ops as _ops  # noqa: E402, F401  (registers the built-in ops with the registry)
-from ops.erf import erf  # noqa: E402
-from ops.special import log_softmax, logsumexp, softmax  # noqa: E402
+from .checkpoint import checkpoint
+from .functional import grad, gradients, hvp, jvp, value_and_grad, vjp
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .jacobian import hessian, jacobian
 
-from . import nn  # noqa: E402  (layers, losses and optimizers, built on the ops above)
+from . import nn
+# isort: on
 
 __version__ = "0.1.0"
 
@@ -40,6 +67,7 @@ __all__ = [
     "Op",
     "Record",
     "Tensor",
+    "apply_in_place",
     "arange",
     "checkpoint",
     "enable_grad",
@@ -62,8 +90,10 @@ __all__ = [
     "no_grad",
     "ones",
     "op",
+    "ops",
     "rand",
     "randn",
+    "registry",
     "set_grad_enabled",
     "softmax",
     "tensor",

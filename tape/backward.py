@@ -5,7 +5,8 @@ its outputs, without building or sorting a graph, and without recursion: a chain
 no deeper stack than a chain of one. Each record's cotangent is popped as it is consumed, and its saved
 values are released after its VJPs ran unless ``retain_graph`` is set.
 
-Broadcasting, dtype casting and accumulation of cotangents happen here, once, for every op.
+Accumulation of cotangents happens here, and broadcasting and dtype casting in ``cotangents``, once for
+every op. ``Tensor.backward`` runs ``backward`` below, through the table in ``tape.registry``.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from typing import Any
 import numpy as np
 
 from .batched import batched_cotangents
+from .cotangents import fit_cotangent
 from .grad_mode import state
 from .record import Record
+from .registry import implements
 from .tensor import Tensor, new_tensor
 
 _accumulation_lock = threading.Lock()
 
 
+@implements(Tensor.backward)
 def backward(
     root: Tensor, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False
 ) -> None:
@@ -262,41 +266,6 @@ class _Sweep:
             if not retain_graph:  # record.release(), inline: this loop runs once per record
                 record.args = record.kwargs = record.out = None
                 record.inputs = ()
-
-
-def fit_cotangent(
-    cotangent: Any, shape: tuple[int, ...], dtype: np.dtype, op_name: str, argnum: int, create_graph: bool
-) -> Any:
-    """Sum ``cotangent`` over the axes its input was broadcast along and cast it to the input's dtype."""
-    if isinstance(cotangent, Tensor):
-        if not create_graph:
-            cotangent = cotangent.data
-    elif not isinstance(cotangent, np.ndarray):
-        cotangent = np.asarray(cotangent)
-    if cotangent.shape != shape:
-        cotangent = unbroadcast(cotangent, shape, op_name, argnum)
-    if cotangent.dtype != dtype:
-        cotangent = cotangent.astype(dtype)
-    return cotangent
-
-
-def unbroadcast(cotangent: Any, shape: tuple[int, ...], op_name: str, argnum: int) -> Any:
-    """Sum ``cotangent`` down to ``shape``, undoing numpy broadcasting."""
-    extra = cotangent.ndim - len(shape)
-    fits = extra >= 0 and all(
-        size == 1 or size == cotangent.shape[extra + axis] for axis, size in enumerate(shape)
-    )
-    if not fits:
-        raise ValueError(
-            f"{op_name}: the VJP for argument {argnum} returned shape {cotangent.shape}, which does not "
-            f"reduce to the argument's shape {shape}"
-        )
-    axes = tuple(range(extra)) + tuple(
-        extra + axis for axis, size in enumerate(shape) if size == 1 and cotangent.shape[extra + axis] != 1
-    )
-    if axes:
-        cotangent = np.sum(cotangent, axis=axes, keepdims=True)
-    return cotangent.reshape(shape)
 
 
 def _zeros_for(output: Any, batch: int | None) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .cotangents import fit_cotangent, fit_rows
 from .diagonal import DiagonalRows
 
 
@@ -47,33 +48,7 @@ def batched_cotangents(record: Any, g: Any, rows: int) -> Iterator[tuple[Any, in
             yield node, index, np.zeros((0, *value.shape), dtype=value.dtype)
 
 
-def fit_rows(
-    cotangent: Any, shape: tuple[int, ...], dtype: np.dtype, rows: int, op_name: str, argnum: int
-) -> Any:
-    """Sum a batched cotangent over the axes its input was broadcast along, keeping the row axis."""
-    if isinstance(cotangent, DiagonalRows):
-        if cotangent.values.shape == shape:
-            return cotangent if cotangent.dtype == dtype else cotangent.astype(dtype)
-        cotangent = cotangent.dense()
-    cotangent = np.asarray(cotangent)
-    if cotangent.shape != (rows, *shape):
-        if cotangent.ndim < 1 or cotangent.shape[0] != rows:
-            raise ValueError(
-                f"{op_name}: the batched VJP for argument {argnum} returned shape {cotangent.shape}, "
-                f"which has no leading axis of {rows} rows"
-            )
-        from .backward import unbroadcast
-
-        extra = cotangent.ndim - 1 - len(shape)
-        if extra > 0:
-            cotangent = np.sum(cotangent, axis=tuple(range(1, 1 + extra)))
-        cotangent = unbroadcast(cotangent, (rows, *shape), op_name, argnum)
-    return cotangent if cotangent.dtype == dtype else cotangent.astype(dtype)
-
-
 def _fit_row(cotangent: Any, value: Any, op_name: str, argnum: int) -> Any:
-    from .backward import fit_cotangent
-
     return fit_cotangent(cotangent, value.shape, value.dtype, op_name, argnum, False)
 
 

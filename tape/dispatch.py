@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .registry import FUNCTIONS, UFUNCS
 
 # ufunc methods that are reductions of a registered function: np.add.reduce(t) is np.sum(t).
@@ -23,8 +25,6 @@ def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dic
     """Run ``ufunc.method(*inputs, **kwargs)`` on tensors through its registered op."""
     name = f"numpy.{ufunc.__name__}"
     if method == "reduce" and ufunc.__name__ in _REDUCE_AS:
-        import numpy as np
-
         reduction = getattr(np, _REDUCE_AS[ufunc.__name__])
         kwargs.setdefault("axis", 0)
         return dispatch_function(reduction, inputs, kwargs)
@@ -38,10 +38,8 @@ def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dic
     if kwargs:
         raise TypeError(f"{name}: keyword argument(s) {sorted(kwargs)} are not supported on tape tensors")
     if dtype is not None:
-        from .registry import NAMED
-        from .tensor import Tensor
-
-        inputs = tuple(NAMED["astype"](x, dtype) if isinstance(x, Tensor) else x for x in inputs)
+        # Compute in ``dtype``, as numpy does: tensors and arrays are cast first (a tensor's cast is recorded)
+        inputs = tuple(x.astype(dtype) if hasattr(x, "astype") else x for x in inputs)
     return op(*inputs)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .backward import propagate
+from .functional import vjp
 from .grad_mode import enable_grad, no_grad
 from .tensor import Tensor
 
@@ -164,8 +165,6 @@ def gradgradcheck(
     >>> tape.gradgradcheck(lambda x: np.sin(x) * x, np.random.rand(3))
     True
     """
-    from .functional import vjp
-
     arrays = [_as_array(x) for x in inputs]
     wrt = [i for i, a in enumerate(arrays) if a is not None and a.dtype.kind == "f"]
     if not wrt:

@@ -394,9 +394,9 @@ def kernels() -> dict[str, Kernel[Any]]:
 
     Examples
     --------
-    >>> import ops.scatter
+    >>> import tape.ops.scatter
     >>> from tape import jit
-    >>> "ops.scatter.scatter_rows" in jit.kernels()
+    >>> "tape.ops.scatter.scatter_rows" in jit.kernels()
     True
     """
     return dict(_KERNELS)

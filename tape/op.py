@@ -14,7 +14,7 @@ broadcast axes and casts it to its input's dtype in one place (``fit_cotangent``
 code; under ``create_graph=True`` they receive tensors, so they are recorded like any user code.
 
 The lecture's gate style (a class whose ``forward`` keeps what ``backward`` needs) is accepted too, through
-``gate``. This module must not contain any particular op.
+``gate``. This module must not contain any particular op; in-place writes live in ``inplace``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .grad_mode import state
 from .record import Record, next_position
 from .shape_only import saved_arguments, saved_output
 from .tensor import Tensor, new_tensor
+from .views import refresh_view
 
 VJP = Callable[..., Any]
 
@@ -38,7 +39,6 @@ _VIEW_OUTPUT = ((_UNCHECKED, 0),)
 _FLOATS = frozenset(np.dtype(code) for code in "efdg")
 ndarray = np.ndarray
 _new_record = Record.__new__
-_new_tensor = Tensor.__new__
 
 
 class _EveryArgument:
@@ -213,29 +213,7 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
         record.out = out if op.keeps_output else saved_output(out, op.name)
         record.out_versions = _VIEW_OUTPUT if view_of is not None else ((counter, 0),)
         record.position = next_position()
-    result = _new_tensor(Tensor)  # new_tensor(out, record, None, counter), inline
-    result.data = out
-    result.requires_grad = record is not None
-    result.grad = None
-    result._record = record
-    result._index = None
-    result._vc = counter
-    result._view_of = view_of
-    return result
-
-
-def refresh_view(view: Tensor) -> None:
-    """Give a view whose base was changed in place since it was cut the history of a fresh cut."""
-    chain = [view]
-    while chain[-1]._view_of[0]._view_of is not None:
-        chain.append(chain[-1]._view_of[0])
-    for tensor in reversed(chain):  # the farthest base first, so each cut is made from a current history
-        base, view_op, view_args, view_kwargs, version = tensor._view_of
-        if version == tensor._vc[0]:
-            continue
-        cut = apply(view_op, (base, *view_args), view_kwargs)
-        tensor._record, tensor._index, tensor.requires_grad = cut._record, None, cut.requires_grad
-        tensor._view_of = (base, view_op, view_args, view_kwargs, tensor._vc[0])
+    return new_tensor(out, record, None, counter, view_of)
 
 
 def _with_context(op: Op, values: list[Any], error: Exception) -> Exception:
@@ -300,156 +278,6 @@ def _wrap_outputs(
         new_tensor(item, record if item.dtype.kind == "f" else None, k, counter)
         for k, (item, counter) in enumerate(zip(outs, counters, strict=True))
     )
-
-
-def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-    """Run ``op(target, *args)`` and write the result into ``target``'s own buffer, as numpy's ``+=`` does.
-
-    Views of ``target`` see the change, as in numpy. While recording, ``target`` takes a new history (the
-    op applied to its old value), and the record that made the old value keeps a copy of it, so its VJP
-    still sees what it saw. Any other record that saved the old buffer notices the change through the
-    version counter and refuses to run backward rather than give a wrong gradient.
-    """
-    recording = state.grad_enabled and (
-        target.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args)
-    )
-    if recording and target._view_of is not None:
-        refresh_view(target)
-    bases = _bases(target)
-    if recording:
-        for tensor in (target, *bases):
-            if tensor.requires_grad and tensor._record is None:
-                raise RuntimeError(
-                    f"{op.name} (in place): a leaf tensor that requires grad (shape {tensor.shape}, "
-                    f"{tensor.dtype.name}) cannot be changed in place while recording"
-                    f"{' (through a view of it)' if tensor is not target else ''}; update it inside "
-                    "`with tape.no_grad():`, or write `x = x + y` to make a new tensor"
-                )
-    if not recording:
-        values = [a.data if isinstance(a, Tensor) else a for a in args]
-        if not _ufunc_into(op, target, values, kwargs):
-            _write_into(op, target, op.forward(target.data, *values, **kwargs))
-        target._vc[0] += 1
-        return target
-    old_bases = [_snapshot(base) for base in bases]
-    old = _snapshot(target)
-    # An argument that shares the target's buffer (``t[i] = t[j]`` with views) would change under the
-    # record when the result is written; give the record a copy of it instead.
-    args = tuple(_snapshot(a) if isinstance(a, Tensor) and a._vc is target._vc else a for a in args)
-    result = apply(op, (old, *args), kwargs)
-    _write_into(op, target, result.data)
-    target._vc[0] += 1
-    _take_history(target, result._record)
-    _stamp(target)
-    # The write went through ``target`` into the buffers of the tensors it is a view of: each of them is
-    # now its old value with the view's region replaced, and is recorded as such.
-    view = target
-    for base, old_base in zip(bases, old_bases, strict=True):
-        _, view_op, view_args, view_kwargs, _ = view._view_of
-        rebased = apply(write_through_view, (old_base, view, view_op, view_args, view_kwargs), {})
-        _take_history(base, rebased._record)
-        _stamp(base)
-        view = base
-    return target
-
-
-def _stamp(tensor: Tensor) -> None:
-    """Mark a view's history as current for its buffer's version (so it is not cut again)."""
-    if tensor._view_of is not None:
-        tensor._view_of = (*tensor._view_of[:4], tensor._vc[0])
-
-
-def _ufunc_into(op: Op, target: Tensor, values: list[Any], kwargs: dict[str, Any]) -> bool:
-    """Run a ufunc op straight into the target's buffer (``p -= lr * g``: no temporary, no copy)."""
-    forward = op.forward
-    if type(forward) is not np.ufunc or kwargs:
-        return False
-    try:
-        forward(target.data, *values, out=target.data, casting="same_kind")
-    except (ValueError, TypeError):
-        return False  # a shape or dtype that does not fit: the general path explains it
-    return True
-
-
-def _bases(target: Tensor) -> list[Tensor]:
-    """The tensors ``target`` is a view of, nearest first."""
-    bases = []
-    view_of = target._view_of
-    while view_of is not None:
-        bases.append(view_of[0])
-        view_of = view_of[0]._view_of
-    return bases
-
-
-def _take_history(target: Tensor, record: Record | None) -> None:
-    """Make ``record`` (whose output now lives in ``target``'s buffer) ``target``'s history."""
-    if record is not None:
-        record.out = target.data
-        record.out_versions = ((target._vc, target._vc[0]),)
-    target._record = record
-    target._index = None
-    target.requires_grad = record is not None
-
-
-def _write_through_view(
-    base: Any, view: Any, view_op: Op, view_args: tuple[Any, ...], view_kwargs: Any
-) -> Any:
-    result = base.copy()
-    view_op.forward(result, *view_args, **view_kwargs)[...] = view
-    return result
-
-
-def _region(shape: tuple[int, ...], view_op: Op, view_args: tuple[Any, ...], view_kwargs: Any) -> Any:
-    """True where a view cut by ``view_op`` from an array of ``shape`` reads it."""
-    inside = np.zeros(shape, dtype=bool)
-    view_op.forward(inside, *view_args, **view_kwargs)[...] = True
-    return inside
-
-
-write_through_view = Op(
-    _write_through_view,
-    lambda g, out, base, view, view_op, view_args, view_kwargs: np.where(
-        _region(np.shape(base), view_op, view_args, view_kwargs), 0, g
-    ),
-    lambda g, out, base, view, view_op, view_args, view_kwargs: view_op(g, *view_args, **view_kwargs),
-    name="write through view",
-    shape_only=(0, 1),
-)
-
-
-def _snapshot(target: Tensor) -> Tensor:
-    """A tensor holding a copy of ``target``'s current value, with ``target``'s history."""
-    copy = target.data.copy()
-    snapshot = new_tensor(copy, target._record, target._index, [0])
-    snapshot.requires_grad = target.requires_grad
-    record, index = target._record, target._index
-    k = index or 0
-    if record is not None and not record.released and record.out_versions[k][1] == target._vc[0]:
-        # The record that made the old value must keep seeing it after the buffer is overwritten. (If the
-        # buffer already changed since, through a view, the stale version stays so that backward refuses.)
-        if index is None:
-            record.out = copy
-        else:
-            record.out = tuple(copy if i == index else item for i, item in enumerate(record.out))
-        record.out_versions = tuple(
-            (snapshot._vc, 0) if i == k else versions for i, versions in enumerate(record.out_versions)
-        )
-    return snapshot
-
-
-def _write_into(op: Op, target: Tensor, result: Any) -> None:
-    result = np.asarray(result)
-    if result.shape != target.data.shape:
-        raise ValueError(
-            f"{op.name} (in place): the result has shape {result.shape}, which does not fit the target's "
-            f"shape {target.data.shape}"
-        )
-    if not np.can_cast(result.dtype, target.data.dtype, casting="same_kind"):
-        raise TypeError(
-            f"{op.name} (in place): cannot write a {result.dtype.name} result into a "
-            f"{target.data.dtype.name} tensor"
-        )
-    np.copyto(target.data, result, casting="same_kind")
 
 
 def gate(gate_class: type) -> Callable[..., Any]:

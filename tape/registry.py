@@ -1,7 +1,11 @@
-"""Tables from numpy callables to tape ops, filled by the ``ops`` package when it is imported.
+"""The tables through which ``Tensor`` reaches what is built above it: ops, in-place writes, the sweep.
 
-The core (``Tensor``, backward) looks ops up here by the numpy function they implement, so it never imports
-a particular op. Nothing in this module computes anything.
+``Tensor`` sits low in the engine, below the modules that create tensors (``op``, ``inplace``,
+``backward``), so it cannot import them. Instead each of its operations looks up, by the callable it stands
+for, the handler that a module above registered: ``np.sin`` finds the sine op, ``operator.getitem`` the
+indexing op, ``operator.iadd`` the in-place add, ``Tensor.backward`` the reverse sweep. The ops in
+``tape.ops`` fill these tables as they are imported; ``import tape`` imports them all. Nothing here
+computes anything.
 """
 
 from __future__ import annotations
@@ -9,27 +13,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 #: ``np.add`` -> the op that computes it on tensors.
 UFUNCS: dict[Any, Callable[..., Any]] = {}
-#: ``np.sum``, ``np.reshape``, ... -> a callable with numpy's signature that runs the op on tensors.
+#: ``np.sum``, ``np.reshape``, ``operator.getitem``, ``Tensor.backward``, ... -> a callable with the same
+#: signature that runs it on tensors.
 FUNCTIONS: dict[Any, Callable[..., Any]] = {}
-#: Ops the core needs by role rather than by numpy name (``getitem``, ``astype``, ...).
-NAMED: dict[str, Callable[..., Any]] = {}
 
 
-def implements(*numpy_callables: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``handler`` as what ``np.<name>(tensor, ...)`` runs, for each numpy callable given."""
+def implements(*callables: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated handler as what each of ``callables`` runs on tensors.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> tape.registry.FUNCTIONS[np.sum] is not None
+    True
+    """
 
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
-        for numpy_callable in numpy_callables:
-            table = UFUNCS if _is_ufunc(numpy_callable) else FUNCTIONS
-            table[numpy_callable] = handler
+        for callable_ in callables:
+            table = UFUNCS if isinstance(callable_, np.ufunc) else FUNCTIONS
+            table[callable_] = handler
         return handler
 
     return register
-
-
-def _is_ufunc(candidate: Any) -> bool:
-    import numpy as np
-
-    return isinstance(candidate, np.ufunc)

@@ -1,25 +1,86 @@
 """``Tensor``: a numpy array that remembers which record made it.
 
-The class is thin on purpose. Arithmetic, methods and numpy functions all look their op up in
-``tape.registry`` (filled by the ``ops`` package), so this file never names a particular op's maths.
+The class is thin on purpose, and low in the engine: the modules that make tensors (``op``, ``inplace``,
+``backward``) import it, so it imports none of them. Arithmetic, methods, numpy functions, indexing,
+in-place operators and ``backward`` all look up their handler in ``tape.registry`` by the callable they
+stand for (``np.add``, ``np.sum``, ``operator.getitem``, ``operator.iadd``, ``Tensor.backward``), filled by
+the modules above. This file never names a particular op's maths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from . import dispatch, registry
+from . import dispatch
 from .grad_mode import state
+from .registry import FUNCTIONS, UFUNCS
 
 _FLOAT_KINDS = "f"
-_UFUNCS = registry.UFUNCS
 
 
 def _dtype_name(dtype: Any) -> str:
     return np.dtype(dtype).name
+
+
+# -- operators and numpy methods, made once per class body entry below ---------------------------------------
+# As numpy's NDArrayOperatorsMixin makes them, but calling the op straight from the table: going through
+# numpy's ufunc dispatch first would cost about 0.7 µs per operation.
+def _binary(ufunc: np.ufunc) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``t <op> other`` and ``other <op> t``."""
+
+    def forward(self: Tensor, other: Any) -> Any:
+        return UFUNCS[ufunc](self, other)
+
+    def reflected(self: Tensor, other: Any) -> Any:
+        return UFUNCS[ufunc](other, self)
+
+    forward.__name__, reflected.__name__ = f"{ufunc.__name__}", f"reflected_{ufunc.__name__}"
+    return forward, reflected
+
+
+def _numeric(ufunc: np.ufunc, in_place: Callable[..., Any]) -> tuple[Callable[..., Any], ...]:
+    """``t <op> other``, ``other <op> t`` and ``t <op>= other`` (the handler of ``in_place``, e.g.
+    ``operator.iadd``, writes into the tensor's buffer)."""
+
+    def augmented(self: Tensor, other: Any) -> Tensor:
+        FUNCTIONS[in_place](self, other)
+        return self
+
+    augmented.__name__ = in_place.__name__
+    return (*_binary(ufunc), augmented)
+
+
+def _unary(ufunc: np.ufunc) -> Callable[..., Any]:
+    def method(self: Tensor) -> Any:
+        return UFUNCS[ufunc](self)
+
+    method.__name__ = ufunc.__name__
+    return method
+
+
+def _comparison(ufunc: np.ufunc) -> Callable[..., Any]:
+    """A comparison: a boolean tensor, which carries no gradient."""
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        return Tensor(ufunc(self.data, other.data if isinstance(other, Tensor) else other))
+
+    method.__name__ = ufunc.__name__
+    return method
+
+
+def _numpy_method(func: Any) -> Callable[..., Any]:
+    """A method that runs ``func(self, ...)`` through numpy's dispatch (an unsupported one names itself)."""
+
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        return dispatch.dispatch_function(func, (self, *args), kwargs)
+
+    method.__name__ = func.__name__
+    method.__doc__ = f"As ``np.{func.__name__}(tensor, ...)``."
+    return method
 
 
 class Tensor:
@@ -94,12 +155,12 @@ class Tensor:
     @property
     def T(self) -> Tensor:
         """The transpose (axes reversed), as ``np.transpose``."""
-        return registry.FUNCTIONS[np.transpose](self)
+        return FUNCTIONS[np.transpose](self)
 
     @property
     def mT(self) -> Tensor:
         """The transpose of the last two axes, as ``np.matrix_transpose``."""
-        return registry.FUNCTIONS[np.swapaxes](self, -1, -2)
+        return FUNCTIONS[np.swapaxes](self, -1, -2)
 
     def numpy(self) -> np.ndarray:
         """Return the data as a read-only numpy view of the tensor's buffer (no copy).
@@ -150,9 +211,7 @@ class Tensor:
         create_graph : record the backward pass itself, so that the gradients are tensors that can be
             differentiated again (implies ``retain_graph``).
         """
-        from .backward import backward
-
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        FUNCTIONS[Tensor.backward](self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     # -- conversion --------------------------------------------------------------------------------------
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -210,7 +269,7 @@ class Tensor:
     # -- numpy protocols ---------------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if method == "__call__" and not kwargs:
-            op = _UFUNCS.get(ufunc)
+            op = UFUNCS.get(ufunc)
             if op is not None:
                 return op(*inputs)
         return dispatch.dispatch_ufunc(ufunc, method, inputs, kwargs)
@@ -220,55 +279,55 @@ class Tensor:
 
     # -- indexing ------------------------------------------------------------------------------------------
     def __getitem__(self, index: Any) -> Tensor:
-        return registry.NAMED["getitem"](self, index)
+        return FUNCTIONS[operator.getitem](self, index)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        registry.NAMED["setitem"](self, index, value)
+        FUNCTIONS[operator.setitem](self, index, value)
 
     # -- methods that mirror numpy's ---------------------------------------------------------------------
     def sum(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
         """Sum over ``axis``, as ``np.sum``."""
-        return registry.FUNCTIONS[np.sum](self, axis=axis, dtype=dtype, keepdims=keepdims)
+        return FUNCTIONS[np.sum](self, axis=axis, dtype=dtype, keepdims=keepdims)
 
     def mean(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis``, as ``np.mean``."""
-        return registry.FUNCTIONS[np.mean](self, axis=axis, dtype=dtype, keepdims=keepdims)
+        return FUNCTIONS[np.mean](self, axis=axis, dtype=dtype, keepdims=keepdims)
 
     def prod(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
         """Product over ``axis``, as ``np.prod``."""
-        return registry.FUNCTIONS[np.prod](self, axis=axis, dtype=dtype, keepdims=keepdims)
+        return FUNCTIONS[np.prod](self, axis=axis, dtype=dtype, keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``, as ``np.max``; tied maxima share the gradient equally."""
-        return registry.FUNCTIONS[np.max](self, axis=axis, keepdims=keepdims)
+        return FUNCTIONS[np.max](self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Minimum over ``axis``, as ``np.min``; tied minima share the gradient equally."""
-        return registry.FUNCTIONS[np.min](self, axis=axis, keepdims=keepdims)
+        return FUNCTIONS[np.min](self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape: Any, order: str = "C") -> Tensor:
         """Return the data in a new shape, as ``ndarray.reshape`` (``t.reshape(2, 3)`` or ``((2, 3))``)."""
         if len(shape) == 1 and not isinstance(shape[0], int | np.integer):
             shape = shape[0]
-        return registry.FUNCTIONS[np.reshape](self, shape, order=order)
+        return FUNCTIONS[np.reshape](self, shape, order=order)
 
     def transpose(self, *axes: Any) -> Tensor:
         """Permute the axes, as ``ndarray.transpose``."""
         if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], int | np.integer)):
             axes = axes[0]
-        return registry.FUNCTIONS[np.transpose](self, axes or None)
+        return FUNCTIONS[np.transpose](self, axes or None)
 
     def squeeze(self, axis: Any = None) -> Tensor:
         """Remove axes of length one, as ``np.squeeze``."""
-        return registry.FUNCTIONS[np.squeeze](self, axis=axis)
+        return FUNCTIONS[np.squeeze](self, axis=axis)
 
     def astype(self, dtype: Any) -> Tensor:
         """Return a copy cast to ``dtype``; the gradient is cast back to this tensor's dtype."""
-        return registry.NAMED["astype"](self, dtype)
+        return FUNCTIONS[np.ndarray.astype](self, dtype)
 
     def copy(self) -> Tensor:
         """Return a copy whose gradient flows back to this tensor."""
-        return registry.FUNCTIONS[np.copy](self)
+        return FUNCTIONS[np.copy](self)
 
     def compress(self, condition: Any, axis: Any = None) -> Tensor:
         """The slices along ``axis`` where ``condition`` is true, as ``ndarray.compress``."""
@@ -280,129 +339,68 @@ class Tensor:
 
     def dot(self, other: Any) -> Tensor:
         """Matrix product, as ``ndarray.dot`` on 1-D and 2-D data."""
-        return registry.FUNCTIONS[np.dot](self, other)
+        return FUNCTIONS[np.dot](self, other)
 
-
-def _numpy_method(func: Any) -> Any:
-    """A method that runs ``func(self, ...)`` through numpy's dispatch (an unsupported one names itself)."""
-
-    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
-        return dispatch.dispatch_function(func, (self, *args), kwargs)
-
-    method.__name__ = func.__name__
-    method.__doc__ = f"As ``np.{func.__name__}(tensor, ...)``."
-    return method
-
-
-def _binary(ufunc: np.ufunc, reflected: bool = False) -> Any:
-    if reflected:
-
-        def operator(self: Tensor, other: Any) -> Any:
-            return _UFUNCS[ufunc](other, self)
-    else:
-
-        def operator(self: Tensor, other: Any) -> Any:
-            return _UFUNCS[ufunc](self, other)
-
-    operator.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
-    return operator
-
-
-def _in_place(ufunc: np.ufunc) -> Any:
-    def operator(self: Tensor, other: Any) -> Tensor:
-        registry.NAMED["in_place"](registry.UFUNCS[ufunc], self, other)
-        return self
-
-    operator.__name__ = f"__i{ufunc.__name__}__"
-    return operator
-
-
-def _unary(ufunc: np.ufunc) -> Any:
-    def operator(self: Tensor) -> Any:
-        return _UFUNCS[ufunc](self)
-
-    return operator
-
-
-def _comparison(ufunc: np.ufunc) -> Any:
-    def operator(self: Tensor, other: Any) -> Tensor:
-        other_data = other.data if isinstance(other, Tensor) else other
-        return Tensor(ufunc(self.data, other_data))
-
-    return operator
-
-
-_ARITHMETIC = {
-    "add": np.add,
-    "sub": np.subtract,
-    "mul": np.multiply,
-    "truediv": np.true_divide,
-    "floordiv": np.floor_divide,
-    "mod": np.remainder,
-    "pow": np.power,
-    "matmul": np.matmul,
-}
-for _name, _ufunc in _ARITHMETIC.items():
-    setattr(Tensor, f"__{_name}__", _binary(_ufunc))
-    setattr(Tensor, f"__r{_name}__", _binary(_ufunc, reflected=True))
-    setattr(Tensor, f"__i{_name}__", _in_place(_ufunc))
-
-for _name, _ufunc in {"and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}.items():
+    # -- operators: each the op of numpy's ufunc for it ------------------------------------------------------
+    __add__, __radd__, __iadd__ = _numeric(np.add, operator.iadd)
+    __sub__, __rsub__, __isub__ = _numeric(np.subtract, operator.isub)
+    __mul__, __rmul__, __imul__ = _numeric(np.multiply, operator.imul)
+    __truediv__, __rtruediv__, __itruediv__ = _numeric(np.true_divide, operator.itruediv)
+    __floordiv__, __rfloordiv__, __ifloordiv__ = _numeric(np.floor_divide, operator.ifloordiv)
+    __mod__, __rmod__, __imod__ = _numeric(np.remainder, operator.imod)
+    __pow__, __rpow__, __ipow__ = _numeric(np.power, operator.ipow)
+    __matmul__, __rmatmul__, __imatmul__ = _numeric(np.matmul, operator.imatmul)
     # Masks combine as in numpy (``(x > 0) & (x < 1)``); their results carry no gradient.
-    setattr(Tensor, f"__{_name}__", _binary(_ufunc))
-    setattr(Tensor, f"__r{_name}__", _binary(_ufunc, reflected=True))
+    __and__, __rand__ = _binary(np.bitwise_and)
+    __or__, __ror__ = _binary(np.bitwise_or)
+    __xor__, __rxor__ = _binary(np.bitwise_xor)
+    __neg__ = _unary(np.negative)
+    __pos__ = _unary(np.positive)
+    __abs__ = _unary(np.absolute)
+    __invert__ = _unary(np.invert)
+    __lt__ = _comparison(np.less)
+    __le__ = _comparison(np.less_equal)
+    __gt__ = _comparison(np.greater)
+    __ge__ = _comparison(np.greater_equal)
+    __eq__ = _comparison(np.equal)  # type: ignore[assignment]
+    __ne__ = _comparison(np.not_equal)  # type: ignore[assignment]
 
-for _name, _ufunc in {
-    "neg": np.negative,
-    "pos": np.positive,
-    "abs": np.absolute,
-    "invert": np.invert,
-}.items():
-    setattr(Tensor, f"__{_name}__", _unary(_ufunc))
-
-for _name, _ufunc in {
-    "lt": np.less,
-    "le": np.less_equal,
-    "gt": np.greater,
-    "ge": np.greater_equal,
-    "eq": np.equal,
-    "ne": np.not_equal,
-}.items():
-    setattr(Tensor, f"__{_name}__", _comparison(_ufunc))
-
-# Methods that mean exactly numpy's function of the same name (``t.var(axis=0)`` is ``np.var(t, axis=0)``).
-for _func in (
-    np.all,
-    np.any,
-    np.argmax,
-    np.argmin,
-    np.argsort,
-    np.clip,
-    np.cumprod,
-    np.cumsum,
-    np.diagonal,
-    np.nonzero,
-    np.ptp,
-    np.ravel,
-    np.repeat,
-    np.round,
-    np.std,
-    np.swapaxes,
-    np.take,
-    np.trace,
-    np.var,
-):
-    setattr(Tensor, _func.__name__, _numpy_method(_func))
+    # -- methods that mean exactly numpy's function of the same name (``t.var(0)`` is ``np.var(t, 0)``) ------
+    all = _numpy_method(np.all)
+    any = _numpy_method(np.any)
+    argmax = _numpy_method(np.argmax)
+    argmin = _numpy_method(np.argmin)
+    argsort = _numpy_method(np.argsort)
+    clip = _numpy_method(np.clip)
+    cumprod = _numpy_method(np.cumprod)
+    cumsum = _numpy_method(np.cumsum)
+    diagonal = _numpy_method(np.diagonal)
+    nonzero = _numpy_method(np.nonzero)
+    ptp = _numpy_method(np.ptp)
+    ravel = _numpy_method(np.ravel)
+    repeat = _numpy_method(np.repeat)
+    round = _numpy_method(np.round)
+    std = _numpy_method(np.std)
+    swapaxes = _numpy_method(np.swapaxes)
+    take = _numpy_method(np.take)
+    trace = _numpy_method(np.trace)
+    var = _numpy_method(np.var)
 
 
-def new_tensor(data: Any, record: Any, index: int | None, version_counter: list[int]) -> Tensor:
-    """Wrap an op's output: the fast path that skips ``Tensor.__init__``'s checks."""
-    tensor = Tensor.__new__(Tensor)
+def new_tensor(
+    data: Any, record: Any, index: int | None, version_counter: list[int], view_of: Any = None
+) -> Tensor:
+    """Wrap an op's output (``index``: which of ``record``'s outputs): the fast path that skips
+    ``Tensor.__init__``'s checks. It requires grad exactly when it has a record."""
+    tensor = _new(Tensor)
     tensor.data = data
     tensor.requires_grad = record is not None
     tensor.grad = None
     tensor._record = record
     tensor._index = index
     tensor._vc = version_counter
-    tensor._view_of = None
+    tensor._view_of = view_of
     return tensor
+
+
+_new = Tensor.__new__

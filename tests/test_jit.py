@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ops.scatter
+import tape.ops.scatter
 from tape import jit
 from tape.jit import prange
 
@@ -175,7 +175,7 @@ def test_environment_variable_values(setting, expected, monkeypatch):
 
 def test_import_tape_does_not_import_numba():
     result = run_python(
-        "import sys, json, tape, ops.scatter; print(json.dumps({'numba': 'numba' in sys.modules}))"
+        "import sys, json, tape, tape.ops.scatter; print(json.dumps({'numba': 'numba' in sys.modules}))"
     )
     assert result == {"numba": False}
 
@@ -186,7 +186,7 @@ import sys, json
 import numpy as np
 import tape
 from tape import jit
-from ops.scatter import scatter_add_into, scatter_rows
+from tape.ops.scatter import scatter_add_into, scatter_rows
 total = np.zeros((4, 2))
 scatter_add_into(total, np.array([1, 1, -1]), np.ones((3, 2)))
 off = {"enabled": jit.enabled(), "numba": "numba" in sys.modules,
@@ -232,7 +232,7 @@ import sys, json, warnings
 sys.modules["numba"] = None  # makes `import numba` raise ImportError
 import numpy as np
 from tape import jit
-from ops.scatter import scatter_add_into, scatter_rows
+from tape.ops.scatter import scatter_add_into, scatter_rows
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     with jit.use_jit(True):
@@ -299,7 +299,7 @@ def test_a_parallel_kernel_gets_numbas_prange_and_leaves_the_module_alone():
 
 def test_registry_lists_the_library_kernels_and_not_throwaway_ones():
     registered = jit.kernels()
-    assert registered["ops.scatter.scatter_rows"] is ops.scatter.scatter_rows
+    assert registered["tape.ops.scatter.scatter_rows"] is tape.ops.scatter.scatter_rows
     assert all(isinstance(kernel, jit.Kernel) and kernel.name == name for name, kernel in registered.items())
     assert all(callable(kernel.twin) and kernel.twin is not kernel.function for kernel in registered.values())
     assert not {running_sum.name, uncompilable_sum.name, checked_sum.name} & set(registered)

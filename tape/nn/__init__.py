@@ -10,10 +10,10 @@ The functional forms live in ``ops.nn`` (activations, linear, dropout, embedding
 ``ops.losses``, re-exported here as ``tape.nn.functional``. Importing this package compiles nothing.
 """
 
-import ops.conv as _conv_ops
-import ops.losses as _losses_ops
-import ops.nn as _nn_ops
-import ops.special as _special
+import tape.ops.conv as _conv_ops
+import tape.ops.losses as _losses_ops
+import tape.ops.nn as _nn_ops
+import tape.ops.special as _special
 
 from . import init, optim
 from .conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-import ops.conv as F  # noqa: N812  (torch's habit: F for the functional forms)
+import tape.ops.conv as F  # noqa: N812  (torch's habit: F for the functional forms)
 
 from ..tensor import Tensor
 from . import init

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-import ops.nn as F  # noqa: N812  (torch's habit: F for the functional forms)
-from ops.special import log_softmax, softmax
+import tape.ops.nn as F  # noqa: N812  (torch's habit: F for the functional forms)
+from tape.ops.special import log_softmax, softmax
 
 from ..tensor import Tensor
 from . import init

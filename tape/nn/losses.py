@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import ops.losses as L  # noqa: N812  (short, like torch's F)
+import tape.ops.losses as L  # noqa: N812  (short, like torch's F)
 
 from .module import Module
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-import ops.conv as F  # noqa: N812  (torch's habit)
 import tape
 import tape.nn as nn
+import tape.ops.conv as F  # noqa: N812  (torch's habit)
 from tape.nn.conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d
 
 

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-import ops.losses as L  # noqa: N812
-import ops.nn as F  # noqa: N812  (torch's habit)
 import tape
 import tape.nn as nn
+import tape.ops.losses as L  # noqa: N812
+import tape.ops.nn as F  # noqa: N812  (torch's habit)
 
 
 def test_linear_initialization_and_forward():

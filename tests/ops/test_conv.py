@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ops.conv as conv
 import tape
+import tape.ops.conv as conv
 from tape import jit
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, distinct_arrays

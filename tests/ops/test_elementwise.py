@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tape
-from ops import elementwise
 from tape import registry
+from tape.ops import elementwise
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, arrays, broadcastable_shapes, shapes
 

@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-import ops.elementwise_kernels as fused
-import ops.nn as F  # noqa: N812  (torch's habit)
 import tape
+import tape.ops.elementwise_kernels as fused
+import tape.ops.nn as F  # noqa: N812  (torch's habit)
 from tape import jit
 from tests.strategies import FLOAT_DTYPES
 
@@ -72,7 +72,7 @@ FLOAT64_ONLY = {"sin_vjp", "cos_vjp"}
 
 
 def test_every_kernel_of_the_module_is_tested_here():
-    registered = {name for name in jit.kernels() if name.startswith("ops.elementwise_kernels.")}
+    registered = {name for name in jit.kernels() if name.startswith("tape.ops.elementwise_kernels.")}
     assert registered == {kernel.name for _, kernel, _, _ in KERNELS.values()}
 
 

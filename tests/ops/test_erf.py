@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tape
-from ops.erf import erf_kernel
 from tape import jit
+from tape.ops.erf import erf_kernel
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, arrays, shapes
 

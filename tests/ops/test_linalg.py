@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tape
-from ops.linalg import LETTERS, _matmul_vjp_y
+from tape.ops.linalg import LETTERS, _matmul_vjp_y
 from tape.registry import FUNCTIONS
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, arrays, broadcastable_shapes, shapes

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import ops.losses as L  # noqa: N812
 import tape
+import tape.ops.losses as L  # noqa: N812
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, arrays
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import ops.nn as F  # noqa: N812  (torch's habit)
 import tape
+import tape.ops.nn as F  # noqa: N812  (torch's habit)
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, arrays, nonempty_shapes, shapes
 

@@ -21,8 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tape
-from ops import losses, reductions, special, statistics
 from tape import jit
+from tape.ops import losses, reductions, special, statistics
 from tests.strategies import FLOAT_DTYPES
 
 IGNORE = -1  # the ignore_index of these tests' cross-entropy targets
@@ -109,7 +109,7 @@ def check_kernel_against_twin(name: str, arguments: tuple[Any, ...]) -> None:
 
 # -- each kernel against its twin ---------------------------------------------------------------------------
 def test_every_kernel_of_these_modules_is_tested_here():
-    modules = ("ops.special.", "ops.losses.", "ops.reductions.", "ops.statistics.")
+    modules = ("tape.ops.special.", "tape.ops.losses.", "tape.ops.reductions.", "tape.ops.statistics.")
     registered = {name for name in jit.kernels() if name.startswith(modules)}
     assert registered == {kernel.name for kernel in KERNELS.values()}
 

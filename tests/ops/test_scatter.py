@@ -12,9 +12,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import ops.scatter
-from ops.scatter import scatter_add_into, scatter_rows
+import tape.ops.scatter
 from tape import jit
+from tape.ops.scatter import scatter_add_into, scatter_rows
 from tests.strategies import FLOAT_DTYPES
 
 
@@ -40,9 +40,9 @@ def check_scatter(total, index, values):
     except (IndexError, ValueError) as error:
         expected = error
     for use_jit in (True, False):
-        for grid_limit in (ops.scatter._WHOLE_GRID_LIMIT, 0):
+        for grid_limit in (tape.ops.scatter._WHOLE_GRID_LIMIT, 0):
             result = total.copy()
-            with jit.use_jit(use_jit), mock.patch.object(ops.scatter, "_WHOLE_GRID_LIMIT", grid_limit):
+            with jit.use_jit(use_jit), mock.patch.object(tape.ops.scatter, "_WHOLE_GRID_LIMIT", grid_limit):
                 if isinstance(expected, Exception):
                     with pytest.raises(type(expected)):
                         scatter_add_into(result, index, values)
@@ -363,6 +363,6 @@ def test_twin_adds_by_bincount_in_chunks():
     expected = np.zeros((2, 3))
     np.add.at(expected, positions, value_rows)
     total = np.zeros((2, 3))
-    with mock.patch.object(ops.scatter, "_BINCOUNT_LIMIT", 8):  # chunks of 2 rows
+    with mock.patch.object(tape.ops.scatter, "_BINCOUNT_LIMIT", 8):  # chunks of 2 rows
         assert scatter_rows.twin(total, positions, value_rows) == -1
     np.testing.assert_allclose(total, expected, rtol=1e-12, atol=1e-12)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tape
-from ops.special import log_softmax, logsumexp, softmax
+from tape.ops.special import log_softmax, logsumexp, softmax
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, arrays, nonempty_shapes, shapes
 

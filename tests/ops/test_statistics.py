@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tape
-from ops.statistics import QUANTILE_METHODS
+from tape.ops.statistics import QUANTILE_METHODS
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, arrays, distinct_arrays, nonempty_shapes, shapes
 

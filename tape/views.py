@@ -1,0 +1,26 @@
+"""Views that follow their base: a view cut before its base changed in place is cut again when next used.
+
+A tensor made by a view op (``y[1:]``, ``y.T``, ``y.reshape(-1)``) shares its base's buffer and version
+counter, and remembers how it was cut (``Tensor._view_of``: base, view op, the op's other arguments and
+keyword arguments, and the counter's value at the cut). When the base is written in place the shared
+buffer already shows the new values; this module gives the view the matching history. It calls view ops
+through the ``Op`` objects it is handed and imports nothing above ``Tensor``.
+"""
+
+from __future__ import annotations
+
+from .tensor import Tensor
+
+
+def refresh_view(view: Tensor) -> None:
+    """Give a view whose base was changed in place since it was cut the history of a fresh cut."""
+    chain = [view]
+    while chain[-1]._view_of[0]._view_of is not None:
+        chain.append(chain[-1]._view_of[0])
+    for tensor in reversed(chain):  # the farthest base first, so each cut is made from a current history
+        base, view_op, view_args, view_kwargs, version = tensor._view_of
+        if version == tensor._vc[0]:
+            continue
+        cut = view_op(base, *view_args, **view_kwargs)
+        tensor._record, tensor._index, tensor.requires_grad = cut._record, None, cut.requires_grad
+        tensor._view_of = (base, view_op, view_args, view_kwargs, tensor._vc[0])
