@@ -234,7 +234,7 @@ def _inside(x: Any, a_min: Any, a_max: Any) -> Any:
     return inside
 
 
-clip = Op(
+clip_op = Op(
     _clip,
     lambda g, out, x, a_min=None, a_max=None: g * _inside(x, a_min, a_max),
     lambda g, out, x, a_min=None, a_max=None: g * (np.asarray(x) < np.asarray(a_min)),
@@ -245,13 +245,13 @@ clip = Op(
 
 
 @implements(np.clip)
-def clip_function(a: Any, a_min: Any = None, a_max: Any = None, **kwargs: Any) -> Any:
+def clip(a: Any, a_min: Any = None, a_max: Any = None, **kwargs: Any) -> Any:
     """``np.clip`` on tensors; the bounds may be tensors too (they get the cotangent where they bind)."""
     a_min = kwargs.pop("min", a_min)
     a_max = kwargs.pop("max", a_max)
     if kwargs:
         raise TypeError(f"numpy.clip: keyword argument(s) {sorted(kwargs)} are not supported on tape tensors")
-    return clip(a, a_min, a_max)
+    return clip_op(a, a_min, a_max)
 
 
 # -- dtype ----------------------------------------------------------------------------------------------

@@ -576,7 +576,7 @@ def _unstack_backward(g: tuple[Any, ...], out: Any, x: Any, *, axis: int) -> lis
     return [np.stack(g, axis=axis)]
 
 
-_unstack = Op(_unstack_forward, backward=_unstack_backward, name="unstack", shape_only=(0,))
+unstack_op = Op(_unstack_forward, backward=_unstack_backward, name="unstack", shape_only=(0,))
 
 
 def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
@@ -595,7 +595,7 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
     axis = _normalize_axis("unstack", axis, len(shape), shape)
     if shape[axis] == 0:
         return ()
-    return _unstack(x, axis=axis)
+    return unstack_op(x, axis=axis)
 
 
 if hasattr(np, "unstack"):  # numpy 2.1 and later

@@ -136,7 +136,7 @@ def _inner_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return np.tensordot(g, a, axes=(list(range(a_free)), list(range(a_free))))
 
 
-_inner_op = Op(_inner, _inner_vjp_a, _inner_vjp_b, name="inner")
+inner_op = Op(_inner, _inner_vjp_a, _inner_vjp_b, name="inner")
 
 
 @implements(np.inner)
@@ -152,10 +152,10 @@ def inner(a: Any, b: Any) -> Any:
     """
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         return np.multiply(a, b)
-    return _inner_op(a, b)
+    return inner_op(a, b)
 
 
-outer = Op(
+outer_op = Op(
     np.outer,
     lambda g, out, a, b: np.reshape(np.matmul(g, np.ravel(b)), np.shape(a)),
     lambda g, out, a, b: np.reshape(np.matmul(np.ravel(a), g), np.shape(b)),
@@ -164,9 +164,9 @@ outer = Op(
 
 
 @implements(np.outer)
-def outer_function(a: Any, b: Any, out: Any = None) -> Any:
+def outer(a: Any, b: Any, out: Any = None) -> Any:
     """``np.outer`` on tensors: every element of ``ravel(a)`` times every element of ``ravel(b)``."""
-    return outer(a, b)
+    return outer_op(a, b)
 
 
 @implements(np.linalg.outer)
@@ -176,7 +176,7 @@ def linalg_outer(x1: Any, x2: Any, /) -> Any:
         raise ValueError(
             f"numpy.linalg.outer: operands must be 1-D, got shapes {np.shape(x1)} and {np.shape(x2)}"
         )
-    return outer(x1, x2)
+    return outer_op(x1, x2)
 
 
 # -- tensordot, kron --------------------------------------------------------------------------------------
@@ -242,11 +242,11 @@ def _tensordot_vjp_b(g: Any, out: Any, a: Any, b: Any, axes: Any = 2) -> Any:
     return np.transpose(grad, tuple(int(axis) for axis in np.argsort(placed)))
 
 
-tensordot = Op(_tensordot, _tensordot_vjp_a, _tensordot_vjp_b, name="tensordot")
+tensordot_op = Op(_tensordot, _tensordot_vjp_a, _tensordot_vjp_b, name="tensordot")
 
 
 @implements(np.tensordot)
-def tensordot_function(a: Any, b: Any, axes: Any = 2) -> Any:
+def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     """``np.tensordot`` on tensors: ``axes`` is an int N (last N of ``a`` with first N of ``b``) or a pair.
 
     Examples
@@ -256,13 +256,13 @@ def tensordot_function(a: Any, b: Any, axes: Any = 2) -> Any:
     >>> np.tensordot(a, np.ones((4, 3)), axes=([1, 2], [1, 0])).shape
     (2,)
     """
-    return tensordot(a, b, axes)
+    return tensordot_op(a, b, axes)
 
 
 @implements(np.linalg.tensordot)
 def linalg_tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
     """``np.linalg.tensordot`` on tensors: ``np.tensordot`` with ``axes`` given by keyword."""
-    return tensordot(x1, x2, axes)
+    return tensordot_op(x1, x2, axes)
 
 
 def _kron_layout(a: Any, b: Any) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -293,7 +293,7 @@ def _kron_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return np.reshape(np.tensordot(padded_a, blocks, axes=ndim), np.shape(b))
 
 
-_kron_op = Op(np.kron, _kron_vjp_a, _kron_vjp_b, name="kron")
+kron_op = Op(np.kron, _kron_vjp_a, _kron_vjp_b, name="kron")
 
 
 @implements(np.kron)
@@ -301,7 +301,7 @@ def kron(a: Any, b: Any) -> Any:
     """``np.kron`` on tensors: the Kronecker product, blocks of ``b`` scaled by each element of ``a``."""
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         return np.multiply(a, b)
-    return _kron_op(a, b)
+    return kron_op(a, b)
 
 
 # -- multi_dot, matrix_power ------------------------------------------------------------------------------
@@ -371,7 +371,7 @@ def _matrix_power_vjp(g: Any, out: Any, a: Any, n: int) -> Any:
     return total
 
 
-_matrix_power_op = Op(np.linalg.matrix_power, _matrix_power_vjp, name="matrix_power")
+matrix_power_op = Op(np.linalg.matrix_power, _matrix_power_vjp, name="matrix_power")
 
 
 @implements(np.linalg.matrix_power)
@@ -399,8 +399,8 @@ def matrix_power(a: Any, n: int) -> Any:
                 f"numpy.linalg.matrix_power: a negative exponent (n={n}) needs numpy.linalg.inv, which is "
                 "not supported on tape tensors here; use a non-negative exponent"
             )
-        return _matrix_power_op(np.linalg.inv(a), -n)
-    return _matrix_power_op(a, n)
+        return matrix_power_op(np.linalg.inv(a), -n)
+    return matrix_power_op(a, n)
 
 
 # -- cross, vecdot, matvec, vecmat ------------------------------------------------------------------------
@@ -427,7 +427,7 @@ def _cross_vjp_b(g: Any, out: Any, a: Any, b: Any, axisa: int = -1, axisb: int =
     return np.moveaxis(grad, -1, _from_end(axisb, np.ndim(b)))
 
 
-_cross_op = Op(_cross, _cross_vjp_a, _cross_vjp_b, name="cross")
+cross_op = Op(_cross, _cross_vjp_a, _cross_vjp_b, name="cross")
 
 
 @implements(np.cross)
@@ -452,7 +452,7 @@ def cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axi
                 f"cross: only 3-vectors are supported on tape tensors; {name} has shape {shape}, with "
                 f"{shape[picked]} along axis {picked}"
             )
-    return _cross_op(a, b, axisa=axisa, axisb=axisb, axisc=axisc)
+    return cross_op(a, b, axisa=axisa, axisb=axisb, axisc=axisc)
 
 
 @implements(np.linalg.cross)

@@ -17,6 +17,7 @@ import numpy as np
 from tape.op import Op
 from tape.tensor import Tensor
 
+from . import elementwise
 from . import elementwise_kernels as fused
 from .erf import erf_op
 from .indexing import scatter_add
@@ -210,15 +211,6 @@ def sigmoid(x: Any) -> Any:
     return sigmoid_op(x)
 
 
-def _tanh_vjp(g: Any, out: Any, x: Any) -> Any:
-    if type(out) is np.ndarray and out.size >= fused.LARGE:
-        return fused.tanh_vjp(g, out)
-    return g * (1 - out * out)
-
-
-tanh_op = Op(np.tanh, _tanh_vjp, name="tanh", shape_only=(0,))
-
-
 def tanh(x: Any) -> Any:
     """Hyperbolic tangent, as ``np.tanh``, with a VJP that reads only the output.
 
@@ -227,7 +219,7 @@ def tanh(x: Any) -> Any:
     >>> tanh(np.array([0.0]))
     array([0.])
     """
-    return tanh_op(x)
+    return elementwise.tanh(x)
 
 
 def _softplus(x: Any, beta: float = 1.0, threshold: float | None = 20.0) -> Any:

@@ -47,11 +47,11 @@ def _tile_vjp(g: Any, out: Any, x: Any, reps: Any) -> Any:
     return np.reshape(np.sum(copies, axis=tuple(range(0, 2 * ndim, 2))), shape)
 
 
-tile = Op(_tile, _tile_vjp, name="tile", shape_only=(0,))
+tile_op = Op(_tile, _tile_vjp, name="tile", shape_only=(0,))
 
 
 @implements(np.tile)
-def tile_function(A: Any, reps: Any) -> Any:  # noqa: N803 (numpy's argument name)
+def tile(A: Any, reps: Any) -> Any:  # noqa: N803 (numpy's argument name)
     """``np.tile`` on tensors: ``reps`` an int or a tuple, longer or shorter than the array's axes.
 
     Examples
@@ -62,7 +62,7 @@ def tile_function(A: Any, reps: Any) -> Any:  # noqa: N803 (numpy's argument nam
     >>> x.grad
     array([6., 6.])
     """
-    return tile(A, reps)
+    return tile_op(A, reps)
 
 
 # -- repeat ----------------------------------------------------------------------------------------------
@@ -121,11 +121,11 @@ def _repeat_vjp(g: Any, out: Any, x: Any, repeats: Any, axis: Any = None) -> Any
     return np.reshape(scatter_add(g, index, source_shape), shape)
 
 
-repeat = Op(_repeat, _repeat_vjp, None, name="repeat", shape_only=(0,))
+repeat_op = Op(_repeat, _repeat_vjp, None, name="repeat", shape_only=(0,))
 
 
 @implements(np.repeat)
-def repeat_function(a: Any, repeats: Any, axis: Any = None) -> Any:
+def repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
     """``np.repeat`` on tensors: ``repeats`` an int or one count per element, ``axis`` None or an int.
 
     Examples
@@ -138,7 +138,7 @@ def repeat_function(a: Any, repeats: Any, axis: Any = None) -> Any:
     """
     if isinstance(repeats, Tensor):
         repeats = repeats.data
-    return repeat(a, repeats, axis=axis)
+    return repeat_op(a, repeats, axis=axis)
 
 
 # -- flip, roll, rot90 ----------------------------------------------------------------------------------
@@ -146,11 +146,11 @@ def _flip(x: Any, axis: Any = None) -> Any:
     return np.flip(x, axis)
 
 
-flip = Op(_flip, lambda g, out, x, axis=None: np.flip(g, axis), name="flip", view=True, shape_only=(0,))
+flip_op = Op(_flip, lambda g, out, x, axis=None: np.flip(g, axis), name="flip", view=True, shape_only=(0,))
 
 
 @implements(np.flip)
-def flip_function(m: Any, axis: Any = None) -> Any:
+def flip(m: Any, axis: Any = None) -> Any:
     """``np.flip`` on tensors (a view, as in numpy): ``axis`` None, an int or a tuple.
 
     Examples
@@ -159,11 +159,11 @@ def flip_function(m: Any, axis: Any = None) -> Any:
     >>> np.flip(tape.tensor([1.0, 2.0, 3.0]))
     tensor([3., 2., 1.])
     """
-    return flip(m, axis)
+    return flip_op(m, axis)
 
 
 @implements(np.fliplr)
-def fliplr_function(m: Any) -> Any:
+def fliplr(m: Any) -> Any:
     """``np.fliplr`` on tensors: reverse axis 1 of an array of at least 2 axes.
 
     Examples
@@ -174,11 +174,11 @@ def fliplr_function(m: Any) -> Any:
     """
     if np.ndim(m) < 2:
         raise ValueError(f"fliplr: expected an array of at least 2 axes, got shape {np.shape(m)}")
-    return flip(m, 1)
+    return flip_op(m, 1)
 
 
 @implements(np.flipud)
-def flipud_function(m: Any) -> Any:
+def flipud(m: Any) -> Any:
     """``np.flipud`` on tensors: reverse axis 0 of an array of at least 1 axis.
 
     Examples
@@ -189,7 +189,7 @@ def flipud_function(m: Any) -> Any:
     """
     if np.ndim(m) < 1:
         raise ValueError(f"flipud: expected an array of at least 1 axis, got shape {np.shape(m)}")
-    return flip(m, 0)
+    return flip_op(m, 0)
 
 
 def _roll(x: Any, shift: Any, axis: Any = None) -> Any:
@@ -200,11 +200,11 @@ def _roll_vjp(g: Any, out: Any, x: Any, shift: Any, axis: Any = None) -> Any:
     return np.roll(g, np.negative(shift), axis)
 
 
-roll = Op(_roll, _roll_vjp, name="roll", shape_only=(0,))
+roll_op = Op(_roll, _roll_vjp, name="roll", shape_only=(0,))
 
 
 @implements(np.roll)
-def roll_function(a: Any, shift: Any, axis: Any = None) -> Any:
+def roll(a: Any, shift: Any, axis: Any = None) -> Any:
     """``np.roll`` on tensors: ``shift`` an int, or a tuple matching ``axis``; no axis rolls the flat array.
 
     Examples
@@ -213,7 +213,7 @@ def roll_function(a: Any, shift: Any, axis: Any = None) -> Any:
     >>> np.roll(tape.tensor([1.0, 2.0, 3.0]), 1)
     tensor([3., 1., 2.])
     """
-    return roll(a, shift, axis)
+    return roll_op(a, shift, axis)
 
 
 def _rot90(x: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
@@ -222,7 +222,7 @@ def _rot90(x: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
     return np.rot90(x, k, axes)
 
 
-rot90 = Op(
+rot90_op = Op(
     _rot90,
     lambda g, out, x, k=1, axes=(0, 1): np.rot90(g, -k, axes),
     name="rot90",
@@ -232,7 +232,7 @@ rot90 = Op(
 
 
 @implements(np.rot90)
-def rot90_function(m: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
+def rot90(m: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
     """``np.rot90`` on tensors (a view, as in numpy): ``k`` quarter turns in the plane of ``axes``.
 
     Examples
@@ -242,7 +242,7 @@ def rot90_function(m: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
     tensor([[2., 4.],
             [1., 3.]])
     """
-    return rot90(m, k, axes)
+    return rot90_op(m, k, axes)
 
 
 # -- pad -------------------------------------------------------------------------------------------------
@@ -349,15 +349,15 @@ def _as_slice(cells: np.ndarray) -> slice | None:
 
 def _unpad_vjp(h: Any, out: Any, g: Any, pairs: Pairs, mode: str, **options: Any) -> Any:
     # unpad is the transpose of padding, so its own transpose is padding again.
-    return pad(h, pairs, mode, **options)
+    return pad_op(h, pairs, mode, **options)
 
 
 unpad = Op(_unpad, _unpad_vjp, name="unpad", shape_only=(0,))
-pad = Op(_pad, _pad_vjp, name="pad", shape_only=(0,))
+pad_op = Op(_pad, _pad_vjp, name="pad", shape_only=(0,))
 
 
 @implements(np.pad)
-def pad_function(array: Any, pad_width: Any, mode: Any = "constant", **options: Any) -> Any:
+def pad(array: Any, pad_width: Any, mode: Any = "constant", **options: Any) -> Any:
     """``np.pad`` on tensors, in modes 'constant', 'edge', 'reflect', 'symmetric' and 'wrap'.
 
     ``pad_width`` takes every numpy form (an int, ``(before, after)``, one pair per axis, a dict from axis
@@ -381,7 +381,7 @@ def pad_function(array: Any, pad_width: Any, mode: Any = "constant", **options: 
         raise ValueError(f"pad: mode {mode!r} is not a numpy padding mode")
     if "constant_values" in options:
         options["constant_values"] = _constant(options["constant_values"])
-    return pad(array, pad_pairs(pad_width, np.ndim(array)), mode, **options)
+    return pad_op(array, pad_pairs(pad_width, np.ndim(array)), mode, **options)
 
 
 def _constant(values: Any) -> Any:
@@ -421,11 +421,11 @@ def _diagonal_vjp(g: Any, out: Any, x: Any, offset: int = 0, axis1: int = 0, axi
 
 
 # numpy's diagonal is a read-only view of its input; so is this one (writing into it raises, as in numpy).
-diagonal = Op(_diagonal, _diagonal_vjp, name="diagonal", view=True, shape_only=(0,))
+diagonal_op = Op(_diagonal, _diagonal_vjp, name="diagonal", view=True, shape_only=(0,))
 
 
 @implements(np.diagonal)
-def diagonal_function(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
     """``np.diagonal`` on tensors: a read-only view, as in numpy.
 
     Examples
@@ -434,7 +434,7 @@ def diagonal_function(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -
     >>> np.diagonal(tape.tensor([[1.0, 2.0], [3.0, 4.0]]), 1)
     tensor([2.])
     """
-    return diagonal(a, offset, axis1, axis2)
+    return diagonal_op(a, offset, axis1, axis2)
 
 
 def _trace(x: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None) -> Any:
@@ -452,13 +452,11 @@ def _trace_vjp(
     return np.moveaxis(np.expand_dims(g, (-2, -1)) * on_diagonal, (-2, -1), (axis1, axis2))
 
 
-trace = Op(_trace, _trace_vjp, name="trace", shape_only=(0,))
+trace_op = Op(_trace, _trace_vjp, name="trace", shape_only=(0,))
 
 
 @implements(np.trace)
-def trace_function(
-    a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None
-) -> Any:
+def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None) -> Any:
     """``np.trace`` on tensors: the sum along a diagonal of the ``axis1``, ``axis2`` planes.
 
     Examples
@@ -472,7 +470,7 @@ def trace_function(
     """
     if out is not None:
         raise TypeError("numpy.trace: out= is not supported on tape tensors; assign the result instead")
-    return trace(a, offset, axis1, axis2, dtype)
+    return trace_op(a, offset, axis1, axis2, dtype)
 
 
 def _diag_of_vector(v: Any, k: int = 0) -> Any:
@@ -484,7 +482,7 @@ diag_of_matrix = Op(_diagonal, _diagonal_vjp, name="diag", view=True, shape_only
 
 
 @implements(np.diag)
-def diag_function(v: Any, k: int = 0) -> Any:
+def diag(v: Any, k: int = 0) -> Any:
     """``np.diag`` on tensors: a 1-D array becomes a 2-D array with it on diagonal ``k``; a 2-D array gives
     its diagonal ``k`` (a read-only view, as in numpy).
 
@@ -507,7 +505,7 @@ def _diagflat(v: Any, k: int = 0) -> Any:
     return np.diagflat(v, k)
 
 
-diagflat = Op(
+diagflat_op = Op(
     _diagflat,
     lambda g, out, v, k=0: np.reshape(np.diagonal(g, k), np.shape(v)),
     name="diagflat",
@@ -516,7 +514,7 @@ diagflat = Op(
 
 
 @implements(np.diagflat)
-def diagflat_function(v: Any, k: int = 0) -> Any:
+def diagflat(v: Any, k: int = 0) -> Any:
     """``np.diagflat`` on tensors: the flattened input on diagonal ``k`` of a square 2-D array.
 
     Examples
@@ -527,7 +525,7 @@ def diagflat_function(v: Any, k: int = 0) -> Any:
             [0., 0., 2.],
             [0., 0., 0.]])
     """
-    return diagflat(v, k)
+    return diagflat_op(v, k)
 
 
 # -- triangles -------------------------------------------------------------------------------------------
@@ -553,13 +551,13 @@ def _tril(x: Any, k: int = 0) -> Any:
     return np.tril(x, k)
 
 
-triu = Op(
+triu_op = Op(
     _triu,
     lambda g, out, x, k=0: np.where(_triangle_mask(np.shape(x), k, upper=True), g, 0),
     name="triu",
     shape_only=(0,),
 )
-tril = Op(
+tril_op = Op(
     _tril,
     lambda g, out, x, k=0: np.where(_triangle_mask(np.shape(x), k, upper=False), g, 0),
     name="tril",
@@ -568,7 +566,7 @@ tril = Op(
 
 
 @implements(np.triu)
-def triu_function(m: Any, k: int = 0) -> Any:
+def triu(m: Any, k: int = 0) -> Any:
     """``np.triu`` on tensors: zeros below diagonal ``k`` of the last two axes.
 
     Examples
@@ -578,11 +576,11 @@ def triu_function(m: Any, k: int = 0) -> Any:
     tensor([[1., 2.],
             [0., 4.]])
     """
-    return triu(m, k)
+    return triu_op(m, k)
 
 
 @implements(np.tril)
-def tril_function(m: Any, k: int = 0) -> Any:
+def tril(m: Any, k: int = 0) -> Any:
     """``np.tril`` on tensors: zeros above diagonal ``k`` of the last two axes.
 
     Examples
@@ -592,7 +590,7 @@ def tril_function(m: Any, k: int = 0) -> Any:
     tensor([[1., 0.],
             [3., 4.]])
     """
-    return tril(m, k)
+    return tril_op(m, k)
 
 
 # -- atleast_1d, atleast_2d, atleast_3d ------------------------------------------------------------------
@@ -600,9 +598,9 @@ def _reshape_back(g: Any, out: Any, x: Any) -> Any:
     return np.reshape(g, np.shape(x))
 
 
-atleast_1d = Op(np.atleast_1d, _reshape_back, name="atleast_1d", view=True, shape_only=(0,))
-atleast_2d = Op(np.atleast_2d, _reshape_back, name="atleast_2d", view=True, shape_only=(0,))
-atleast_3d = Op(np.atleast_3d, _reshape_back, name="atleast_3d", view=True, shape_only=(0,))
+atleast_1d_op = Op(np.atleast_1d, _reshape_back, name="atleast_1d", view=True, shape_only=(0,))
+atleast_2d_op = Op(np.atleast_2d, _reshape_back, name="atleast_2d", view=True, shape_only=(0,))
+atleast_3d_op = Op(np.atleast_3d, _reshape_back, name="atleast_3d", view=True, shape_only=(0,))
 
 
 def _each(op: Op, *arys: Any) -> Any:
@@ -611,7 +609,7 @@ def _each(op: Op, *arys: Any) -> Any:
 
 
 @implements(np.atleast_1d)
-def atleast_1d_function(*arys: Any) -> Any:
+def atleast_1d(*arys: Any) -> Any:
     """``np.atleast_1d`` on tensors: one array gives one result, several give a tuple, as in numpy.
 
     Examples
@@ -620,11 +618,11 @@ def atleast_1d_function(*arys: Any) -> Any:
     >>> np.atleast_1d(tape.tensor(1.0)).shape
     (1,)
     """
-    return _each(atleast_1d, *arys)
+    return _each(atleast_1d_op, *arys)
 
 
 @implements(np.atleast_2d)
-def atleast_2d_function(*arys: Any) -> Any:
+def atleast_2d(*arys: Any) -> Any:
     """``np.atleast_2d`` on tensors: one array gives one result, several give a tuple, as in numpy.
 
     Examples
@@ -633,11 +631,11 @@ def atleast_2d_function(*arys: Any) -> Any:
     >>> np.atleast_2d(tape.tensor([1.0, 2.0])).shape
     (1, 2)
     """
-    return _each(atleast_2d, *arys)
+    return _each(atleast_2d_op, *arys)
 
 
 @implements(np.atleast_3d)
-def atleast_3d_function(*arys: Any) -> Any:
+def atleast_3d(*arys: Any) -> Any:
     """``np.atleast_3d`` on tensors: one array gives one result, several give a tuple, as in numpy.
 
     Examples
@@ -646,4 +644,4 @@ def atleast_3d_function(*arys: Any) -> Any:
     >>> np.atleast_3d(tape.tensor([1.0, 2.0])).shape
     (1, 2, 1)
     """
-    return _each(atleast_3d, *arys)
+    return _each(atleast_3d_op, *arys)

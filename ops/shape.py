@@ -39,17 +39,17 @@ def _reshape_vjp(g: Any, out: Any, x: Any, shape: Any, order: str = "C") -> Any:
     return _reshape_back(g, out, x) if order == "C" else np.reshape(g, np.shape(x), order=order)
 
 
-reshape = Op(_reshape, _reshape_vjp, name="reshape", view=True, shape_only=(0,), batched=True)
+reshape_op = Op(_reshape, _reshape_vjp, name="reshape", view=True, shape_only=(0,), batched=True)
 
 
 @implements(np.reshape)
-def reshape_function(a: Any, shape: Any = None, order: str = "C", **kwargs: Any) -> Any:
+def reshape(a: Any, shape: Any = None, order: str = "C", **kwargs: Any) -> Any:
     """``np.reshape`` on tensors (``newshape=`` accepted as numpy's older spelling)."""
     shape = kwargs.pop("newshape", shape)
     kwargs.pop("copy", None)
     if kwargs:
         raise TypeError(f"numpy.reshape: keyword argument(s) {sorted(kwargs)} are not supported")
-    return reshape(a, shape, order=order)
+    return reshape_op(a, shape, order=order)
 
 
 def _ravel(x: Any, order: str = "C") -> Any:
@@ -148,7 +148,7 @@ def _where(condition: Any, x: Any, y: Any) -> Any:
     return np.where(condition, x, y)
 
 
-where = Op(
+where_op = Op(
     _where,
     None,
     lambda g, out, condition, x, y: np.where(condition, g, 0),
@@ -160,10 +160,10 @@ where = Op(
 
 
 @implements(np.where)
-def where_function(condition: Any, *values: Any) -> Any:
+def where(condition: Any, *values: Any) -> Any:
     """``np.where(condition, x, y)`` on tensors; the one-argument form gives the (integer) indices."""
     if not values:
         return np.nonzero(condition)
     if len(values) != 2:
         raise TypeError("numpy.where: give either only a condition, or a condition, x and y")
-    return where(condition, *values)
+    return where_op(condition, *values)

@@ -195,7 +195,7 @@ class _Sweep:
                 return
             self.top = heappop(queue)[1] if queue else None
             g = pending.pop(record)
-            args = record.args
+            args: Any = record.args
             if args is None:
                 raise RuntimeError(
                     f"backward: the record of '{record.op.name}' was released by an earlier backward; "

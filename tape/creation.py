@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .dtypes import floating
 from .tensor import Tensor
 
 
@@ -15,7 +16,9 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     Parameters
     ----------
     data : array-like (nested lists, a numpy array, a scalar or another tensor, whose data is copied).
-    dtype : numpy dtype; by default, numpy's choice for ``data`` (float64 for Python floats).
+    dtype : numpy dtype; by default the dtype of an array or tensor given, and otherwise numpy's choice
+        for ``data``, with floats in the default floating dtype (``tape.get_default_dtype()``, float64
+        unless set).
     requires_grad : whether ``backward`` should compute this tensor's gradient; needs a floating dtype.
 
     Examples
@@ -26,36 +29,44 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """
     if isinstance(data, Tensor):
         data = data.data
-    return Tensor(np.array(data, dtype=dtype, copy=True), requires_grad=requires_grad)
+    array = np.array(data, dtype=dtype, copy=True)
+    if dtype is None and not isinstance(data, np.ndarray | np.generic) and array.dtype == np.float64:
+        array = array.astype(floating(None), copy=False)  # Python floats take the default dtype
+    return Tensor(array, requires_grad=requires_grad)
 
 
-def zeros(shape: Any, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
-    """A leaf tensor of zeros, as ``np.zeros``."""
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+def zeros(shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A leaf tensor of zeros, as ``np.zeros`` (in the default floating dtype unless ``dtype`` is given)."""
+    return Tensor(np.zeros(shape, dtype=floating(dtype)), requires_grad=requires_grad)
 
 
-def ones(shape: Any, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
-    """A leaf tensor of ones, as ``np.ones``."""
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
+def ones(shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A leaf tensor of ones, as ``np.ones`` (in the default floating dtype unless ``dtype`` is given)."""
+    return Tensor(np.ones(shape, dtype=floating(dtype)), requires_grad=requires_grad)
 
 
 def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A leaf tensor filled with ``fill_value``, as ``np.full``."""
+    """A leaf tensor filled with ``fill_value``, as ``np.full`` (a float fills the default floating dtype)."""
+    if dtype is None and isinstance(fill_value, float):
+        dtype = floating(None)
     return Tensor(np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
 
 
 def arange(*args: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Evenly spaced values, as ``np.arange``."""
-    return Tensor(np.arange(*args, dtype=dtype), requires_grad=requires_grad)
+    """Evenly spaced values, as ``np.arange`` (floats in the default floating dtype)."""
+    values = np.arange(*args, dtype=dtype)
+    if dtype is None and values.dtype == np.float64:
+        values = values.astype(floating(None), copy=False)
+    return Tensor(values, requires_grad=requires_grad)
 
 
-def randn(*shape: int, dtype: Any = np.float64, requires_grad: bool = False, seed: Any = None) -> Tensor:
+def randn(*shape: int, dtype: Any = None, requires_grad: bool = False, seed: Any = None) -> Tensor:
     """Standard normal samples of the given shape, from ``np.random.default_rng(seed)``."""
-    samples = np.random.default_rng(seed).standard_normal(shape).astype(dtype, copy=False)
+    samples = np.random.default_rng(seed).standard_normal(shape).astype(floating(dtype), copy=False)
     return Tensor(samples, requires_grad=requires_grad)
 
 
-def rand(*shape: int, dtype: Any = np.float64, requires_grad: bool = False, seed: Any = None) -> Tensor:
+def rand(*shape: int, dtype: Any = None, requires_grad: bool = False, seed: Any = None) -> Tensor:
     """Uniform samples in [0, 1) of the given shape, from ``np.random.default_rng(seed)``."""
-    samples = np.random.default_rng(seed).random(shape).astype(dtype, copy=False)
+    samples = np.random.default_rng(seed).random(shape).astype(floating(dtype), copy=False)
     return Tensor(samples, requires_grad=requires_grad)

@@ -103,7 +103,8 @@ class DiagonalRows(NDArrayOperatorsMixin):
         leading, column = np.divmod(flat_rows, self.values.shape[-1])
         leading_index = np.unravel_index(leading, self.values.shape[:-1])
         scale = self.values.reshape(-1)[flat_rows]
-        result[(np.arange(count), *leading_index)] = scale[:, None] * matrix[column]
+        rows = (np.arange(count), *leading_index)
+        result[rows] = scale[:, None] * matrix[column]
         return result
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:

@@ -144,19 +144,19 @@ def value_and_grad(
 
     def transformed(*args: Any) -> Any:
         numbers = _normalize_argnums(argnums, len(args))
-        args = list(args)
+        arguments = list(args)
         trees = []
         tracked: list[Tensor] = []
         originals: list[Any] = []
         for number in numbers:
-            leaves, treedef = flatten(args[number])
+            leaves, treedef = flatten(arguments[number])
             entered = [_track(leaf) for leaf in leaves]
             trees.append((treedef, len(entered)))
             tracked += entered
             originals += leaves
-            args[number] = unflatten(treedef, entered)
+            arguments[number] = unflatten(treedef, entered)
         nested = _is_nested(originals)
-        result = f(*args)
+        result = f(*arguments)
         value, aux = result if has_aux else (result, None)
         if np.size(value) != 1:
             raise TypeError(

@@ -66,10 +66,11 @@ def gradcheck(
     """
     rng = np.random.default_rng(seed)
     arrays = [_as_array(x) for x in inputs]
-    wrt = [i for i, a in enumerate(arrays) if a is not None and a.dtype.kind == "f"]
+    floating = {i: a for i, a in enumerate(arrays) if a is not None and a.dtype.kind == "f"}
+    wrt = list(floating)
     if not wrt:
         raise ValueError("gradcheck: no floating-point input to differentiate")
-    leaves = {i: Tensor(arrays[i].copy(), requires_grad=True) for i in wrt}
+    leaves = {i: Tensor(floating[i].copy(), requires_grad=True) for i in wrt}
     call_args = [leaves.get(i, x) for i, x in enumerate(inputs)]
     outputs = _as_tuple(f(*call_args))
     positions = [k for k, out in enumerate(outputs) if isinstance(out, Tensor) and out.requires_grad]
@@ -102,8 +103,8 @@ def gradcheck(
             )
         )
 
-    base = {i: arrays[i].astype(np.float64) for i in wrt}
-    dtype = np.result_type(*(arrays[i].dtype for i in wrt))
+    base = {i: floating[i].astype(np.float64) for i in wrt}
+    dtype = np.result_type(*(floating[i].dtype for i in wrt))
     default_rtol, default_atol = _TOLERANCES.get(np.dtype(dtype), _TOLERANCES[np.dtype(np.float64)])
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
@@ -126,8 +127,8 @@ def gradcheck(
         if bad.any():
             where = np.unravel_index(int(np.argmax(np.where(bad, error, -1))), base[i].shape)
             raise GradcheckError(
-                f"gradcheck: input {i} (shape {base[i].shape}, {arrays[i].dtype}): at index {where} the VJP "
-                f"gives {analytic[i][where]:.8g} but finite differences give {numeric[where]:.8g}"
+                f"gradcheck: input {i} (shape {base[i].shape}, {floating[i].dtype}): at index {where} the "
+                f"VJP gives {analytic[i][where]:.8g} but finite differences give {numeric[where]:.8g}"
             )
     directions = {i: rng.standard_normal(base[i].shape) for i in wrt}
     plus = pairing({i: base[i] + eps * directions[i] for i in wrt})

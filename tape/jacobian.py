@@ -102,11 +102,11 @@ def hessian(
 def _rows_batched(
     f: Callable[..., Any], args: tuple[Any, ...], numbers: tuple[int, ...], chunk_size: int | None
 ) -> list[Any]:
-    args = list(args)
-    tracked = [_track(args[number]) for number in numbers]
+    arguments = list(args)
+    tracked = [_track(arguments[number]) for number in numbers]
     for number, tensor in zip(numbers, tracked, strict=True):
-        args[number] = tensor
-    out = f(*args)
+        arguments[number] = tensor
+    out = f(*arguments)
     out_shape = np.shape(out)
     results = [np.zeros(out_shape + t.shape, dtype=t.dtype) for t in tracked]
     if not isinstance(out, Tensor) or not out.requires_grad:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -95,6 +95,13 @@ class Op:
         "vjp_prefix",
         "vjps",
     )
+    backward: Callable[..., Sequence[Any]] | None
+    has_vjp: frozenset[int] | _EveryArgument
+    name: str
+
+    if TYPE_CHECKING:  # __call__ is ``_call`` below, set after the class: the per-op hot path in one frame
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def __init__(
         self,
@@ -115,7 +122,7 @@ class Op:
             self.backward = backward
             self.has_vjp = _EVERY_ARGUMENT
             self.vjp_prefix = sys.maxsize
-        self.name = name or getattr(forward, "__name__", "op")
+        self.name = str(name or getattr(forward, "__name__", "op"))
         self.view = view
         self.shape_only = frozenset(shape_only)
         self.batched = batched
@@ -227,7 +234,7 @@ def _with_context(op: Op, values: list[Any], error: Exception) -> Exception:
     return type(error)(f"{op.name}: {message} (array arguments of shapes {shapes}; dtypes {dtypes})")
 
 
-Op.__call__ = _call  # type: ignore[method-assign]
+Op.__call__ = _call  # type: ignore[assignment]
 
 
 def _check_differentiable(op: Op, inputs: list[tuple[int, Any, int | None, list[int], int]]) -> None:

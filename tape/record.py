@@ -36,6 +36,9 @@ class Record:
     """
 
     __slots__ = ("op", "args", "kwargs", "inputs", "out", "out_versions", "position", "__weakref__")
+    # None once released (``release``).
+    args: tuple[Any, ...] | Any
+    kwargs: dict[str, Any] | Any
 
     def __init__(
         self,

@@ -103,6 +103,8 @@ class Tensor:
     __slots__ = ("data", "requires_grad", "grad", "_record", "_index", "_vc", "_view_of", "__weakref__")
     # numpy defers binary operators with an ndarray on the left to this class.
     __array_priority__ = 1000.0
+    data: np.ndarray
+    grad: Any
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         array = data.data if isinstance(data, Tensor) else np.asarray(data)
@@ -314,7 +316,7 @@ class Tensor:
     def transpose(self, *axes: Any) -> Tensor:
         """Permute the axes, as ``ndarray.transpose``."""
         if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], int | np.integer)):
-            axes = axes[0]
+            return FUNCTIONS[np.transpose](self, axes[0])
         return FUNCTIONS[np.transpose](self, axes or None)
 
     def squeeze(self, axis: Any = None) -> Tensor:
@@ -331,11 +333,11 @@ class Tensor:
 
     def compress(self, condition: Any, axis: Any = None) -> Tensor:
         """The slices along ``axis`` where ``condition`` is true, as ``ndarray.compress``."""
-        return np.compress(condition, self, axis=axis)
+        return FUNCTIONS[np.compress](condition, self, axis=axis)
 
     def flatten(self, order: str = "C") -> Tensor:
         """Return a flattened copy, as ``ndarray.flatten``."""
-        return np.ravel(self, order=order).copy()
+        return FUNCTIONS[np.ravel](self, order=order).copy()
 
     def dot(self, other: Any) -> Tensor:
         """Matrix product, as ``ndarray.dot`` on 1-D and 2-D data."""
@@ -362,8 +364,8 @@ class Tensor:
     __le__ = _comparison(np.less_equal)
     __gt__ = _comparison(np.greater)
     __ge__ = _comparison(np.greater_equal)
-    __eq__ = _comparison(np.equal)  # type: ignore[assignment]
-    __ne__ = _comparison(np.not_equal)  # type: ignore[assignment]
+    __eq__ = _comparison(np.equal)
+    __ne__ = _comparison(np.not_equal)
 
     # -- methods that mean exactly numpy's function of the same name (``t.var(0)`` is ``np.var(t, 0)``) ------
     all = _numpy_method(np.all)

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: The engine, bottom first: each module may import only those before it.
 ENGINE = [
+    "tape.dtypes",
     "tape.grad_mode",
     "tape.record",
     "tape.shape_only",

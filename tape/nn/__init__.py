@@ -6,16 +6,11 @@
 >>> loss = nn.CrossEntropyLoss()(model(np.ones((4, 2))), np.array([0, 1, 0, 1]))
 >>> loss.backward(); optimizer.step()
 
-The functional forms live in ``ops.nn`` (activations, linear, dropout, embedding, norms) and
-``ops.losses``, re-exported here as ``tape.nn.functional``. Importing this package compiles nothing.
+The functional forms are ``tape.nn.functional`` (``import tape.nn.functional as F``), as in PyTorch.
+Importing this package compiles nothing.
 """
 
-import tape.ops.conv as _conv_ops
-import tape.ops.losses as _losses_ops
-import tape.ops.nn as _nn_ops
-import tape.ops.special as _special
-
-from . import init, optim
+from . import functional, init, optim
 from .conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .layers import (
     ELU,
@@ -74,17 +69,6 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential, load, save
-
-
-class functional:
-    """The functional forms: ``tape.nn.functional.relu(x)``, ``tape.nn.functional.cross_entropy(...)``."""
-
-
-for _module in (_nn_ops, _losses_ops, _conv_ops):
-    for _name in _module.__all__:
-        setattr(functional, _name, staticmethod(getattr(_module, _name)))
-functional.softmax = staticmethod(_special.softmax)
-functional.log_softmax = staticmethod(_special.log_softmax)
 
 __all__ = [
     "ELU",

@@ -1,9 +1,9 @@
 """Convolution and pooling layers: ``Conv1d``, ``Conv2d``, ``MaxPool2d``, ``AvgPool2d``, as in torch.nn.
 
-The maths lives in ``ops/conv.py``; this file holds the parameters and settings, checks the input's shape
-and names the layer in errors. Parameters are float64 unless ``dtype`` says otherwise; the random
-initialization (torch's: kaiming-uniform weight, uniform bias, both bounded by ``1/sqrt(fan_in)``) takes
-an optional ``rng`` (a ``numpy.random.Generator``).
+The maths lives in ``tape.ops.conv`` (through ``tape.nn.functional``); this file holds the parameters and
+settings, checks the input's shape and names the layer in errors. Parameters take ``dtype``, or the default
+floating dtype (``tape.get_default_dtype()``); the random initialization (torch's: kaiming-uniform weight,
+uniform bias, both bounded by ``1/sqrt(fan_in)``) takes an optional ``rng`` (a ``numpy.random.Generator``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-import tape.ops.conv as F  # noqa: N812  (torch's habit: F for the functional forms)
-
+from ..dtypes import floating
 from ..tensor import Tensor
+from . import functional as F
 from . import init
 from .module import Module, Parameter
 
@@ -50,7 +50,7 @@ class _ConvNd(Module):
         dilation: int | tuple[int, ...] = 1,
         groups: int = 1,
         bias: bool = True,
-        dtype: Any = np.float64,
+        dtype: Any = None,
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -72,10 +72,10 @@ class _ConvNd(Module):
         self.dilation = _tuple(dilation, self.spatial, "dilation", name)
         self.groups = groups
         self.weight = Parameter(
-            np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype)
+            np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=floating(dtype))
         )
         if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
+            self.bias = Parameter(np.empty(out_channels, dtype=floating(dtype)))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters(rng)

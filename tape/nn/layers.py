@@ -2,9 +2,10 @@
 ``CMul``) or wrap a function (activations, ``Dropout``, ``Flatten``), and the table layers of the
 lecture's list (``Concat``, ``JoinTable``, ``DotProduct``, ``CosineDistance``, ``PairwiseDistance``).
 
-Each layer's maths lives in ``ops/nn.py`` or in plain numpy on tensors; this file only holds state, checks
-shapes and names itself in errors. Parameters are float64 unless ``dtype`` says otherwise; random
-initialization takes an optional ``rng`` (a ``numpy.random.Generator``).
+Each layer's maths lives in ``tape.ops.nn`` (through ``tape.nn.functional``) or in plain numpy on tensors;
+this file only holds state, checks shapes and names itself in errors. Parameters take ``dtype``, or the
+default floating dtype (``tape.get_default_dtype()``); random initialization takes an optional ``rng`` (a
+``numpy.random.Generator``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-import tape.ops.nn as F  # noqa: N812  (torch's habit: F for the functional forms)
-from tape.ops.special import log_softmax, softmax
+from tape.ops.nn import linear_op
 
+from ..dtypes import floating
 from ..tensor import Tensor
+from . import functional as F
 from . import init
 from .module import Module, Parameter
 
@@ -76,15 +78,15 @@ class Linear(Module):
         in_features: int,
         out_features: int,
         bias: bool = True,
-        dtype: Any = np.float64,
+        dtype: Any = None,
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=floating(dtype)))
         if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+            self.bias = Parameter(np.empty(out_features, dtype=floating(dtype)))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters(rng)
@@ -101,7 +103,7 @@ class Linear(Module):
         shape = _shape(x)
         if len(shape) == 0 or shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input with last axis {self.in_features}, got shape {shape}")
-        return F.linear_op(x, self.weight, self.bias)
+        return linear_op(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
@@ -125,13 +127,13 @@ class Embedding(Module):
         self,
         num_embeddings: int,
         embedding_dim: int,
-        dtype: Any = np.float64,
+        dtype: Any = None,
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
-        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
+        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=floating(dtype)))
         init.normal_(self.weight, rng=rng)
 
     def forward(self, indices: Any) -> Any:
@@ -158,15 +160,15 @@ class LayerNorm(Module):
         normalized_shape: int | tuple[int, ...],
         eps: float = 1e-5,
         elementwise_affine: bool = True,
-        dtype: Any = np.float64,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape = shape
         self.eps = eps
         if elementwise_affine:
-            self.weight = Parameter(np.ones(shape, dtype=dtype))
-            self.bias = Parameter(np.zeros(shape, dtype=dtype))
+            self.weight = Parameter(np.ones(shape, dtype=floating(dtype)))
+            self.bias = Parameter(np.zeros(shape, dtype=floating(dtype)))
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -197,7 +199,7 @@ class BatchNorm1d(Module):
         momentum: float = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
-        dtype: Any = np.float64,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
         self.num_features = num_features
@@ -206,14 +208,14 @@ class BatchNorm1d(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+            self.weight = Parameter(np.ones(num_features, dtype=floating(dtype)))
+            self.bias = Parameter(np.zeros(num_features, dtype=floating(dtype)))
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=floating(dtype)))
+            self.register_buffer("running_var", np.ones(num_features, dtype=floating(dtype)))
             self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
         else:
             self.register_buffer("running_mean", None)
@@ -249,12 +251,10 @@ class Add(Module):
     (2, 3)
     """
 
-    def __init__(
-        self, size: int | tuple[int, ...] = 1, scalar: bool = False, dtype: Any = np.float64
-    ) -> None:
+    def __init__(self, size: int | tuple[int, ...] = 1, scalar: bool = False, dtype: Any = None) -> None:
         super().__init__()
         shape = () if scalar else ((size,) if isinstance(size, int) else tuple(size))
-        self.bias = Parameter(np.zeros(shape, dtype=dtype))
+        self.bias = Parameter(np.zeros(shape, dtype=floating(dtype)))
 
     def forward(self, x: Any) -> Any:
         return x + self.bias
@@ -272,9 +272,9 @@ class Mul(Module):
     (2,)
     """
 
-    def __init__(self, dtype: Any = np.float64) -> None:
+    def __init__(self, dtype: Any = None) -> None:
         super().__init__()
-        self.weight = Parameter(np.ones((), dtype=dtype))
+        self.weight = Parameter(np.ones((), dtype=floating(dtype)))
 
     def forward(self, x: Any) -> Any:
         return x * self.weight
@@ -290,10 +290,10 @@ class CMul(Module):
     (2, 3)
     """
 
-    def __init__(self, size: int | tuple[int, ...], dtype: Any = np.float64) -> None:
+    def __init__(self, size: int | tuple[int, ...], dtype: Any = None) -> None:
         super().__init__()
         shape = (size,) if isinstance(size, int) else tuple(size)
-        self.weight = Parameter(np.ones(shape, dtype=dtype))
+        self.weight = Parameter(np.ones(shape, dtype=floating(dtype)))
 
     def forward(self, x: Any) -> Any:
         return x * self.weight
@@ -425,7 +425,7 @@ class Softmax(Module):
         self.axis = axis
 
     def forward(self, x: Any) -> Any:
-        return softmax(x, axis=self.axis)
+        return F.softmax(x, axis=self.axis)
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
@@ -435,7 +435,7 @@ class LogSoftmax(Softmax):
     """Log-softmax along ``axis`` (numerically stable: ``tape.log_softmax``)."""
 
     def forward(self, x: Any) -> Any:
-        return log_softmax(x, axis=self.axis)
+        return F.log_softmax(x, axis=self.axis)
 
 
 class Hardtanh(Module):

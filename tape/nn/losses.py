@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import tape.ops.losses as L  # noqa: N812  (short, like torch's F)
-
+from . import functional as F
 from .module import Module
 
 __all__ = [
@@ -58,14 +57,14 @@ class MSELoss(_Loss):
     """
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.mse_loss(input, target, self.reduction)
+        return F.mse_loss(input, target, self.reduction)
 
 
 class L1Loss(_Loss):
     """Mean absolute error."""
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.l1_loss(input, target, self.reduction)
+        return F.l1_loss(input, target, self.reduction)
 
 
 class SmoothL1Loss(_Loss):
@@ -76,7 +75,7 @@ class SmoothL1Loss(_Loss):
         self.beta = beta
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.smooth_l1_loss(input, target, self.reduction, self.beta)
+        return F.smooth_l1_loss(input, target, self.reduction, self.beta)
 
 
 class HuberLoss(_Loss):
@@ -87,7 +86,7 @@ class HuberLoss(_Loss):
         self.delta = delta
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.huber_loss(input, target, self.reduction, self.delta)
+        return F.huber_loss(input, target, self.reduction, self.delta)
 
 
 class BCELoss(_Loss):
@@ -98,7 +97,7 @@ class BCELoss(_Loss):
         self.weight = weight
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.binary_cross_entropy(input, target, self.weight, self.reduction)
+        return F.binary_cross_entropy(input, target, self.weight, self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -110,7 +109,7 @@ class BCEWithLogitsLoss(_Loss):
         self.pos_weight = pos_weight
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
 
 
 class CrossEntropyLoss(_Loss):
@@ -136,7 +135,7 @@ class CrossEntropyLoss(_Loss):
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.cross_entropy(
+        return F.cross_entropy(
             input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing
         )
 
@@ -150,7 +149,7 @@ class NLLLoss(_Loss):
         self.ignore_index = ignore_index
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+        return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
 class KLDivLoss(_Loss):
@@ -161,7 +160,7 @@ class KLDivLoss(_Loss):
         self.log_target = log_target
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.kl_div(input, target, self.reduction, self.log_target)
+        return F.kl_div(input, target, self.reduction, self.log_target)
 
 
 class HingeEmbeddingLoss(_Loss):
@@ -172,7 +171,7 @@ class HingeEmbeddingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input: Any, target: Any) -> Any:
-        return L.hinge_embedding_loss(input, target, self.margin, self.reduction)
+        return F.hinge_embedding_loss(input, target, self.margin, self.reduction)
 
 
 class CosineEmbeddingLoss(_Loss):
@@ -183,7 +182,7 @@ class CosineEmbeddingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input1: Any, input2: Any, target: Any) -> Any:
-        return L.cosine_embedding_loss(input1, input2, target, self.margin, self.reduction)
+        return F.cosine_embedding_loss(input1, input2, target, self.margin, self.reduction)
 
 
 class MarginRankingLoss(_Loss):
@@ -194,7 +193,7 @@ class MarginRankingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input1: Any, input2: Any, target: Any) -> Any:
-        return L.margin_ranking_loss(input1, input2, target, self.margin, self.reduction)
+        return F.margin_ranking_loss(input1, input2, target, self.margin, self.reduction)
 
 
 # The names of the lecture's component list (torch7's nn criteria).

@@ -191,6 +191,43 @@ class Module:
         for parameter in self.parameters():
             parameter.grad = None
 
+    def to(self, dtype: Any) -> Module:
+        """Convert every parameter and floating buffer of the tree to the floating ``dtype``; return self.
+
+        The ``Parameter`` objects stay the same (an optimizer built on them keeps working); their values and
+        gradients are cast. A record that used a parameter before the conversion refuses to run backward.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tape.nn import Linear
+        >>> Linear(2, 3).to(np.float32).weight.dtype
+        dtype('float32')
+        """
+        target = np.dtype(dtype)
+        if target.kind != "f":
+            raise TypeError(f"{type(self).__name__}.to: expected a floating dtype, got {target.name}")
+        with no_grad():
+            for parameter in self.parameters():
+                if parameter.dtype != target:
+                    parameter.data = parameter.data.astype(target)
+                    parameter._vc[0] += 1  # the old values are gone from this tensor: records refuse
+                    if parameter.grad is not None:
+                        parameter.grad = np.asarray(parameter.grad).astype(target)
+        for module in self.modules():
+            for name, buffer in module._buffers.items():
+                if buffer is not None and buffer.dtype.kind == "f":
+                    module._buffers[name] = buffer.astype(target, copy=False)
+        return self
+
+    def float(self) -> Module:
+        """``to(np.float32)``, as torch's ``Module.float()``."""
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        """``to(np.float64)``, as torch's ``Module.double()``."""
+        return self.to(np.float64)
+
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze every parameter; return self."""
         for parameter in self.parameters():
@@ -273,7 +310,20 @@ class Module:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._parameters:
+            self._check_input_dtypes(args)
         return self.forward(*args, **kwargs)
+
+    def _check_input_dtypes(self, args: tuple[Any, ...]) -> None:
+        """A floating input of another dtype than this module's parameters is an error, as in torch: numpy
+        would promote the result silently (float32 input, float64 layer: float64 out)."""
+        dtype = next((p.dtype for p in self._parameters.values() if p is not None), None)
+        for position, arg in enumerate(args):
+            if isinstance(arg, Tensor | np.ndarray) and arg.dtype.kind == "f" and arg.dtype != dtype:
+                raise TypeError(
+                    f"{type(self).__name__}: input {position} is {arg.dtype.name} but the parameters are "
+                    f"{dtype}; convert the input (x.astype(np.{dtype})) or the module (.to(np.{arg.dtype}))"
+                )
 
     def extra_repr(self) -> str:
         """The text inside this module's parentheses in ``repr`` (its settings)."""

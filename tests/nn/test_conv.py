@@ -11,7 +11,7 @@ import pytest
 
 import tape
 import tape.nn as nn
-import tape.ops.conv as F  # noqa: N812  (torch's habit)
+import tape.ops.conv as F
 from tape.nn.conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d
 
 

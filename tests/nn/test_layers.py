@@ -11,8 +11,8 @@ import pytest
 
 import tape
 import tape.nn as nn
-import tape.ops.losses as L  # noqa: N812
-import tape.ops.nn as F  # noqa: N812  (torch's habit)
+import tape.ops.losses as L
+import tape.ops.nn as F
 
 
 def test_linear_initialization_and_forward():

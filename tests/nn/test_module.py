@@ -153,3 +153,66 @@ def test_module_without_init_or_forward():
         Forgetful()
     with pytest.raises(TypeError, match="Module must define forward"):
         nn.Module()(1)
+
+
+# -- dtypes: a layer computes in its parameters' dtype, and says so when given another ---------------------
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (nn.Linear(3, 2), (4, 3)),
+        (nn.Conv2d(1, 2, 3), (2, 1, 5, 5)),
+        (nn.LayerNorm(3), (2, 3)),
+        (nn.BatchNorm1d(3), (4, 3)),
+        (nn.CMul(3), (2, 3)),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, nn.Module) else "",
+)
+def test_an_input_of_another_floating_dtype_is_refused_naming_both(layer, shape):
+    x = np.ones(shape, dtype=np.float32)
+    name = type(layer).__name__
+    message = (
+        rf"^{name}: input 0 is float32 but the parameters are float64; "
+        r"convert the input .*\.to\(np\.float32\)\)$"
+    )
+    for given in (x, tape.tensor(x)):
+        with pytest.raises(TypeError, match=message):
+            layer(given)
+    assert layer.float()(x).dtype == np.float32
+    assert layer.double()(x.astype(np.float64)).dtype == np.float64
+
+
+def test_integer_inputs_and_parameter_free_modules_are_not_dtype_checked():
+    assert nn.Embedding(5, 2)(np.array([1, 3])).dtype == np.float64
+    assert nn.ReLU()(np.ones(2, dtype=np.float32)).dtype == np.float32
+    model = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match=r"^Linear: input 0 is float32"):
+        model(np.ones((1, 2), dtype=np.float32))  # the container passes it on; its layer refuses
+
+
+def test_to_converts_parameters_gradients_and_floating_buffers_in_place():
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    parameters = list(model.parameters())
+    optimizer = nn.optim.SGD(model.parameters(), lr=0.1)
+    np.sum(model(np.ones((4, 3)))).backward()
+    assert model.to(np.float32) is model
+    assert list(model.parameters()) == parameters  # the same objects: the optimizer still holds them
+    assert {p.dtype for p in parameters} == {p.grad.dtype for p in parameters} == {np.dtype(np.float32)}
+    norm = model[1]
+    assert norm.running_mean.dtype == norm.running_var.dtype == np.float32
+    assert norm.num_batches_tracked.dtype == np.int64
+    optimizer.step()
+    assert {p.dtype for p in parameters} == {np.dtype(np.float32)}
+
+
+def test_a_record_made_before_to_refuses_backward():
+    layer = nn.Linear(2, 2)
+    loss = np.sum(layer(np.ones((1, 2))))
+    layer.float()
+    with pytest.raises(RuntimeError, match="was changed in place after"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.bool_])
+def test_to_takes_floating_dtypes_only(dtype):
+    with pytest.raises(TypeError, match=r"^Linear.to: expected a floating dtype"):
+        nn.Linear(2, 2).to(dtype)

@@ -10,7 +10,7 @@ import pytest
 
 import tape
 import tape.ops.elementwise_kernels as fused
-import tape.ops.nn as F  # noqa: N812  (torch's habit)
+import tape.ops.nn as F
 from tape import jit
 from tests.strategies import FLOAT_DTYPES
 

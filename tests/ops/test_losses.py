@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tape
-import tape.ops.losses as L  # noqa: N812
+import tape.ops.losses as L
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, arrays
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tape
-import tape.ops.nn as F  # noqa: N812  (torch's habit)
+import tape.ops.nn as F
 from tests.ops.opcheck import check_op
 from tests.strategies import FLOAT_DTYPES, arrays, nonempty_shapes, shapes
 
