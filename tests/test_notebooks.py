@@ -1,13 +1,15 @@
 """The notebooks run top to bottom without error, in a kernel on this interpreter with this checkout's tape.
 
-Every ``notebooks/*.ipynb`` is executed in a fresh ``python3`` kernel (cwd ``notebooks/``, the repository
-first on ``PYTHONPATH``), and must also be stored executed, with its outputs. The notebooks that
-``notebooks/build.py`` writes must hold the cells it defines, so that the two never drift apart.
+Each notebook is kept as a jupytext percent-format source, ``notebooks/NN_name.py``, paired with
+``NN_name.ipynb``, which is stored executed with its outputs. The source is executed in a fresh ``python3``
+kernel (cwd ``notebooks/``, the repository first on ``PYTHONPATH``); the stored notebook must be paired
+with it, hold the same cells, and have been run once top to bottom, so that the two never drift apart.
+The notebooks themselves import nothing of the checkout but ``tape``: they run from an installed package.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import ast
 import os
 import sys
 from pathlib import Path
@@ -15,13 +17,18 @@ from typing import Any
 
 import pytest
 
+jupytext = pytest.importorskip("jupytext")
 nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPOSITORY / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+SOURCES = sorted(NOTEBOOK_DIR.glob("*.py"))
 CELL_TIMEOUT = 120  # seconds
+PAIRING = "ipynb,py:percent"
+REFRESH = 'OPENBLAS_NUM_THREADS=1 PYTHONPATH="$PWD" jupytext --sync --execute notebooks/0*.py'
+# Importable from the checkout (its root is on the kernel's PYTHONPATH) but not installed with tape.
+CHECKOUT_ONLY = {"benchmarks", "examples", "tests"}
 
 
 def kernel_environment() -> dict[str, str]:
@@ -52,6 +59,20 @@ def stream_text(cell: Any) -> str:
     return "".join(output.get("text", "") for output in cell.outputs if output.output_type == "stream")
 
 
+def errors(notebook: Any) -> list[Any]:
+    return [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
+
+
+def cells(notebook: Any) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source) for cell in notebook.cells]
+
+
 def test_kernel_runs_this_interpreter_and_this_checkout() -> None:
     probe = nbformat.v4.new_notebook()
     source = "import sys, tape\nprint(sys.executable)\nprint(tape.__file__)"
@@ -64,39 +85,46 @@ def test_kernel_runs_this_interpreter_and_this_checkout() -> None:
     assert Path(tape_file).resolve().parent == REPOSITORY / "tape"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_runs_top_to_bottom(path: Path) -> None:
-    notebook = execute(nbformat.read(path, as_version=4))
-    errors = [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-        if output.output_type == "error"
-    ]
-    assert not errors, f"{path.name}: {errors[0].ename}: {errors[0].evalue}"
+def test_every_stored_notebook_has_its_source() -> None:
+    assert SOURCES, "notebooks/ holds no notebook source"
+    orphans = sorted({path.stem for path in NOTEBOOK_DIR.glob("*.ipynb")} - {path.stem for path in SOURCES})
+    assert not orphans, f"no .py source for {orphans}; pair them with jupytext --set-formats {PAIRING}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_is_stored_executed(path: Path) -> None:
-    notebook = nbformat.read(path, as_version=4)
-    nbformat.validate(notebook)
-    cells = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
-    counts = [cell.execution_count for cell in cells]
-    assert counts == list(range(1, len(cells) + 1)), (
-        f"{path.name} is not stored as run once top to bottom (execution counts {counts}); "
-        "run python notebooks/build.py, or execute it in order and save"
+@pytest.mark.parametrize("source", SOURCES, ids=lambda path: path.stem)
+def test_notebook_imports_nothing_of_the_checkout_but_tape(source: Path) -> None:
+    text = source.read_text(encoding="utf-8")
+    modules = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module.split(".")[0])
+    assert not modules & CHECKOUT_ONLY, f"{source.name} imports {sorted(modules & CHECKOUT_ONLY)}"
+    assert "sys.path" not in text, f"{source.name} changes sys.path"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda path: path.stem)
+def test_notebook_runs_top_to_bottom(source: Path) -> None:
+    notebook = execute(jupytext.read(source))
+    found = errors(notebook)
+    assert not found, f"{source.name}: {found[0].ename}: {found[0].evalue}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda path: path.stem)
+def test_notebook_is_stored_paired_and_executed(source: Path) -> None:
+    text = jupytext.read(source)
+    path = source.with_suffix(".ipynb")
+    assert path.exists(), f"{path.name} is missing; run {REFRESH}"
+    stored = nbformat.read(path, as_version=4)
+    nbformat.validate(stored)
+    for name, notebook in [(source.name, text), (path.name, stored)]:
+        formats = notebook.metadata.get("jupytext", {}).get("formats")
+        assert formats == PAIRING, f"{name} is paired as {formats!r}, not {PAIRING!r}"
+    assert cells(stored) == cells(text), f"{path.name} holds other cells than {source.name}; run {REFRESH}"
+    code = [cell for cell in stored.cells if cell.cell_type == "code" and cell.source.strip()]
+    counts = [cell.execution_count for cell in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name} is not stored as run once top to bottom (execution counts {counts}); run {REFRESH}"
     )
-    assert not [output for cell in cells for output in cell.outputs if output.output_type == "error"]
-
-
-def test_built_notebooks_hold_the_cells_build_py_defines() -> None:
-    spec = importlib.util.spec_from_file_location("notebook_build", NOTEBOOK_DIR / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    assert build.NOTEBOOKS, "build.py defines no notebook"
-    for name, cells in build.NOTEBOOKS.items():
-        path = NOTEBOOK_DIR / f"{name}.ipynb"
-        assert path.exists(), f"{path.name} is defined in build.py but missing; run python notebooks/build.py"
-        stored = [(cell.cell_type, cell.source) for cell in nbformat.read(path, as_version=4).cells]
-        assert stored == cells, f"{path.name} differs from build.py; run python notebooks/build.py {name[:2]}"
+    assert not errors(stored), f"{path.name} is stored with an error"
