@@ -9,14 +9,13 @@ python -m benchmarks --out DIR          # results folder (default: ./benchmark-r
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.results import machine_info, results_directory, write_json
+from benchmarks.console import command_line, run_and_report
+from benchmarks.results import machine_info, results_directory
 
 DEFAULT_SUITE = "vjp_vs_jacobian"
 # Suite name -> module in this package with ``run(quick=...)``; modules are imported only when run, so
@@ -46,23 +45,13 @@ def run_suite(name: str, quick: bool, out: str | None) -> bool:
     if run is None:
         print(f"\n[{name}] skipped: {SUITES[name]} is not available in this checkout")
         return False
-    if "out" in inspect.signature(run).parameters:
-        run(quick=quick, out=out)
-        return True
-    results = run(quick=quick)
-    if isinstance(results, dict | list):
-        print(f"  -> {write_json(name, results, out)}")
+    run_and_report(name, run, quick, out)
     return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen suites in order."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[2:]),
-    )
+    parser = command_line("python -m benchmarks", __doc__)
     parser.add_argument(
         "--suite",
         choices=[*SUITES, "all"],

@@ -14,14 +14,14 @@ python -m benchmarks.batch_vjp --quick    # a smaller layer, fewer repeats
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from benchmarks.timing import Timing, format_time, measure_side_by_side, print_table
+from benchmarks import peers
+from benchmarks.console import suite_main
+from benchmarks.timing import Timing, measure_side_by_side, print_table, timing_rows
 from benchmarks.vjp_vs_jacobian import METHODS, Layer, analytic_vjp, make_layer
 
 INPUTS = 4096  # -> 2048 outputs
@@ -38,26 +38,24 @@ def _numpy_forward(layer: Layer) -> Callable[[], np.ndarray]:
 
 
 def cases(layer: Layer) -> tuple[dict[str, Callable[[], Any]], list[str]]:
-    """numpy's forward, then every VJP method of ``vjp_vs_jacobian`` whose library is installed."""
+    """numpy's forward, then every VJP method of ``vjp_vs_jacobian`` whose library is installed; and the
+    peer modules that are not."""
     functions: dict[str, Callable[[], Any]] = {NUMPY_FORWARD: _numpy_forward(layer)}
-    missing = []
     expected = analytic_vjp(layer)
-    for method in METHODS:
-        if method.kind != "VJP":
-            continue
-        if method.module is not None and importlib.util.find_spec(method.module) is None:
-            missing.append(method.module)
-            continue
-        run = method.prepare(layer)
-        np.testing.assert_allclose(run(), expected, rtol=1e-9, atol=1e-9, err_msg=method.name)
-        functions[method.name] = run
-    return functions, missing
+    vjps = [method for method in METHODS if method.kind == "VJP"]
+    for method in vjps:
+        if method.installed:
+            run = method.prepare(layer)
+            np.testing.assert_allclose(run(), expected, rtol=1e-9, atol=1e-9, err_msg=method.name)
+            functions[method.name] = run
+    return functions, peers.not_installed(method.module for method in vjps)
 
 
 def run(quick: bool = False) -> dict[str, Any]:
     """Measure every case side by side; print the table and return seconds and ratios to numpy's forward."""
     layer = make_layer(INPUTS // 8 if quick else INPUTS, batch=BATCH)
     functions, missing = cases(layer)
+    peers.note_not_installed(missing)
     timings: dict[str, Timing] = measure_side_by_side(
         {name: (function, None) for name, function in functions.items()},
         rounds=2 if quick else 3,
@@ -65,24 +63,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         min_time=0.02 if quick else 0.2,
     )
     floor = timings[NUMPY_FORWARD].median
-    rows = [
-        [
-            name,
-            format_time(t.median),
-            f"{format_time(t.low)} .. {format_time(t.high)}",
-            f"{t.median / floor:.2f}x",
-        ]
-        for name, t in timings.items()
-    ]
     ratio = timings[TAPE].median / floor
-    verdict = f"tape's batch VJP is {ratio:.2f}x numpy's forward (goal: at most {TARGET:g}x)"
-    note = verdict + (f"; not installed, skipped: {', '.join(sorted(set(missing)))}" if missing else "")
     outputs, inputs = layer.weight.shape
     print_table(
         f"Batch VJP of relu(X @ W.T + b), X {BATCH} x {inputs}, W {outputs} x {inputs}, float64",
         ["case", "median", "spread", "vs numpy forward"],
-        rows,
-        note,
+        timing_rows(timings, floor),
+        f"tape's batch VJP is {ratio:.2f}x numpy's forward (goal: at most {TARGET:g}x)",
     )
     return {
         "inputs": inputs,
@@ -91,19 +78,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "seconds": {name: t.median for name, t in timings.items()},
         "over_numpy_forward": {name: t.median / floor for name, t in timings.items()},
         "target": TARGET,
-        "skipped": sorted(set(missing)),
+        "skipped": missing,
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.batch_vjp [--quick]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.batch_vjp", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="a smaller layer, fewer repeats")
-    run(quick=parser.parse_args(argv).quick)
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(suite_main("batch_vjp", __doc__, run))

@@ -22,8 +22,6 @@ python -m benchmarks.conv --quick    # fewer repeats
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import os
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +30,11 @@ import numpy as np
 
 import tape
 import tape.ops.conv as conv
-from benchmarks.timing import Timing, format_time, measure, measure_side_by_side, print_table
+from benchmarks import peers
+from benchmarks.console import suite_main
+from benchmarks.kernels import with_jit
+from benchmarks.timing import Timing, format_spread, format_time, measure, measure_side_by_side, print_table
+from benchmarks.training_step import torch_threads
 from tape import jit
 
 DTYPES = (np.float32, np.float64)
@@ -43,14 +45,8 @@ def _timing(function: Callable[[], Any], quick: bool) -> Timing:
     return measure(function, repeats=3 if quick else 7, min_time=0.02 if quick else 0.1)
 
 
-def _side_by_side(functions: dict[str, Callable[[], Any]], quick: bool) -> dict[str, Timing]:
-    """Per-call times of several functions measured in turns (see ``measure_side_by_side``)."""
-    entries = {name: (function, None) for name, function in functions.items()}
-    return measure_side_by_side(entries, rounds=5 if quick else 15, repeats=1, min_time=0.02)
-
-
 def _spread(timing: Timing) -> str:
-    return f"{format_time(timing.median)} ({format_time(timing.low)}..{format_time(timing.high)})"
+    return f"{format_time(timing.median)} ({format_spread(timing.low, timing.high)})"
 
 
 # -- 1. kernels against twins --------------------------------------------------------------------------------
@@ -139,7 +135,7 @@ def _tape_conv_part(x: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[[
 
 def _torch_conv_part(x: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[[], Any]:
     import torch
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     inputs = torch.from_numpy(x)
     seed = torch.from_numpy(_seed(x.dtype))
@@ -157,20 +153,6 @@ def _torch_conv_part(x: np.ndarray, weights: dict[str, np.ndarray]) -> Callable[
     return step
 
 
-def _torch_one_thread(function: Callable[[], Any]) -> Callable[[], Any]:
-    import torch
-
-    def run() -> Any:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return function()
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
-
-
 def _check_against_torch(tape_step: Callable[[], Any], torch_step: Callable[[], Any]) -> float:
     """Largest relative difference between tape's and torch's gradients (a benchmark that agrees)."""
     ours = tape_step()
@@ -179,39 +161,30 @@ def _check_against_torch(tape_step: Callable[[], Any], torch_step: Callable[[], 
     return max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs, strict=True)) / scale
 
 
-def _with_jit(mode: bool, function: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        with jit.use_jit(mode):
-            return function()
-
-    return run
-
-
-def conv_part_rows(quick: bool) -> tuple[list[dict[str, Any]], str]:
-    """Forward+backward of the conv/pool part: tape (kernels, twins) and torch, per dtype."""
-    has_torch = importlib.util.find_spec("torch") is not None
+def conv_part_rows(quick: bool) -> list[dict[str, Any]]:
+    """Forward+backward of the conv/pool part: tape (kernels, twins) and torch when installed, per dtype."""
+    has_torch = peers.installed("torch")
     rows = []
     for dtype in DTYPES:
         x = np.random.default_rng(2).standard_normal((BATCH, 1, 28, 28)).astype(dtype)
         weights = _weights(dtype)
         tape_step = _tape_conv_part(x, weights)
-        functions = {"tape_s": _with_jit(True, tape_step), "tape_twins_s": _with_jit(False, tape_step)}
+        functions: dict[str, tuple[Callable[[], Any], Any]] = {
+            "tape_s": (with_jit(True, tape_step), None),
+            "tape_twins_s": (with_jit(False, tape_step), None),
+        }
         row: dict[str, Any] = {"dtype": np.dtype(dtype).name}
         if has_torch:
             torch_step = _torch_conv_part(x, weights)
-            functions["torch_s"] = torch_step
-            functions["torch_1_thread_s"] = _torch_one_thread(torch_step)
+            functions["torch_s"] = (torch_step, None)
+            functions["torch_1_thread_s"] = (torch_step, lambda: torch_threads(1))
             row["max_relative_difference"] = _check_against_torch(tape_step, torch_step)
-        rows.append({**row, **_side_by_side(functions, quick)})
-    note = "" if has_torch else "PyTorch is not installed: its columns are skipped"
-    return rows, note
+        timings = measure_side_by_side(functions, rounds=5 if quick else 15, repeats=1, min_time=0.02)
+        rows.append({**row, **timings})
+    return rows
 
 
 # -- tables --------------------------------------------------------------------------------------------------
-def _ratio(ours: Timing, theirs: Timing | None) -> str:
-    return "-" if theirs is None else f"{ours.median / theirs.median:.2f}"
-
-
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """The row for JSON: timings as their median seconds (and the spread beside them)."""
     plain: dict[str, Any] = {}
@@ -224,23 +197,23 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def _comparison_row(row: dict[str, Any], *columns: str) -> list[str]:
-    """dtype, the timings named by ``columns`` (``-`` where missing), and tape over each PyTorch column."""
-    cells = [row["dtype"], *(_spread(row[c]) if c in row else "-" for c in columns)]
-    for column in ("torch_s", "torch_1_thread_s"):
-        cells.append(_ratio(row["tape_s"], row.get(column)))
-    return cells
+def _comparison_row(row: dict[str, Any], columns: list[str], ratios_to: list[str]) -> list[str]:
+    """dtype, the timings named by ``columns``, and tape's time over each timing named in ``ratios_to``."""
+    return [
+        row["dtype"],
+        *(_spread(row[column]) for column in columns),
+        *(f"{row['tape_s'].median / row[column].median:.2f}" for column in ratios_to),
+    ]
 
 
 def run(quick: bool = False) -> dict[str, Any]:
     """Print the two tables; return their rows (seconds per call, ratios)."""
     threads = None
-    if importlib.util.find_spec("torch") is not None:
+    if peers.installed("torch"):
         import torch
 
         threads = torch.get_num_threads()
     load = "/".join(f"{value:.1f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    ratios = ["tape / PyTorch", "tape / PyTorch 1 thread"]
 
     kernels = kernel_rows(quick)
     print_table(
@@ -260,33 +233,30 @@ def run(quick: bool = False) -> dict[str, Any]:
         note="a kernel stays in ops/conv.py only where twin / kernel > 1 at these sizes",
     )
 
-    part, note = conv_part_rows(quick)
-    agreement = ", ".join(
-        f"{r['max_relative_difference']:.1e} ({r['dtype']})" for r in part if "torch_s" in r
-    )
+    missing = peers.note_not_installed(["torch"])
+    part = conv_part_rows(quick)
+    header = ["dtype", "tape", "tape, twins only"]
+    columns = ["tape_s", "tape_twins_s"]
+    torch_columns = [] if missing else ["torch_s", "torch_1_thread_s"]
+    note = ""
+    if torch_columns:
+        header += ["PyTorch", "PyTorch 1 thread", "tape / PyTorch", "tape / PyTorch 1 thread"]
+        agreement = ", ".join(f"{r['max_relative_difference']:.1e} ({r['dtype']})" for r in part)
+        note = f"PyTorch's own thread count is {threads}; gradients agree with PyTorch's to {agreement}"
     print_table(
         f"CNN conv/pool part, forward+backward, batch {BATCH} (median, min..max); load average {load}",
-        ["dtype", "tape", "tape, twins only", "PyTorch", "PyTorch 1 thread", *ratios],
-        [_comparison_row(r, "tape_s", "tape_twins_s", "torch_s", "torch_1_thread_s") for r in part],
-        note=note
-        or f"PyTorch's own thread count is {threads}; gradients agree with PyTorch's to {agreement}",
+        header,
+        [_comparison_row(r, columns + torch_columns, torch_columns) for r in part],
+        note,
     )
 
     return {
         "kernels": kernels,
         "conv_part": [_plain(row) for row in part],
         "torch_threads": threads,
+        "skipped": missing,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.conv [--quick]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.conv", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    options = parser.parse_args(argv)
-    run(quick=options.quick)
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(suite_main("conv", __doc__, run))

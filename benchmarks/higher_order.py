@@ -12,8 +12,9 @@
    tracemalloc peak of a separate untimed run. The net is activation-heavy (batch larger than width),
    the case checkpointing is for.
 
-``python -m benchmarks.higher_order [--quick] [--profile] [--net DEPTH WIDTH BATCH]``; ``--profile``
-adds cProfile's top entries for a few ``tape.hvp`` calls. Thread settings are left as they are and
+``python -m benchmarks.higher_order [--quick] [--out DIR] [--profile] [--net DEPTH WIDTH BATCH]``;
+``--quick`` also leaves out the peers whose first call takes seconds, ``--profile`` adds cProfile's top
+entries for a few ``tape.hvp`` calls. Thread settings are left as they are and
 printed. The methods are measured in interleaved rounds (median of the rounds' medians, min..max over all
 repeats) so that they share a machine's ups and downs; multi-threaded BLAS and OpenMP slow down several
 fold when another process takes a core, so the load average is printed with the figures.
@@ -21,16 +22,11 @@ fold when another process takes a core, so the load average is printed with the 
 
 from __future__ import annotations
 
-import argparse
 import cProfile
-import gc
-import importlib.util
 import io
 import itertools
 import os
 import pstats
-import statistics
-import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +34,11 @@ from typing import Any
 import numpy as np
 
 import tape
-from benchmarks.results import blas_info
-from benchmarks.timing import Timing, format_time, measure, print_table
+from benchmarks import peers
+from benchmarks.console import suite_command_line
+from benchmarks.results import blas_info, report_results
+from benchmarks.timing import format_bytes, format_spread, format_time, measure_side_by_side, print_table
+from benchmarks.vjp_vs_jacobian import peak_memory
 
 HVP_LAYERS = (784, 512, 256, 10)
 HVP_BATCH = 128
@@ -56,23 +55,9 @@ DIFFERENCE_STEP = 1e-5
 REFERENCE_METHOD = "PyTorch double backward"
 
 
-def format_bytes(size: float) -> str:
-    """``512 B``, ``3.1 KiB``, ``64 MiB``, ``1.5 GiB``.
-
-    Examples
-    --------
-    >>> format_bytes(3 * 2**20)
-    '3 MiB'
-    """
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(size) >= scale:
-            return f"{size / scale:.3g} {unit}"
-    return f"{size:.0f} B"
-
-
 def torch_threads() -> int | None:
     """PyTorch's intra-op thread count as it stands (never changed here), or None without PyTorch."""
-    if importlib.util.find_spec("torch") is None:
+    if not peers.installed("torch"):
         return None
     import torch
 
@@ -160,17 +145,25 @@ def cross_entropy(
     return -(targets * log_softmax(hidden)).sum() / inputs.shape[0]
 
 
-def tape_loss(problem: MLPProblem) -> Callable[[Any], Any]:
-    """The loss as a function of W1 on tape tensors (and plain arrays)."""
+def loss_of_first_weight(
+    problem: MLPProblem, tanh: Callable[[Any], Any], log_softmax: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """``cross_entropy`` as a function of W1 alone, on ``problem``'s numpy data, with a library's ``tanh``
+    and ``log_softmax`` (for libraries that take numpy arrays as they are)."""
     return lambda first_weight: cross_entropy(
         first_weight,
         problem.inputs,
         problem.targets,
         problem.weights,
         problem.biases,
-        np.tanh,
-        lambda logits: tape.log_softmax(logits, axis=-1),
+        tanh,
+        log_softmax,
     )
+
+
+def tape_loss(problem: MLPProblem) -> Callable[[Any], Any]:
+    """The loss as a function of W1 on tape tensors (and plain arrays)."""
+    return loss_of_first_weight(problem, np.tanh, lambda logits: tape.log_softmax(logits, axis=-1))
 
 
 def tape_hvp(problem: MLPProblem) -> Callable[[], np.ndarray]:
@@ -295,15 +288,7 @@ def _autograd_loss(problem: MLPProblem) -> Callable[[Any], Any]:
         shifted = logits - anp.max(logits, axis=-1, keepdims=True)
         return shifted - anp.log(anp.sum(anp.exp(shifted), axis=-1, keepdims=True))
 
-    return lambda first_weight: cross_entropy(
-        first_weight,
-        problem.inputs,
-        problem.targets,
-        problem.weights,
-        problem.biases,
-        anp.tanh,
-        log_softmax,
-    )
+    return loss_of_first_weight(problem, anp.tanh, log_softmax)
 
 
 def _autograd_hvp(problem: MLPProblem) -> Callable[[], np.ndarray]:
@@ -321,14 +306,10 @@ def _autograd_gradient(problem: MLPProblem) -> Callable[[], np.ndarray]:
 
 
 @dataclass(frozen=True)
-class HVPMethod:
-    """One way to get H V (or, for ``kind == "gradient"``, the gradient it is measured against)."""
+class HVPMethod(peers.Method):
+    """One way to get H V from an ``MLPProblem`` (or, for ``kind == "gradient"``, the gradient it is
+    measured against)."""
 
-    name: str
-    library: str
-    kind: str
-    prepare: Callable[[MLPProblem], Callable[[], np.ndarray]]
-    module: str | None = None  # the peer module it needs; None for tape
     # False when the first call costs seconds (torch.func imports torch._dynamo; JAX compiles): such a
     # method is left out of quick runs.
     quick: bool = True
@@ -379,41 +360,6 @@ def relative_difference(result: np.ndarray, reference: np.ndarray) -> float:
     return float(np.max(np.abs(result - reference))) / scale
 
 
-def measure_in_rounds(
-    functions: dict[str, Callable[[], Any]], rounds: int, repeats: int, min_time: float
-) -> dict[str, Timing | Exception]:
-    """``measure`` each function ``rounds`` times, taking turns, so that all of them share the machine's
-    ups and downs; the median of the rounds' medians and the spread over every repeat.
-
-    A function that raises gets the exception instead of a timing (and is not called again).
-
-    Examples
-    --------
-    >>> timings = measure_in_rounds({"sum": lambda: sum(range(10))}, rounds=2, repeats=3, min_time=1e-4)
-    >>> timings["sum"].low <= timings["sum"].median <= timings["sum"].high
-    True
-    """
-    samples: dict[str, list[Timing]] = {name: [] for name in functions}
-    failures: dict[str, Exception] = {}
-    for _ in range(rounds):
-        for name, function in functions.items():
-            if name in failures:
-                continue
-            try:
-                samples[name].append(measure(function, repeats=repeats, min_time=min_time))
-            except Exception as error:  # one peer failing must not stop the others
-                failures[name] = error
-    timings: dict[str, Timing | Exception] = dict(failures)
-    for name, found in samples.items():
-        if name not in failures:
-            timings[name] = Timing(
-                statistics.median(timing.median for timing in found),
-                min(timing.low for timing in found),
-                max(timing.high for timing in found),
-            )
-    return timings
-
-
 def _failure(error: Exception) -> dict[str, Any]:
     return {"status": "failed", "note": f"{type(error).__name__}: {error}"[:200]}
 
@@ -434,16 +380,15 @@ def run_hvp(
     difference_error = relative_difference(references["hvp"], finite_difference_hvp(problem))
     rows: dict[str, dict[str, Any]] = {}
     functions: dict[str, Callable[[], Any]] = {}
-    for method in HVP_METHODS:
-        if libraries is not None and method.library not in libraries:
-            continue
+    chosen = [method for method in HVP_METHODS if libraries is None or method.library in libraries]
+    for method in chosen:
         row = rows[method.name] = {
             "section": "hvp",
             "method": method.name,
             "library": method.library,
             "kind": method.kind,
         }
-        if method.module is not None and importlib.util.find_spec(method.module) is None:
+        if not method.installed:
             row.update(status="skipped", note=f"{method.module} not installed")
             continue
         if quick and not method.quick:
@@ -459,11 +404,15 @@ def run_hvp(
         row.update(status="ok", relative_difference_to_tape=relative_difference(result, reference))
         functions[method.name] = function
     load_before = _load_average()
-    for name, timing in measure_in_rounds(functions, rounds, repeats, min_time).items():
-        if isinstance(timing, Exception):
-            rows[name].update(_failure(timing))
-        else:
-            rows[name].update(median_s=timing.median, low_s=timing.low, high_s=timing.high)
+    timings = measure_side_by_side(
+        {name: (function, None) for name, function in functions.items()},
+        rounds,
+        repeats,
+        min_time,
+        on_error=lambda name, error: rows[name].update(_failure(error)),  # one failing must not stop all
+    )
+    for name, timing in timings.items():
+        rows[name].update(median_s=timing.median, low_s=timing.low, high_s=timing.high)
     threads, blas_threads = torch_threads(), blas_info().get("threads")
     reference_row = rows.get(REFERENCE_METHOD, {})
     for row in rows.values():
@@ -473,9 +422,9 @@ def run_hvp(
             row["ratio_to_torch"] = row["median_s"] / reference_row["median_s"]
         if row["method"] == "tape.hvp":
             row["finite_difference_relative_error"] = difference_error
-    _print_hvp_table(
-        list(rows.values()), problem, threads, blas_threads, difference_error, load_before, rounds
-    )
+    peers.note_not_installed(method.module for method in chosen)
+    shown = [rows[method.name] for method in chosen if method.installed]
+    _print_hvp_table(shown, problem, threads, blas_threads, difference_error, load_before, rounds)
     return list(rows.values())
 
 
@@ -488,24 +437,22 @@ def _print_hvp_table(
     load: str,
     rounds: int,
 ) -> None:
-    table = []
-    notes = []
-    for row in rows:
-        if row["status"] != "ok":
-            notes.append(f"{row['method']}: {row['status']}, {row['note']}")
-            continue
-        ratio = row.get("ratio_to_torch")
-        table.append(
-            [
-                row["method"],
-                row["kind"],
-                format_time(row["median_s"]),
-                f"{format_time(row['low_s'])} .. {format_time(row['high_s'])}",
-                "-" if ratio is None else f"{ratio:.2f}x",
-                f"{row['relative_difference_to_tape']:.1e}",
-            ]
-        )
-    tape_row = next((row for row in rows if row["method"] == "tape.hvp" and row["status"] == "ok"), None)
+    timed = [row for row in rows if row["status"] == "ok"]
+    notes = [f"{row['method']}: {row['status']}, {row['note']}" for row in rows if row["status"] != "ok"]
+    against_torch = any("ratio_to_torch" in row for row in timed)  # PyTorch's double backward was timed
+    header = ["method", "kind", "median", "spread", *(["vs PyTorch"] if against_torch else [])]
+    table = [
+        [
+            row["method"],
+            row["kind"],
+            format_time(row["median_s"]),
+            format_spread(row["low_s"], row["high_s"]),
+            *([f"{row['ratio_to_torch']:.2f}x"] if against_torch else []),
+            f"{row['relative_difference_to_tape']:.1e}",
+        ]
+        for row in timed
+    ]
+    tape_row = next((row for row in timed if row["method"] == "tape.hvp"), None)
     if tape_row is not None and "ratio_to_torch" in tape_row:
         verdict = "met" if tape_row["ratio_to_torch"] <= 1.0 else "not met"
         notes.append(
@@ -514,15 +461,16 @@ def _print_hvp_table(
     notes.append(
         f"tape.hvp vs central difference of tape.grad along V: relative error {difference_error:.1e}"
     )
+    torch_threads_note = "" if threads is None else f"PyTorch {threads}, "
     notes.append(
-        f"{rounds} interleaved round(s) of measure per method; threads: PyTorch {threads}, numpy's BLAS "
+        f"{rounds} interleaved round(s) of measure per method; threads: {torch_threads_note}numpy's BLAS "
         f"{blas_threads}; load average {load} (1/5/15 min) before timing"
     )
     layers = "-".join(map(str, problem.layers))
     print_table(
         f"Hessian-vector product of a {layers} tanh MLP's cross-entropy wrt W1 "
         f"{problem.weights[0].shape}, batch {problem.batch}, float64",
-        ["method", "kind", "median", "spread", "vs PyTorch", "rel. diff to tape"],
+        [*header, "rel. diff to tape"],
         table,
         "\n  ".join(notes),
     )
@@ -647,20 +595,6 @@ def training_step(
     return step
 
 
-def peak_bytes(function: Callable[[], Any]) -> int:
-    """The tracemalloc peak while ``function`` runs, above what was allocated before (numpy reports its
-    buffers to tracemalloc)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        baseline = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        function()
-        return tracemalloc.get_traced_memory()[1] - baseline
-    finally:
-        tracemalloc.stop()
-
-
 def run_checkpoint(
     quick: bool = False, net_shape: tuple[int, int, int] | None = None
 ) -> list[dict[str, Any]]:
@@ -683,7 +617,7 @@ def run_checkpoint(
             for ours, theirs in zip(gradients, plain_gradients, strict=True)
         )
         del gradients
-        peak = peak_bytes(step)
+        peak = peak_memory(step, "tracemalloc")
         rows.append(
             {
                 "section": "checkpoint",
@@ -698,11 +632,12 @@ def run_checkpoint(
             }
         )
     load_before = _load_average()
-    timings = measure_in_rounds(steps, rounds, repeats, min_time)
+    # tape's own code, so no on_error: a failure is a bug to see, not to skip.
+    timings = measure_side_by_side(
+        {name: (step, None) for name, step in steps.items()}, rounds, repeats, min_time
+    )
     for row in rows:
         timing = timings[row["method"]]
-        if isinstance(timing, Exception):  # tape's own code: a failure is a bug to see, not to skip
-            raise timing
         row.update(median_s=timing.median, low_s=timing.low, high_s=timing.high)
     plain = rows[0]
     for row in rows:
@@ -716,7 +651,7 @@ def run_checkpoint(
             [
                 row["method"],
                 format_time(row["median_s"]),
-                f"{format_time(row['low_s'])} .. {format_time(row['high_s'])}",
+                format_spread(row["low_s"], row["high_s"]),
                 f"{row['time_overhead']:.2f}x",
                 format_bytes(row["peak_bytes"]),
                 f"{row['peak_activations']:.1f}",
@@ -756,16 +691,8 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m benchmarks.higher_order [--quick] [--profile]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.higher_order", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes, few repeats, no slow-starting peers"
-    )
-    parser.add_argument(
-        "--profile", action="store_true", help="also print cProfile's top entries for tape.hvp"
-    )
+    """Command line: ``python -m benchmarks.higher_order [--quick] [--out DIR] [--profile] [--net ...]``."""
+    parser = suite_command_line("higher_order", __doc__, profile="a few tape.hvp calls")
     parser.add_argument(
         "--net",
         nargs=3,
@@ -774,7 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"checkpoint benchmark's net (default {' '.join(map(str, CHECKPOINT_NET))})",
     )
     options = parser.parse_args(argv)
-    run(quick=options.quick, net_shape=None if options.net is None else tuple(options.net))
+    rows = run(quick=options.quick, net_shape=None if options.net is None else tuple(options.net))
+    report_results("higher_order", rows, options.out)
     if options.profile:
         problem = default_problem(options.quick)
         print(f"\ncProfile of 5 tape.hvp calls ({'-'.join(map(str, problem.layers))}, batch {problem.batch})")

@@ -29,6 +29,8 @@ import numpy as np
 import tape
 import tape.ops.elementwise_kernels as fused
 import tape.ops.scatter
+from benchmarks.console import suite_command_line
+from benchmarks.results import report_results
 from benchmarks.timing import format_time, measure, print_table
 from tape import jit
 from tape.nn import optim, optim_kernels
@@ -45,7 +47,9 @@ class Case:
     implementations: dict[str, Callable[[], Any]]
 
 
-def _with_jit(mode: bool, function: Callable[[], Any]) -> Callable[[], Any]:
+def with_jit(mode: bool, function: Callable[[], Any]) -> Callable[[], Any]:
+    """``function`` called with numba kernels on (``mode`` True) or with their numpy twins (False)."""
+
     def run() -> Any:
         with jit.use_jit(mode):
             return function()
@@ -78,8 +82,8 @@ def scatter_cases(quick: bool) -> list[Case]:
                 Case(
                     f"{count:.0e} indices into {shape} {np.dtype(dtype).name}".replace("e+0", "e"),
                     {
-                        "kernel": _with_jit(True, scatter),
-                        "twin": _with_jit(False, scatter),
+                        "kernel": with_jit(True, scatter),
+                        "twin": with_jit(False, scatter),
                         "np.add.at": add_at,
                     },
                 )
@@ -141,8 +145,8 @@ def optimizer_cases(quick: bool, kernel: str = _OPTIMIZER_KERNEL.format("sgd")) 
                     parameters.append(parameter)
                 optimizer = optimizer_class(parameters, **options)
                 implementations = {
-                    "kernel": _with_jit(True, optimizer.step),
-                    "twin": _with_jit(False, optimizer.step),
+                    "kernel": with_jit(True, optimizer.step),
+                    "twin": with_jit(False, optimizer.step),
                 }
                 plain = (
                     optimizer_class is optim.SGD
@@ -150,7 +154,7 @@ def optimizer_cases(quick: bool, kernel: str = _OPTIMIZER_KERNEL.format("sgd")) 
                     and not options.get("weight_decay")
                 )
                 if plain and max(np.prod(shape) for shape in shapes) < optim_kernels.PLAIN_SGD_MIN_SIZE:
-                    implementations["kernel at any size"] = _with_jit(
+                    implementations["kernel at any size"] = with_jit(
                         True, partial(_step_at_any_size, optimizer)
                     )
                 cases.append(Case(f"{label}, {size_label} {np.dtype(dtype).name}", implementations))
@@ -216,7 +220,7 @@ def elementwise_cases(quick: bool, kernel: str = _ELEMENTWISE_KERNEL.format("tan
             g = rng.standard_normal(size).astype(dtype)
             call = partial(function, *arguments(g, x))
             shape = f"{size:.0e} {np.dtype(dtype).name}".replace("e+0", "e")
-            implementations = {"kernel": _with_jit(True, call), "twin": _with_jit(False, call)}
+            implementations = {"kernel": with_jit(True, call), "twin": with_jit(False, call)}
             cases.append(Case(f"{label}, {shape}", implementations))
     return cases
 
@@ -237,7 +241,7 @@ def erf_cases(quick: bool) -> list[Case]:
         x = rng.uniform(-3, 3, size).astype(dtype)
         call = partial(erf.erf, x)
         label = f"erf, {size:.0e} {np.dtype(dtype).name}".replace("e+0", "e")
-        cases.append(Case(label, {"kernel": _with_jit(True, call), "twin": _with_jit(False, call)}))
+        cases.append(Case(label, {"kernel": with_jit(True, call), "twin": with_jit(False, call)}))
     return cases
 
 
@@ -318,10 +322,10 @@ def row_cases(quick: bool, kernel: str = _ROW_KERNEL.format("special.softmax_row
             for dtype in (np.float64, np.float32):
                 x, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
                 function = call(x, g, rng.standard_normal(shape[0]).astype(dtype))
-                implementations = {"kernel": _with_jit(True, function), "twin": _with_jit(False, function)}
+                implementations = {"kernel": with_jit(True, function), "twin": with_jit(False, function)}
                 if limited is not None and dtype == np.float32 and x.size > limited.FLOAT32_EXP_KERNEL_LIMIT:
                     unlimited = partial(_without_float32_limit, limited, function)
-                    implementations["kernel at any size"] = _with_jit(True, unlimited)
+                    implementations["kernel at any size"] = with_jit(True, unlimited)
                 name = f"{label}, {shape[0]}x{shape[1]} {np.dtype(dtype).name}"
                 cases.append(Case(name, implementations))
     return cases
@@ -514,14 +518,14 @@ def run(quick: bool = False) -> dict[str, list[dict[str, Any]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.kernels", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
+    """``python -m benchmarks.kernels [--quick] [--out DIR]``."""
+    parser = suite_command_line("kernels", __doc__)
     parser.add_argument("--probe", metavar="KERNEL", help=argparse.SUPPRESS)  # used by the compile timing
     options = parser.parse_args(argv)
     if options.probe:
         print(json.dumps(_probe(options.probe)))
         return 0
-    run(quick=options.quick)
+    report_results("kernels", run(quick=options.quick), options.out)
     return 0
 
 

@@ -16,9 +16,7 @@ python -m benchmarks.large_elementwise --profile   # also cProfile tape's backwa
 
 from __future__ import annotations
 
-import argparse
 import cProfile
-import importlib.util
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,9 +24,9 @@ from typing import Any
 import numpy as np
 
 import tape
-from benchmarks.progress import Progress
-from benchmarks.results import write_json
-from benchmarks.timing import format_time, measure_side_by_side, print_table, profile_text
+from benchmarks import peers
+from benchmarks.console import progress_bar, run_and_report, suite_command_line
+from benchmarks.timing import format_time, measure_side_by_side, print_table, profile_text, timing_rows
 from benchmarks.training_step import torch_threads
 
 SIZE = 10**6
@@ -74,52 +72,48 @@ def _tape_cases(x0: np.ndarray) -> dict[str, Case]:
     return {TAPE_FORWARD: forward, TAPE: forward_backward}
 
 
-def _peer_cases(x0: np.ndarray) -> tuple[dict[str, Case], list[str]]:
-    cases: dict[str, Case] = {}
-    missing = []
-    if importlib.util.find_spec("torch"):
-        import torch
+def _torch_cases(x0: np.ndarray) -> dict[str, Case]:
+    import torch
 
-        x_torch = torch.from_numpy(x0)
+    x_torch = torch.from_numpy(x0)
 
-        def torch_case() -> Any:
-            x = x_torch.detach().requires_grad_()
-            function(x, torch.tanh, torch.sin).backward()
-            return x.grad.numpy()
+    def torch_case() -> Any:
+        x = x_torch.detach().requires_grad_()
+        function(x, torch.tanh, torch.sin).backward()
+        return x.grad.numpy()
 
-        cases["PyTorch forward+backward"] = torch_case
-        cases[TORCH_ONE_THREAD] = torch_case
-    else:
-        missing.append("torch")
-    if importlib.util.find_spec("autograd"):
-        import autograd
-        import autograd.numpy as anp
+    return {"PyTorch forward+backward": torch_case, TORCH_ONE_THREAD: torch_case}
 
-        autograd_gradient = autograd.grad(lambda x: function(x, anp.tanh, anp.sin))
-        cases["autograd forward+backward"] = lambda: autograd_gradient(x0)
-    else:
-        missing.append("autograd")
-    if importlib.util.find_spec("mygrad"):
-        import mygrad
 
-        def mygrad_case() -> Any:
-            x = mygrad.tensor(x0)
-            function(x, mygrad.tanh, mygrad.sin).backward()
-            return x.grad
+def _autograd_cases(x0: np.ndarray) -> dict[str, Case]:
+    import autograd
+    import autograd.numpy as anp
 
-        cases["MyGrad forward+backward"] = mygrad_case
-    else:
-        missing.append("mygrad")
-    if importlib.util.find_spec("jax"):
-        import jax
+    autograd_gradient = autograd.grad(lambda x: function(x, anp.tanh, anp.sin))
+    return {"autograd forward+backward": lambda: autograd_gradient(x0)}
 
-        jax.config.update("jax_enable_x64", True)  # the problem is float64
-        jax_gradient = jax.jit(jax.grad(lambda x: function(x, jax.numpy.tanh, jax.numpy.sin)))
-        x_jax = jax.numpy.asarray(x0)
-        cases["JAX jit(grad)"] = lambda: np.asarray(jax_gradient(x_jax).block_until_ready())
-    else:
-        missing.append("jax")
-    return cases, missing
+
+def _mygrad_cases(x0: np.ndarray) -> dict[str, Case]:
+    import mygrad
+
+    def mygrad_case() -> Any:
+        x = mygrad.tensor(x0)
+        function(x, mygrad.tanh, mygrad.sin).backward()
+        return x.grad
+
+    return {"MyGrad forward+backward": mygrad_case}
+
+
+def _jax_cases(x0: np.ndarray) -> dict[str, Case]:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # the problem is float64
+    jax_gradient = jax.jit(jax.grad(lambda x: function(x, jax.numpy.tanh, jax.numpy.sin)))
+    x_jax = jax.numpy.asarray(x0)
+    return {"JAX jit(grad)": lambda: np.asarray(jax_gradient(x_jax).block_until_ready())}
+
+
+PEER_CASES = {"torch": _torch_cases, "jax": _jax_cases, "autograd": _autograd_cases, "mygrad": _mygrad_cases}
 
 
 def run(quick: bool = False, size: int = SIZE) -> dict[str, Any]:
@@ -137,8 +131,9 @@ def run(quick: bool = False, size: int = SIZE) -> dict[str, Any]:
         NUMPY_BY_HAND: lambda: numpy_forward_backward(x0)[1],
     }
     cases.update(_tape_cases(x0))
-    peers, missing = _peer_cases(x0)
-    cases.update(peers)
+    peer_cases, missing = peers.installed_cases(PEER_CASES, x0)
+    cases.update(peer_cases)
+    peers.note_not_installed(missing)
     expected = gradient(x0)
     for name, case in cases.items():
         if name in (NUMPY_FLOOR, TAPE_FORWARD):
@@ -147,18 +142,9 @@ def run(quick: bool = False, size: int = SIZE) -> dict[str, Any]:
     threads = {TORCH_ONE_THREAD: lambda: torch_threads(1)}
     functions = {name: (case, threads.get(name)) for name, case in cases.items()}
     rounds = 2 if quick else 3
-    with Progress(rounds * len(cases), "large elementwise") as progress:
+    with progress_bar(rounds * len(cases), "large_elementwise") as progress:
         timings = measure_side_by_side(functions, rounds, 3 if quick else 5, 0.1 if quick else 0.3, progress)
     floor = timings[NUMPY_FLOOR].median
-    rows = [
-        [
-            name,
-            format_time(t.median),
-            f"{format_time(t.low)} .. {format_time(t.high)}",
-            f"{t.median / floor:.2f}x",
-        ]
-        for name, t in timings.items()
-    ]
     ratio = timings[TAPE].median / floor
     backward = timings[TAPE].median - timings[TAPE_FORWARD].median
     notes = [
@@ -169,12 +155,10 @@ def run(quick: bool = False, size: int = SIZE) -> dict[str, Any]:
     ]
     if hasattr(os, "getloadavg"):
         notes.append(f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    if missing:
-        notes.append(f"peers not installed, skipped: {', '.join(missing)}")
     print_table(
         f"Large elementwise: sum(tanh(x) * sin(x) + x**2), x of {size:,} float64, gradient in x",
         ["case", "time (median)", "spread", "vs numpy forward"],
-        rows,
+        timing_rows(timings, floor),
         "\n  ".join(notes),
     )
     return {
@@ -215,17 +199,8 @@ def profile_tape_backward(size: int = SIZE, calls: int = 20, top: int = 15) -> s
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.large_elementwise [--quick] [--profile] [--out DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.large_elementwise", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument(
-        "--profile", action="store_true", help="also profile tape's backward (top by tottime)"
-    )
-    parser.add_argument("--out", default=None, help="results folder (default: ./benchmark-results)")
-    options = parser.parse_args(argv)
-    results = run(quick=options.quick)
-    print(f"  -> {write_json('large_elementwise', results, options.out)}")
+    options = suite_command_line("large_elementwise", __doc__, profile="tape's backward").parse_args(argv)
+    run_and_report("large_elementwise", run, options.quick, options.out)
     if options.profile:
         print(f"\ncProfile of tape's backward sweep, 20 calls, x of {SIZE:,} float64, by own time:")
         print(profile_tape_backward())

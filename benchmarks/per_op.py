@@ -3,18 +3,22 @@
 At this size numpy's own work is tiny, so the figures show what recording, dispatch and the reverse sweep
 cost per op. numpy's forward-only time is the floor; PyTorch, HIPS autograd and MyGrad run the same chain
 when installed.
+
+python -m benchmarks.per_op            # five rounds
+python -m benchmarks.per_op --quick    # two rounds, fewer repeats
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import tape
-from benchmarks.timing import Timing, format_time, measure_side_by_side, print_table
+from benchmarks import peers
+from benchmarks.console import suite_main
+from benchmarks.timing import Timing, measure_side_by_side, print_table, timing_rows
 
 CHAIN_LENGTH = 200
 SIZE = 8
@@ -41,43 +45,40 @@ def _tape_cases(x0: np.ndarray) -> dict[str, Callable[[], Any]]:
     return {"tape forward": forward, "tape forward+backward": forward_backward}
 
 
-def _peer_cases(x0: np.ndarray) -> tuple[dict[str, Callable[[], Any]], list[str]]:
-    cases: dict[str, Callable[[], Any]] = {}
-    missing = []
-    if importlib.util.find_spec("torch"):
-        import torch
+def _torch_cases(x0: np.ndarray) -> dict[str, Callable[[], Any]]:
+    import torch
 
-        x_torch = torch.tensor(x0)
-        seed_torch = torch.ones(SIZE, dtype=torch.float64)
+    x_torch = torch.tensor(x0)
+    seed_torch = torch.ones(SIZE, dtype=torch.float64)
 
-        def torch_step() -> Any:
-            x = x_torch.clone().requires_grad_()
-            chain(x, torch.sin, torch.tanh).backward(seed_torch)
-            return x.grad
+    def torch_step() -> Any:
+        x = x_torch.clone().requires_grad_()
+        chain(x, torch.sin, torch.tanh).backward(seed_torch)
+        return x.grad
 
-        cases["PyTorch forward+backward"] = torch_step
-    else:
-        missing.append("torch")
-    if importlib.util.find_spec("autograd"):
-        import autograd
-        import autograd.numpy as anp
+    return {"PyTorch forward+backward": torch_step}
 
-        vjp = autograd.grad(lambda x: anp.sum(chain(x, anp.sin, anp.tanh)))
-        cases["autograd forward+backward"] = lambda: vjp(x0)
-    else:
-        missing.append("autograd")
-    if importlib.util.find_spec("mygrad"):
-        import mygrad
 
-        def mygrad_step() -> Any:
-            x = mygrad.tensor(x0)
-            chain(x, mygrad.sin, mygrad.tanh).backward(np.ones(SIZE))
-            return x.grad
+def _autograd_cases(x0: np.ndarray) -> dict[str, Callable[[], Any]]:
+    import autograd
+    import autograd.numpy as anp
 
-        cases["MyGrad forward+backward"] = mygrad_step
-    else:
-        missing.append("mygrad")
-    return cases, missing
+    vjp = autograd.grad(lambda x: anp.sum(chain(x, anp.sin, anp.tanh)))
+    return {"autograd forward+backward": lambda: vjp(x0)}
+
+
+def _mygrad_cases(x0: np.ndarray) -> dict[str, Callable[[], Any]]:
+    import mygrad
+
+    def mygrad_step() -> Any:
+        x = mygrad.tensor(x0)
+        chain(x, mygrad.sin, mygrad.tanh).backward(np.ones(SIZE))
+        return x.grad
+
+    return {"MyGrad forward+backward": mygrad_step}
+
+
+PEER_CASES = {"torch": _torch_cases, "autograd": _autograd_cases, "mygrad": _mygrad_cases}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -85,8 +86,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     x0 = np.random.default_rng(0).random(SIZE)
     cases: dict[str, Callable[[], Any]] = {"numpy forward only": lambda: chain(x0)}
     cases.update(_tape_cases(x0))
-    peers, missing = _peer_cases(x0)
-    cases.update(peers)
+    peer_cases, missing = peers.installed_cases(PEER_CASES, x0)
+    cases.update(peer_cases)
+    peers.note_not_installed(missing)
     # In turns, several rounds over: the shared machine's speed drifts by 2x within minutes.
     measured = measure_side_by_side(
         {name: (case, None) for name, case in cases.items()},
@@ -95,22 +97,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         min_time=0.02 if quick else 0.05,
     )
     timings: dict[str, Timing] = {name: t.scaled(CHAIN_LENGTH) for name, t in measured.items()}
-    floor = timings["numpy forward only"].median
-    rows = [
-        [
-            name,
-            format_time(t.median),
-            f"{format_time(t.low)} .. {format_time(t.high)}",
-            f"{t.median / floor:.1f}x",
-        ]
-        for name, t in timings.items()
-    ]
-    note = f"peers not installed, skipped: {', '.join(missing)}" if missing else ""
     print_table(
         f"Per-op overhead: chain of {CHAIN_LENGTH} elementwise ops on shape ({SIZE},), float64",
         ["case", "per op (median)", "spread", "vs numpy forward"],
-        rows,
-        note,
+        timing_rows(timings, timings["numpy forward only"].median),
     )
     return {
         name: {"median_us": t.median * 1e6, "low_us": t.low * 1e6, "high_us": t.high * 1e6}
@@ -119,4 +109,4 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run()
+    raise SystemExit(suite_main("per_op", __doc__, run))

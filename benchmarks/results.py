@@ -173,6 +173,13 @@ def write_json(name: str, results: Any, out: str | os.PathLike[str] | None = Non
     return path
 
 
+def report_results(name: str, results: Any, out: str | os.PathLike[str] | None = None) -> Path:
+    """``write_json`` a suite's returned figures and print where they went."""
+    path = write_json(name, results, out)
+    print(f"  -> {path}")
+    return path
+
+
 def pyplot() -> Any:
     """matplotlib's pyplot on a file-only backend, or None when matplotlib is not installed."""
     try:

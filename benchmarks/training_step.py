@@ -22,7 +22,6 @@ python -m benchmarks.training_step --profile  # also cProfile tape's MLP step (t
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import cProfile
 import importlib.util
@@ -36,9 +35,10 @@ import numpy as np
 
 import tape
 import tape.nn as nn
-from benchmarks.progress import Progress
-from benchmarks.results import blas_info, write_json
-from benchmarks.timing import Timing, format_time, measure_side_by_side, print_table, profile_text
+from benchmarks import peers
+from benchmarks.console import progress_bar, run_and_report, suite_command_line
+from benchmarks.results import blas_info
+from benchmarks.timing import Timing, measure_side_by_side, print_table, profile_text, timing_rows
 
 DTYPES = (np.float32, np.float64)
 MLP_LAYERS = (784, 512, 256, 10)
@@ -370,7 +370,8 @@ class Case:
 
 
 def cases(kind: str) -> tuple[dict[str, Case], list[str]]:
-    """The cases for ``kind`` that can run here, and notes on those skipped."""
+    """The cases for ``kind`` that can run here, and notes on those skipped for another reason than a peer
+    that is not installed (``peers.note_not_installed`` names those once)."""
     found: dict[str, Case] = {NUMPY_FLOOR: Case(numpy_forward), TAPE: Case(tape_step)}
     skipped = []
     if importlib.util.find_spec("threadpoolctl") is None:
@@ -378,9 +379,9 @@ def cases(kind: str) -> tuple[dict[str, Case], list[str]]:
     else:
         found[TAPE_ONE_THREAD] = Case(tape_step, lambda: blas_threads(1))
     for name, (module, builder) in PEERS.items():
-        if importlib.util.find_spec(module) is None:
-            skipped.append(f"{name} (not installed)")
-        elif kind == "cnn" and name == "autograd":
+        if not peers.installed(module):
+            continue
+        if kind == "cnn" and name == "autograd":
             skipped.append("autograd (no convolution)")
         else:
             found[name] = Case(builder)
@@ -393,7 +394,7 @@ def _loss_value(loss: Any) -> float:
     return float(np.asarray(loss.data if isinstance(loss, tape.Tensor) else loss))
 
 
-def measure_kind(kind: str, dtype: Any, quick: bool, progress: Progress | None = None) -> dict[str, Any]:
+def measure_kind(kind: str, dtype: Any, quick: bool, progress: Any = None) -> dict[str, Any]:
     """Build every case of one network in one dtype, check its first loss against numpy's, time them all."""
     problem = make_problem(kind, dtype)
     found, skipped = cases(kind)
@@ -419,23 +420,6 @@ def measure_kind(kind: str, dtype: Any, quick: bool, progress: Progress | None =
     return {"timings": timings, "first_losses": first_losses, "skipped": skipped}
 
 
-def _rows(timings: dict[str, Timing]) -> list[list[str]]:
-    floor = timings[NUMPY_FLOOR].median
-    torch_time = timings[TORCH].median if TORCH in timings else None
-    rows = []
-    for name, timing in timings.items():
-        rows.append(
-            [
-                name,
-                format_time(timing.median),
-                f"{format_time(timing.low)} .. {format_time(timing.high)}",
-                f"{timing.median / floor:.2f}x",
-                "-" if torch_time is None else f"{timing.median / torch_time:.2f}x",
-            ]
-        )
-    return rows
-
-
 def verdicts(timings: dict[str, Timing]) -> dict[str, float | None]:
     """tape's time over PyTorch's at default threads and at one thread (None where not measured)."""
     ratios: dict[str, float | None] = {}
@@ -449,17 +433,13 @@ def verdicts(timings: dict[str, Timing]) -> dict[str, float | None]:
     return ratios
 
 
-def _verdict_text(kind: str, timings: dict[str, Timing]) -> str:
-    ratios = verdicts(timings)
-    if ratios["default_threads"] is None:
-        return f"target (tape <= {TARGETS[kind]:g}x PyTorch) not checked: PyTorch is not installed"
-    parts = []
-    for label, ratio in ratios.items():
-        if ratio is not None:
-            parts.append(
-                f"{label.replace('_', ' ')} {'met' if ratio <= TARGETS[kind] else 'MISSED'} ({ratio:.2f}x)"
-            )
-    return f"target tape <= {TARGETS[kind]:g}x PyTorch: " + "; ".join(parts)
+def _verdict_text(kind: str, timings: dict[str, Timing]) -> str | None:
+    parts = [
+        f"{label.replace('_', ' ')} {'met' if ratio <= TARGETS[kind] else 'MISSED'} ({ratio:.2f}x)"
+        for label, ratio in verdicts(timings).items()
+        if ratio is not None
+    ]
+    return f"target tape <= {TARGETS[kind]:g}x PyTorch: " + "; ".join(parts) if parts else None
 
 
 def _threads_note() -> str:
@@ -491,9 +471,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         kinds.append("cnn")
     threads_note = _threads_note()
     results: dict[str, Any] = {"targets_vs_pytorch": TARGETS, "threads": threads_note, **notes}
+    missing = peers.note_not_installed(module for module, _ in PEERS.values())
     rounds = ROUNDS_QUICK if quick else ROUNDS
     total = sum(len(cases(kind)[0]) for kind in kinds) * len(DTYPES) * rounds
-    with Progress(total, "training step") as progress:
+    with progress_bar(total, "training_step") as progress:
         measured = {
             (kind, dtype): measure_kind(kind, dtype, quick, progress) for kind in kinds for dtype in DTYPES
         }
@@ -504,14 +485,19 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     for (kind, dtype), outcome in measured.items():
         timings = outcome["timings"]
-        note_lines = [_verdict_text(kind, timings), threads_note]
+        references = [timings[NUMPY_FLOOR].median]
+        header = ["case", "step (median)", "spread", "vs numpy forward"]
+        if TORCH in timings:
+            references.append(timings[TORCH].median)
+            header.append("vs PyTorch")
+        notes_below = [_verdict_text(kind, timings), threads_note]
         if outcome["skipped"]:
-            note_lines.append("skipped: " + ", ".join(outcome["skipped"]))
+            notes_below.append("skipped: " + ", ".join(outcome["skipped"]))
         print_table(
             f"{titles[kind]}, {np.dtype(dtype).name}",
-            ["case", "step (median)", "spread", "vs numpy forward", "vs PyTorch"],
-            _rows(timings),
-            "\n  ".join(note_lines),
+            header,
+            timing_rows(timings, *references),
+            "\n  ".join(note for note in notes_below if note),
         )
         results.setdefault(kind, {})[np.dtype(dtype).name] = {
             "cases": {
@@ -523,7 +509,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 }
                 for name, timing in timings.items()
             },
-            "skipped": outcome["skipped"],
+            "skipped": outcome["skipped"] + [f"{peers.NAMES[module]} (not installed)" for module in missing],
             "tape_over_pytorch": verdicts(timings),
         }
     return results
@@ -549,15 +535,8 @@ def profile_tape_step(kind: str = "mlp", dtype: Any = np.float32, steps: int = 5
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.training_step [--quick] [--profile] [--out DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.training_step", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--profile", action="store_true", help="also profile tape's steps (top by tottime)")
-    parser.add_argument("--out", default=None, help="results folder (default: ./benchmark-results)")
-    options = parser.parse_args(argv)
-    results = run(quick=options.quick)
-    print(f"  -> {write_json('training_step', results, options.out)}")
+    options = suite_command_line("training_step", __doc__, profile="tape's steps").parse_args(argv)
+    results = run_and_report("training_step", run, options.quick, options.out)
     if options.profile:
         for kind in ("mlp", "cnn") if "cnn" in results else ("mlp",):
             for dtype in DTYPES:

@@ -19,16 +19,14 @@ Results go to ``vjp_vs_jacobian.json``, ``vjp_vs_jacobian.png`` and ``jacobian_s
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import gc
-import importlib.util
 import math
 import signal
-import statistics
 import threading
 import time
+import timeit
 import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +36,10 @@ from typing import Any
 import numpy as np
 
 import tape
-from benchmarks.progress import Progress
+from benchmarks import peers
+from benchmarks.console import progress_bar, suite_main
 from benchmarks.results import pyplot, results_directory, write_json
-from benchmarks.timing import Timing, format_time, measure, print_table
+from benchmarks.timing import Timing, format_bytes, format_spread, format_time, measure, print_table
 
 LECTURE_INPUTS = 4096
 LECTURE_BATCH = 100
@@ -305,14 +304,9 @@ def _mygrad_vjp(layer: Layer) -> Callable[[], np.ndarray]:
 
 
 @dataclass(frozen=True)
-class Method:
-    """One way to get Jᵀu: its table name, library, kind ("VJP" or "Jacobian") and how to prepare it."""
+class Method(peers.Method):
+    """One way to get Jᵀu from a ``Layer``: kind "VJP", or "Jacobian" (build J, then contract u with it)."""
 
-    name: str
-    library: str
-    kind: str
-    prepare: Callable[[Layer], Callable[[], np.ndarray]]
-    module: str | None = None  # the peer module it needs, None for tape and numpy
     memory: str = "tracemalloc"  # or "rss" for libraries that allocate outside tracemalloc's view
     compiles: bool = False  # the first call compiles: warm it up before measuring memory
 
@@ -340,16 +334,6 @@ METHODS = (
 
 # ---------------------------------------------------------------------------------------------------
 # Measuring one method at one size.
-
-
-def format_bytes(size: float | None) -> str:
-    """``512 B``, ``64.0 MiB``, ``1.95 GiB``; ``-`` for an unknown size."""
-    if size is None:
-        return "-"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(size) >= scale:
-            return f"{size / scale:.3g} {unit}"
-    return f"{size:.0f} B"
 
 
 def _status_kilobytes(field_name: str) -> int:
@@ -443,21 +427,13 @@ def _time_calls(
         return measure(function, repeats=settings.repeats, min_time=settings.min_time), settings.repeats
     # Each call is far above the clock's resolution: time single calls, as many as the budget allows.
     repeats = max(3, min(settings.repeats, int(settings.seconds_per_measurement / first)))
+    timer = timeit.Timer(lambda: _call_with_deadline(function, deadline))
     samples: list[float] = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with contextlib.suppress(_OvertimeError):  # keep the repeats that finished
         for _ in range(repeats):
-            start = time.perf_counter()
-            _call_with_deadline(function, deadline)
-            samples.append(time.perf_counter() - start)
-    except _OvertimeError:
-        pass  # keep the repeats that finished
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+            samples.append(timer.timeit(number=1))
     samples = samples or [first]  # every repeat was interrupted: the first call is all there is
-    return Timing(statistics.median(samples), min(samples), max(samples)), len(samples)
+    return Timing.of(samples), len(samples)
 
 
 @dataclass
@@ -499,8 +475,6 @@ class Budget:
 def run_method(method: Method, layer: Layer, reference: np.ndarray, budget: Budget) -> dict[str, Any]:
     """Time one method on one layer, measure its peak memory, check its Jᵀu; a row of the results."""
     row: dict[str, Any] = {"method": method.name, "library": method.library, "kind": method.kind}
-    if method.module is not None and importlib.util.find_spec(method.module) is None:
-        return {**row, "status": "skipped", "note": f"{method.module} not installed"}
     reason = budget.reason_to_skip(method, layer)
     if reason is not None:
         return {**row, "status": "skipped", "note": reason}
@@ -599,8 +573,6 @@ def print_lecture_sizes(sizes: dict[str, Any], nonzero_fraction: float) -> None:
 
 
 def _row_cells(row: dict[str, Any], reference_seconds: float | None) -> list[str]:
-    if row["status"] != "ok":
-        return [row["method"], "-", "-", "-", "-", f"{row['status']}: {row['note']}"]
     memory = format_bytes(row["peak_bytes"])
     if row["memory_measure"] == "rss" and row["peak_bytes"] is not None:
         # Resident memory moves in pages and allocator chunks: below a MiB it says nothing.
@@ -615,7 +587,7 @@ def _row_cells(row: dict[str, Any], reference_seconds: float | None) -> list[str
     return [
         row["method"],
         format_time(row["median_s"]),
-        f"{format_time(row['low_s'])} .. {format_time(row['high_s'])}",
+        format_spread(row["low_s"], row["high_s"]),
         memory,
         ratio,
         note,
@@ -623,15 +595,21 @@ def _row_cells(row: dict[str, Any], reference_seconds: float | None) -> list[str
 
 
 def print_size_table(title: str, rows: Sequence[dict[str, Any]], note: str = "") -> None:
-    """One table: each method's median time, spread, peak memory and ratio to tape's VJP."""
-    tape_vjp = next((r for r in rows if r["method"] == "tape VJP" and r["status"] == "ok"), None)
-    reference_seconds = tape_vjp["median_s"] if tape_vjp else None
-    print_table(
-        title,
-        ["method", "time (median)", "low .. high", "peak memory", "vs tape VJP", "note"],
-        [_row_cells(row, reference_seconds) for row in rows],
-        note,
-    )
+    """One table of the methods that ran: median time, spread, peak memory and ratio to tape's VJP (and a
+    note column when a row needs one). Methods that did not run are named below it, once per reason."""
+    measured = [row for row in rows if row["status"] == "ok"]
+    tape_vjp = next((row for row in measured if row["method"] == "tape VJP"), None)
+    cells = [_row_cells(row, tape_vjp["median_s"] if tape_vjp else None) for row in measured]
+    header = ["method", "time (median)", "low .. high", "peak memory", "vs tape VJP", "note"]
+    if not any(row[-1] for row in cells):
+        header, cells = header[:-1], [row[:-1] for row in cells]
+    not_run: dict[str, list[str]] = {}
+    for row in rows:
+        if row["status"] != "ok":
+            reason = "not run" if row["status"] == "skipped" else row["status"]
+            not_run.setdefault(f"{reason}: {row['note']}", []).append(row["method"])
+    notes = [f"{' and '.join(methods)} {reason}" for reason, methods in not_run.items()]
+    print_table(title, header, cells, "\n  ".join([*notes, *([note] if note else [])]))
 
 
 def _section_title(layer: Layer) -> str:
@@ -651,9 +629,12 @@ def run_section(
     batch: int | None,
     methods: Sequence[Method],
     settings: Settings,
-    progress: Progress,
+    progress: Any,
 ) -> list[dict[str, Any]]:
-    """Every method at every size for one example (``batch`` None) or a batch; prints a table per size."""
+    """Every method at every size for one example (``batch`` None) or a batch; prints a table per size.
+
+    ``progress`` (a bar from ``benchmarks.console.progress_bar``) advances by one per method and size.
+    """
     budget = Budget(settings)
     section = []
     for inputs in sizes:
@@ -661,10 +642,10 @@ def run_section(
         reference = analytic_vjp(layer)
         rows = []
         for method in methods:
-            progress.show(f"{'batch ' if batch else ''}n={inputs}: {method.name}")
+            progress.set_postfix_str(f"{'batch ' if batch else ''}n={inputs}: {method.name}")
             rows.append(run_method(method, layer, reference, budget))
-            progress.advance(f"{'batch ' if batch else ''}n={inputs}: {method.name}")
-        progress.close()
+            progress.update()
+        progress.clear()
         print_size_table(_section_title(layer), rows)
         section.append(
             {
@@ -814,7 +795,8 @@ def run(
 ) -> dict[str, Any]:
     """Run both sections, print their tables, write the JSON and the plots; return every number.
 
-    ``libraries`` limits the methods to those libraries (e.g. ``("tape", "numpy")``); None runs all.
+    ``libraries`` limits the methods to those libraries (e.g. ``("tape", "numpy")``); None runs all that
+    are installed, and one line names the peers that are not.
 
     Examples
     --------
@@ -823,24 +805,23 @@ def run(
     settings = settings or (Settings.quick() if quick else Settings())
     sizes = tuple(sizes or (QUICK_SIZES if quick else SIZES))
     batch_sizes = tuple(batch_sizes or (QUICK_BATCH_SIZES if quick else BATCH_SIZES))
-    methods = [m for m in METHODS if libraries is None or m.library in libraries]
+    chosen = [m for m in METHODS if libraries is None or m.library in libraries]
+    methods = [m for m in chosen if m.installed]
     directory = results_directory(out)
-    missing = sorted({m.module for m in methods if m.module and importlib.util.find_spec(m.module) is None})
 
     lecture = lecture_sizes(LECTURE_INPUTS, batch)
     lecture_layer = make_layer(LECTURE_INPUTS, batch)
     lecture["nonzero_fraction"] = nonzero_entries(lecture_layer) / lecture["batch_entries"]
     del lecture_layer
     print_lecture_sizes(lecture, lecture["nonzero_fraction"])
+    missing = peers.note_not_installed(m.module for m in chosen)
 
     steps = len(methods) * (len(sizes) + len(batch_sizes))
-    with Progress(steps, "vjp_vs_jacobian") as progress:
+    with progress_bar(steps, "vjp_vs_jacobian") as progress:
         single = run_section(sizes, None, methods, settings, progress)
         batched = run_section(batch_sizes, batch, methods, settings, progress)
-    if missing:
-        print(f"\n  peers not installed, skipped: {', '.join(missing)}")
     print(
-        "  Peak memory: tracemalloc peak for numpy-based methods; (RSS) = growth of peak resident memory,"
+        "\n  Peak memory: tracemalloc peak for numpy-based methods; (RSS) = growth of peak resident memory,"
         " for libraries that allocate outside tracemalloc."
     )
 
@@ -901,12 +882,7 @@ def _print_summary(single: Sequence[dict[str, Any]]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m benchmarks.vjp_vs_jacobian [--quick] [--out DIR]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
-    parser.add_argument("--out", default=None, help="results folder (default: ./benchmark-results)")
-    options = parser.parse_args(argv)
-    run(quick=options.quick, out=options.out)
-    return 0
+    return suite_main("vjp_vs_jacobian", __doc__, run, argv)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,14 @@ with the training set's mean and standard deviation and everything stays float32
   about 99% after 30 epochs.
 
 Both train with cross-entropy (label smoothing 0.1, which is worth about a point of test accuracy here),
-AdamW and a cosine learning-rate schedule, in minibatches of 32. A progress bar runs on stderr; each epoch
-prints its loss and accuracy; ``--out`` receives the history as JSON and, when matplotlib is installed,
-a PNG of the loss and accuracy curves. This file only uses tape's public API; it changes nothing in tape.
+AdamW and a cosine learning-rate schedule, in minibatches of 32. A progress bar runs on stderr when tqdm
+is installed; each epoch prints its loss and accuracy; ``--out`` receives the history as JSON and, when
+matplotlib is installed, a PNG of the loss and accuracy curves. This file only uses tape's public API; it
+changes nothing in tape.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Sequence
@@ -32,7 +32,7 @@ import numpy as np
 
 import tape
 import tape.nn as nn
-from benchmarks.progress import Progress
+from benchmarks.console import command_line, progress_bar
 from benchmarks.results import pyplot
 
 MODELS = ("mlp", "cnn")
@@ -210,8 +210,7 @@ def train(
         "seconds": [],
     }
     started = time.perf_counter()
-    stream = None if verbose else _Discard()
-    with Progress(settings.epochs * batches, f"digits {model}", stream=stream, line_interval=10.0) as bar:
+    with progress_bar(settings.epochs * batches, f"digits {model}", enabled=verbose) as bar:
         for epoch in range(1, settings.epochs + 1):
             network.train()
             order = rng.permutation(len(x_train))
@@ -226,7 +225,8 @@ def train(
                 optimizer.step()
                 loss_sum += float(loss) * len(batch)
                 correct += int(np.sum(np.argmax(np.asarray(logits), axis=1) == y_train[batch]))
-                bar.advance(f"epoch {epoch}/{settings.epochs}  loss {float(loss):.3f}")
+                bar.set_postfix_str(f"epoch {epoch}/{settings.epochs}  loss {float(loss):.3f}", refresh=False)
+                bar.update()
             scheduler.step()
             test_loss, test_accuracy = evaluate(network, x_test, y_test)
             history["train_loss"].append(loss_sum / len(order))
@@ -235,7 +235,7 @@ def train(
             history["test_accuracy"].append(test_accuracy)
             history["seconds"].append(time.perf_counter() - started)
             if verbose:
-                bar.close()  # the epoch's line goes to stdout; clear the bar first so they do not mix
+                bar.clear()  # the epoch's line goes to stdout; wipe the bar first so they do not mix
                 print(
                     f"epoch {epoch:3d}/{settings.epochs}  train loss {history['train_loss'][-1]:.4f}  "
                     f"train acc {100 * history['train_accuracy'][-1]:5.1f}%  test loss {test_loss:.4f}  "
@@ -314,26 +314,9 @@ def _plot(plt: Any, result: dict[str, Any], path: Path) -> Path:
     return path
 
 
-class _Discard:
-    """A stream that drops what it is given (the progress bar when ``verbose`` is off)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, train, print the final test accuracy."""
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.train_digits",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_line("python -m examples.train_digits", __doc__)
     parser.add_argument("--model", choices=MODELS, default="mlp", help="which network (default mlp)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default 0)")

@@ -7,12 +7,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 
 import numpy as np
 import pytest
 
 import tape
 from benchmarks import higher_order as bench
+from benchmarks import peers
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -121,14 +123,36 @@ def test_tables_are_printed(quick_run):
     assert "central difference" in printed and "load average" in printed
 
 
+def test_peers_not_installed_are_named_once_and_kept_out_of_the_table(monkeypatch):
+    monkeypatch.setattr(peers, "installed", lambda module: module is None)  # a machine without peers
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rows = bench.run_hvp(quick=True)
+    lines = printed.getvalue().splitlines()
+    assert [line for line in lines if "PyTorch" in line or "JAX" in line or "autograd" in line] == [
+        "peers not installed (skipped): PyTorch, JAX, HIPS autograd"
+    ]
+    others = [line for line in lines if not line.startswith("peers not installed")]
+    assert not any("skipped" in line or "not installed" in line for line in others)
+    header = next(line for line in lines if line.strip().startswith("method"))
+    assert header.split() == ["method", "kind", "median", "spread", "rel.", "diff", "to", "tape"]
+    # The results still say which methods were skipped, and why.
+    skipped = {row["method"] for row in rows if row["status"] == "skipped"}
+    assert skipped == {method.name for method in bench.HVP_METHODS if method.module is not None}
+    assert all("not installed" in row["note"] for row in rows if row["status"] == "skipped")
+
+
 def test_profile_names_where_tape_hvp_spends_its_time():
     report = bench.profile_hvp(bench.make_mlp_problem((6, 5, 3), batch=4), calls=2, top=5)
     assert "cumulative" in report and "internal time" in report
     assert "functional.py" in report  # tape.hvp itself is among the entries
 
 
-def test_command_line_passes_its_options(monkeypatch):
+def test_command_line_passes_its_options_and_writes_the_rows(monkeypatch, tmp_path, capsys):
     calls = []
-    monkeypatch.setattr(bench, "run", lambda **options: calls.append(options) or [])
-    assert bench.main(["--quick", "--net", "3", "4", "5"]) == 0
+    monkeypatch.setattr(bench, "run", lambda **options: calls.append(options) or [{"method": "demo"}])
+    assert bench.main(["--quick", "--net", "3", "4", "5", "--out", str(tmp_path)]) == 0
     assert calls == [{"quick": True, "net_shape": (3, 4, 5)}]
+    document = json.loads((tmp_path / "higher_order.json").read_text())
+    assert document["results"] == [{"method": "demo"}]
+    assert str(tmp_path / "higher_order.json") in capsys.readouterr().out

@@ -1,49 +1,81 @@
 """The benchmarks run and report sane numbers: the VJP-against-Jacobian benchmark at tiny sizes, its
-results folder and JSON, the Jacobians it times, and the ``python -m benchmarks`` suite selection.
+results folder and JSON, the Jacobians it times, the ``python -m benchmarks`` suite selection, the timing
+helpers, the progress bar with and without tqdm, and what every suite prints when the peers are missing.
 
-Tiny sizes and tape/numpy only for the full run (seconds, not minutes); the peers are checked once each
-at a tiny size when installed.
+Tiny sizes and tape/numpy only for the full run (seconds, not minutes): it runs as on a bare install, with
+the peers and tqdm taken away; the peers are checked once each at a tiny size when installed.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
+import importlib
 import io
 import json
 import math
+import sys
+import timeit
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 import tape
 from benchmarks import __main__ as cli
+from benchmarks import peers
 from benchmarks import vjp_vs_jacobian as bench
-from benchmarks.progress import Progress
+from benchmarks.console import SilentBar, progress_bar
 from benchmarks.results import machine_info, results_directory, write_json
+from benchmarks.timing import Timing, calls_per_repeat, measure_side_by_side
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SIZES = (8, 16)
 BATCH = 3
 BATCH_SIZES = (4, 8)
+PEER_NAMES = ("PyTorch", "JAX", "autograd", "MyGrad")
+
+
+def only_tape_and_numpy(module: str | None) -> bool:
+    """Stands in for ``peers.installed`` on a machine without any peer."""
+    return module is None
+
+
+def without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import tqdm`` fail, as where it is not installed."""
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+
+
+def assert_peers_named_once(printed: str, names: str) -> None:
+    """The one line names the missing peers, and no other line (no table row, no note) mentions any."""
+    mentions = [line for line in printed.splitlines() if any(peer in line for peer in PEER_NAMES)]
+    assert mentions == [f"peers not installed (skipped): {names}"], mentions
+    assert "not installed" not in printed.replace(mentions[0], "")
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     out = tmp_path_factory.mktemp("benchmark-results")
-    results = bench.run(
-        quick=True,
-        out=out,
-        sizes=SIZES,
-        batch=BATCH,
-        batch_sizes=BATCH_SIZES,
-        libraries=("tape", "numpy"),
-        settings=bench.Settings(repeats=3, min_time=0.002, slow_call=1.0, seconds_per_measurement=0.5),
-    )
-    return out, results
+    printed = io.StringIO()
+    errors = io.StringIO()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(peers, "installed", only_tape_and_numpy)
+        without_tqdm(monkeypatch)
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+            results = bench.run(
+                quick=True,
+                out=out,
+                sizes=SIZES,
+                batch=BATCH,
+                batch_sizes=BATCH_SIZES,
+                settings=bench.Settings(
+                    repeats=3, min_time=0.002, slow_call=1.0, seconds_per_measurement=0.5
+                ),
+            )
+    return out, results, printed.getvalue(), errors.getvalue()
 
 
 def test_run_writes_json_and_plots(quick_run: tuple) -> None:
-    out, results = quick_run
+    out, results, _, _ = quick_run
     assert (out / "vjp_vs_jacobian.json").is_file()
     if bench.pyplot() is None:
         pytest.skip("matplotlib is not installed: the plots are skipped with a note")
@@ -54,7 +86,7 @@ def test_run_writes_json_and_plots(quick_run: tuple) -> None:
 
 
 def test_json_holds_machine_and_every_measurement(quick_run: tuple) -> None:
-    out, _ = quick_run
+    out, *_ = quick_run
     document = json.loads((out / "vjp_vs_jacobian.json").read_text())
     machine = document["machine"]
     assert machine["cores_logical"] >= 1 and machine["cpu_model"]
@@ -79,6 +111,16 @@ def test_json_holds_machine_and_every_measurement(quick_run: tuple) -> None:
         for row in jacobian_rows:  # J itself must have been allocated
             assert row["peak_bytes"] >= entry["jacobian_bytes"], row
         assert entry["jacobian_bytes"] == 8 * math.prod(entry["jacobian_shape"])
+    assert results["missing_peers"] == ["torch", "jax", "autograd", "mygrad"]
+
+
+def test_tables_hold_measured_rows_and_one_line_names_the_missing_peers(quick_run: tuple) -> None:
+    _, _, printed, errors = quick_run
+    assert_peers_named_once(printed, "PyTorch, JAX, HIPS autograd, MyGrad")
+    assert "skipped" not in printed.replace("peers not installed (skipped)", "")
+    rows = [line.split()[0] for line in printed.splitlines() if line.startswith(("  tape", "  numpy"))]
+    assert len(rows) == 4 * (len(SIZES) + len(BATCH_SIZES))
+    assert errors == ""  # no tqdm, no bar
 
 
 def test_vjp_equals_transposed_jacobian_times_cotangent() -> None:
@@ -117,7 +159,7 @@ def test_lecture_sizes_match_the_lecture() -> None:
 
 @pytest.mark.parametrize("method", bench.METHODS, ids=lambda method: method.name)
 def test_every_installed_method_computes_the_same_vjp(method: bench.Method) -> None:
-    if method.module is not None and importlib.util.find_spec(method.module) is None:
+    if not method.installed:
         pytest.skip(f"{method.module} is not installed")
     for layer in (bench.make_layer(6, seed=1), bench.make_layer(4, batch=2, seed=2)):
         result = np.asarray(method.prepare(layer)())
@@ -129,21 +171,69 @@ def test_budgets_skip_what_does_not_fit() -> None:
     # The second size's Jacobian is over this memory budget; every call is over the time budget.
     budget = bench.JACOBIAN_WORKSPACE * bench.make_layer(8).jacobian_bytes - 1
     tiny = bench.Settings(repeats=1, min_time=0.0, slow_call=0.0, memory_budget=budget)
-    with Progress(4, stream=io.StringIO()) as progress:
-        section = bench.run_section((4, 8), None, tape_methods, tiny, progress)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        section = bench.run_section((4, 8), None, tape_methods, tiny, SilentBar())
     first, second = ({row["method"]: row for row in entry["methods"]} for entry in section)
     assert first["tape VJP"]["status"] == "ok" and first["tape VJP"]["over_time_budget"]
     assert second["tape VJP"]["status"] == "skipped" and "took" in second["tape VJP"]["note"]
     assert "memory budget" in second["tape jacobian, u@J"]["note"]
+    # The second table has no row to show: what did not run is named under it, with why.
+    header, _, *below = printed.getvalue().split("One example, n = 8")[1].splitlines()[1:]
+    assert header.split()[0] == "method" and "note" not in header  # no row needs the note column
+    assert below[0].startswith("  tape VJP not run: took")
+    assert below[1].startswith("  tape jacobian, u@J not run: J is") and "memory budget" in below[1]
 
 
-def test_progress_writes_lines_to_a_log() -> None:
-    stream = io.StringIO()
-    with Progress(3, "demo", stream=stream, line_interval=0.0) as progress:
-        for step in ("a", "b", "c"):
-            progress.advance(step)
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 3 and "3/3" in lines[-1] and lines[-1].endswith("c")
+def test_progress_bar_is_tqdms_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    tqdm = pytest.importorskip("tqdm")
+    with progress_bar(2, "demo") as bar:
+        assert isinstance(bar, tqdm.tqdm)
+        measure_side_by_side({"noop": (lambda: None, None)}, rounds=2, repeats=2, min_time=1e-4, progress=bar)
+        assert bar.n == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and "demo" in printed.err
+
+
+def test_progress_bar_without_tqdm_is_silent_and_takes_the_same_calls(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    without_tqdm(monkeypatch)
+    with progress_bar(2, "demo") as bar:
+        assert isinstance(bar, SilentBar)
+        timings = measure_side_by_side(
+            {"noop": (lambda: None, None)}, rounds=2, repeats=2, min_time=1e-4, progress=bar
+        )
+        bar.clear()
+    assert timings["noop"].low <= timings["noop"].median <= timings["noop"].high
+    assert capsys.readouterr() == ("", "")
+
+
+def test_calls_per_repeat_stops_autorange_at_min_time_or_scales_it_up() -> None:
+    clock = [0.0]
+    tick = 2.0**-10  # about a millisecond per call, exact in binary so that the sums are too
+
+    def work() -> None:
+        clock[0] += tick
+
+    timer = timeit.Timer(work, timer=lambda: clock[0])
+    # autorange tries 1, 2, 5, ... calls: 5 calls are the first trial to last 4.5 ms.
+    assert calls_per_repeat(timer, min_time=0.0045) == 5
+    # autorange stops at 500 calls (0.49 s >= its 0.2 s); a repeat of 0.5 s needs 512.
+    assert calls_per_repeat(timer, min_time=0.5) == 512
+    assert calls_per_repeat(timer, min_time=0.0) == 1
+
+
+def test_side_by_side_reports_a_failing_case_and_times_the_others() -> None:
+    def broken() -> None:
+        raise ValueError("no")
+
+    cases = {"noop": (lambda: None, None), "broken": (broken, None)}
+    with pytest.raises(ValueError):
+        measure_side_by_side(cases, rounds=2, repeats=2, min_time=1e-4)
+    failures: dict[str, Exception] = {}
+    timings = measure_side_by_side(cases, rounds=2, repeats=2, min_time=1e-4, on_error=failures.__setitem__)
+    assert list(timings) == ["noop"] and isinstance(failures["broken"], ValueError)
 
 
 def test_results_folder_and_json(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,3 +274,51 @@ def test_batch_vjp_times_every_installed_vjp_against_numpys_forward(capsys: pyte
     assert batch_vjp.TAPE in ratios and batch_vjp.NUMPY_BY_HAND in ratios
     assert all(ratio > 0 for ratio in ratios.values())
     assert "goal: at most 2x" in capsys.readouterr().out
+
+
+def run_once_each(
+    functions: dict[str, tuple[Callable[[], object], Callable[[], object] | None]],
+    *settings: object,
+    **options: object,
+) -> dict[str, Timing]:
+    """Stands in for ``measure_side_by_side`` where only the printing is tested: each case runs once,
+    under its thread setting, and is reported at 1 ms."""
+    for function, threads in functions.values():
+        with threads() if threads is not None else contextlib.nullcontext():
+            function()
+    return {name: Timing(1e-3, 1e-3, 1e-3) for name in functions}
+
+
+def run_once(function: Callable[[], object], *settings: object, **options: object) -> Timing:
+    """Stands in for ``measure``, as ``run_once_each`` does for ``measure_side_by_side``."""
+    function()
+    return Timing(1e-3, 1e-3, 1e-3)
+
+
+# Suite -> the peers it names when none is installed, and how to run it small.
+SUITES_WITH_PEERS: dict[str, tuple[str, dict[str, object]]] = {
+    "per_op": ("PyTorch, HIPS autograd, MyGrad", {}),
+    "batch_vjp": ("PyTorch, JAX, HIPS autograd, MyGrad", {}),
+    "large_elementwise": ("PyTorch, JAX, HIPS autograd, MyGrad", {"size": 1000}),
+    "training_step": ("PyTorch, JAX, HIPS autograd, MyGrad", {}),
+    "conv": ("PyTorch", {}),
+}
+
+
+@pytest.mark.parametrize("name", SUITES_WITH_PEERS)
+def test_every_suite_names_missing_peers_once_and_tables_only_what_ran(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names, options = SUITES_WITH_PEERS[name]
+    suite = importlib.import_module(f"benchmarks.{name}")
+    monkeypatch.setattr(peers, "installed", only_tape_and_numpy)
+    monkeypatch.setattr(suite, "measure_side_by_side", run_once_each)
+    if hasattr(suite, "measure"):
+        monkeypatch.setattr(suite, "measure", run_once)
+    results = suite.run(quick=True, **options)
+    printed = capsys.readouterr().out
+    assert_peers_named_once(printed, names)
+    assert "skipped" not in printed.replace("peers not installed (skipped)", "")
+    assert " - " not in printed and not printed.rstrip().endswith("-")  # no column of dashes
+    if "skipped" in results:  # the results keep the list
+        assert results["skipped"] == [m for m in peers.NAMES if peers.NAMES[m] in names.split(", ")]

@@ -7,6 +7,7 @@ Each training test takes a few seconds to well under a minute on two shared core
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -72,6 +73,22 @@ def test_command_line_writes_files(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "epoch   1/1" in printed and "final test accuracy" in printed
     assert (tmp_path / "digits_mlp.json").is_file()
+
+
+def test_progress_bar_goes_to_stderr_and_epochs_to_stdout(capsys) -> None:
+    pytest.importorskip("tqdm")
+    train_digits.train("mlp", epochs=2, seed=SEED)
+    printed = capsys.readouterr()
+    assert [line.split()[:2] for line in printed.out.splitlines()] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    assert "digits mlp" in printed.err  # tqdm's bar, titled with the model
+
+
+def test_trains_without_tqdm_and_without_a_bar(monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` fails, as where it is not installed
+    result = train_digits.train("mlp", epochs=1, seed=SEED)
+    printed = capsys.readouterr()
+    assert "epoch   1/1" in printed.out and printed.err == ""
+    assert len(result["history"]["test_accuracy"]) == 1
 
 
 def test_bad_arguments_are_refused() -> None:
