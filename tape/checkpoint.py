@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .functional import _enter, _track, gradients
+from .functional import gradients
 from .grad_mode import enable_grad, no_grad
 from .op import Op
 from .record import Record, next_position
 from .tensor import Tensor
+from .trace import enter, track
 
 
 def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
@@ -60,7 +61,7 @@ def _recompute_vjp(fn: Callable[..., Any], name: str, g: Any, values: tuple[Any,
         for k, value in enumerate(values):
             if isinstance(value, Tensor) or (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
                 # Under create_graph an argument carries its history; _track keeps the link.
-                call_args[k] = tracked[k] = _track(value)
+                call_args[k] = tracked[k] = track(value, name)
         out = fn(*call_args)
     if not isinstance(out, Tensor) or not out.requires_grad:
         return [None] * len(values)
@@ -88,7 +89,7 @@ def _refuse_outside_tensors(out: Tensor, inputs: set[int], first_position: int, 
         if id(record) in seen:
             continue
         seen.add(id(record))
-        if record.op is _enter and record.position > first_position:
+        if record.op is enter and record.position > first_position:
             continue
         for _, node, _, _, _ in record.inputs:
             if node is None or id(node) in inputs:

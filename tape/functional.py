@@ -1,9 +1,11 @@
 """Functional transforms: ``gradients``, ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``hvp``.
 
-Each transform runs the function on fresh tracked inputs and sweeps the tape back to them. When the inputs
-are themselves tensors recorded by an outer computation, the sweep records itself (``create_graph``), so
-transforms nest freely: ``grad(grad(f))`` differentiates the first gradient. Called on plain arrays, a
-transform returns plain arrays.
+Each transform runs the function on fresh tracked inputs and sweeps the tape back to them
+(``tape.trace``). Inputs and outputs may be arrays, scalars, tensors, or tuples, lists and dicts of them
+(nested), and results have the matching structure, as in JAX. Transforms compose with each other to any
+depth, with any ``argnums`` and with values captured by closures: a result stays a recorded tensor exactly
+when it depends on something an enclosing computation differentiates. Called at top level on plain
+arrays, a transform returns plain arrays.
 """
 
 from __future__ import annotations
@@ -14,14 +16,9 @@ from typing import Any
 import numpy as np
 
 from .backward import propagate, seed_cotangent
-from .grad_mode import state
-from .op import Op
 from .pytree import flatten, unflatten
 from .tensor import Tensor
-
-# Marks where a transform's inputs enter, so that an input which is itself a recorded tensor gets a node
-# of its own: the sweep captures its cotangent there, and the outer computation still sees the link.
-_enter = Op(lambda x: x, lambda g, out, x: g, name="input", view=True)
+from .trace import TransformCall
 
 
 def gradients(
@@ -73,39 +70,78 @@ def gradients(
     return tuple(results)
 
 
-def _track(value: Any) -> Tensor:
-    """A tensor that requires grad standing for ``value``, linked to ``value``'s history if it has one."""
-    if isinstance(value, Tensor):
-        if value.requires_grad and state.grad_enabled:
-            return _enter(value)
-        return Tensor(value.data, requires_grad=True)
-    array = np.asarray(value)
-    if array.dtype.kind != "f":
-        raise TypeError(
-            f"can only differentiate with respect to floating-point values, got dtype {array.dtype.name}"
-        )
-    return Tensor(array, requires_grad=True)
+def _normalize_argnums(argnums: int | Sequence[int], count: int, caller: str) -> tuple[int, ...]:
+    numbers = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not numbers:
+        raise ValueError(f"{caller}: argnums is empty; name at least one argument to differentiate")
+    for number in numbers:
+        if not -count <= number < count:
+            raise ValueError(
+                f"{caller}: argnums {argnums} out of range for a function called with {count} arguments"
+            )
+    return tuple(number % count for number in numbers)
 
 
-def _is_nested(values: Sequence[Any]) -> bool:
-    return state.grad_enabled and any(isinstance(v, Tensor) and v.requires_grad for v in values)
+def track_arguments(
+    call: TransformCall, args: tuple[Any, ...], argnums: int | Sequence[int]
+) -> tuple[list[Any], list[tuple[Any, int]]]:
+    """``args`` with the trees at ``argnums`` replaced by tracked tensors, and ``(treedef, leaf count)`` per
+    differentiated argument, in the order of ``argnums``."""
+    arguments = list(args)
+    trees = []
+    for number in _normalize_argnums(argnums, len(args), call.name):
+        arguments[number], tracked, treedef = call.track_tree(arguments[number])
+        trees.append((treedef, len(tracked)))
+    return arguments, trees
 
 
-def _result(value: Any, nested: bool) -> Any:
-    if nested or not isinstance(value, Tensor):
-        return value
-    return value.data
+def structure_like_argnums(
+    argnums: int | Sequence[int], trees: list[tuple[Any, int]], values: Sequence[Any]
+) -> Any:
+    """One value per tracked leaf, rebuilt as the trees of ``argnums`` (a tuple of trees for a sequence)."""
+    structured, start = [], 0
+    for treedef, count in trees:
+        structured.append(unflatten(treedef, list(values[start : start + count])))
+        start += count
+    return structured[0] if isinstance(argnums, int) else tuple(structured)
 
 
-def _or_zeros(found: Sequence[Any], tracked: Sequence[Tensor], nested: bool) -> list[Any]:
-    """Each gradient as the caller wants it, with zeros for inputs the output did not depend on."""
+def _zeros_where_unused(call: TransformCall, found: Sequence[Any], nested: bool) -> list[Any]:
+    """Each gradient as the caller wants it, with zeros for tracked inputs the outputs did not reach."""
     return [
-        _result(np.zeros_like(t.data) if g is None else g, nested)
-        for g, t in zip(found, tracked, strict=True)
+        call.result(np.zeros_like(t.data) if g is None else g, nested)
+        for g, t in zip(found, call.tracked, strict=True)
     ]
 
 
-def _inner_product(tensors: Sequence[Any], directions: Sequence[Any]) -> Any:
+def _differentiable(outputs: Sequence[Any]) -> list[int]:
+    """Positions of the outputs that carry a gradient (recorded tensors)."""
+    return [k for k, out in enumerate(outputs) if isinstance(out, Tensor) and out.requires_grad]
+
+
+def _cotangent_leaves(cotangent: Any, treedef: Any, outputs: Sequence[Any], caller: str) -> list[Any]:
+    """The leaves of ``cotangent``, which must have the outputs' structure and shapes."""
+    leaves, given = flatten(cotangent)
+    if given != treedef:
+        raise ValueError(
+            f"{caller}: the cotangent's structure {given} does not match the output's structure {treedef}"
+        )
+    for k, (leaf, out) in enumerate(zip(leaves, outputs, strict=True)):
+        if np.shape(leaf) != np.shape(out):
+            raise ValueError(
+                f"{caller}: cotangent leaf {k} has shape {np.shape(leaf)} but the output has shape "
+                f"{np.shape(out)}"
+            )
+    return leaves
+
+
+def _zeros_like_output(output: Any) -> np.ndarray:
+    """The tangent or cotangent of an output that depends on no input: zeros, floating."""
+    array = np.asarray(output.data if isinstance(output, Tensor) else output)
+    return np.zeros(array.shape, dtype=array.dtype if array.dtype.kind == "f" else np.float64)
+
+
+def _pairing(tensors: Sequence[Any], directions: Sequence[Any]) -> Any:
     """sum_k <tensors[k], directions[k]>, recorded; ``None`` entries (unused inputs) count as zero."""
     total: Any = None
     for tensor, direction in zip(tensors, directions, strict=True):
@@ -118,21 +154,14 @@ def _inner_product(tensors: Sequence[Any], directions: Sequence[Any]) -> Any:
     return total
 
 
-def _normalize_argnums(argnums: int | Sequence[int], count: int) -> tuple[int, ...]:
-    numbers = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    for number in numbers:
-        if not -count <= number < count:
-            raise ValueError(f"argnums {argnums} out of range for a function called with {count} arguments")
-    return tuple(number % count for number in numbers)
-
-
 def value_and_grad(
     f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
 ) -> Callable[..., Any]:
     """Make a function returning ``(f(*args), gradient of f with respect to args[argnums])``.
 
     ``f`` must return a single-element tensor (or ``(value, aux)`` with ``has_aux``). Arguments may be
-    arrays or tuples, lists and dicts of arrays; the gradient has the same structure.
+    arrays or tuples, lists and dicts of arrays; the gradient has the same structure (a tuple of them for a
+    sequence of ``argnums``).
 
     Examples
     --------
@@ -140,41 +169,37 @@ def value_and_grad(
     >>> value, gradient = tape.value_and_grad(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0]))
     >>> float(value), gradient
     (9.0, array([ 3., 12.]))
+    >>> f = lambda x, y: np.sin(x) * np.cos(y)
+    >>> round(float(tape.grad(tape.grad(f, 1), 0)(0.3, 0.4)), 4)  # a mixed partial
+    -0.372
     """
 
     def transformed(*args: Any) -> Any:
-        numbers = _normalize_argnums(argnums, len(args))
-        arguments = list(args)
-        trees = []
-        tracked: list[Tensor] = []
-        originals: list[Any] = []
-        for number in numbers:
-            leaves, treedef = flatten(arguments[number])
-            entered = [_track(leaf) for leaf in leaves]
-            trees.append((treedef, len(entered)))
-            tracked += entered
-            originals += leaves
-            arguments[number] = unflatten(treedef, entered)
-        nested = _is_nested(originals)
-        result = f(*arguments)
-        value, aux = result if has_aux else (result, None)
-        if np.size(value) != 1:
+        call = TransformCall("grad")
+        arguments, trees = track_arguments(call, args, argnums)
+        result = call.run(f, *arguments)
+        if has_aux:
+            if not (isinstance(result, tuple) and len(result) == 2):
+                raise TypeError(
+                    f"grad: with has_aux=True the function must return (value, aux), got {result!r}"
+                )
+            value, aux = result
+        else:
+            value, aux = result, None
+        if np.size(value) != 1 or isinstance(value, tuple | list | dict):
             raise TypeError(
                 "grad: the function must return a single-element tensor, got "
                 f"{type(value).__name__} of shape {np.shape(value)}; use tape.vjp or tape.jacobian otherwise"
             )
+        nested = call.nested([value])
         if isinstance(value, Tensor) and value.requires_grad:
-            found = gradients(value, tracked, create_graph=nested, retain_graph=nested, allow_unused=True)
+            found = gradients(
+                value, call.tracked, create_graph=nested, retain_graph=nested, allow_unused=True
+            )
         else:
-            found = (None,) * len(tracked)
-        grads = _or_zeros(found, tracked, nested)
-        structured = []
-        start = 0
-        for treedef, count in trees:
-            structured.append(unflatten(treedef, grads[start : start + count]))
-            start += count
-        gradient = structured[0] if isinstance(argnums, int) else tuple(structured)
-        value = _result(value, nested)
+            found = (None,) * len(call.tracked)
+        gradient = structure_like_argnums(argnums, trees, _zeros_where_unused(call, found, nested))
+        value = call.result(value, nested)
         return ((value, aux), gradient) if has_aux else (value, gradient)
 
     transformed.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
@@ -186,7 +211,8 @@ def grad(
 ) -> Callable[..., Any]:
     """Make a function returning the gradient of ``f`` with respect to ``args[argnums]``.
 
-    Transforms nest: ``grad(grad(f))`` is the second derivative of a scalar function.
+    Transforms nest: ``grad(grad(f))`` is the second derivative of a scalar function, and an inner
+    transform may close over an outer one's variables.
 
     Examples
     --------
@@ -194,6 +220,9 @@ def grad(
     >>> d2 = tape.grad(tape.grad(lambda x: x ** 4))
     >>> float(d2(2.0))
     48.0
+    >>> outer = lambda x: x * tape.grad(lambda y: x * y)(2.0)  # the inner gradient is x
+    >>> float(tape.grad(outer)(1.0))
+    2.0
     """
     both = value_and_grad(f, argnums, has_aux)
 
@@ -209,7 +238,10 @@ def grad(
 
 def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
     """Run ``f(*primals)`` and return its output and a function mapping an output cotangent to the
-    cotangents of the primals (one per primal, as JAX's ``vjp``).
+    cotangents of the primals (a tuple with one per primal, as JAX's ``vjp``).
+
+    Primals and the output may be trees (tuples, lists, dicts) of arrays; the cotangent has the output's
+    structure and each primal's cotangent that primal's.
 
     Examples
     --------
@@ -217,56 +249,98 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
     >>> out, pullback = tape.vjp(np.sin, np.array([0.0, np.pi]))
     >>> pullback(np.ones(2))
     (array([ 1., -1.]),)
+    >>> out, pullback = tape.vjp(lambda p: {"twice": 2 * p["x"]}, {"x": np.ones(2)})
+    >>> pullback({"twice": np.array([1.0, 3.0])})
+    ({'x': array([2., 6.])},)
     """
-    nested = _is_nested(primals)
-    tracked = [_track(p) for p in primals]
-    out = f(*tracked)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"vjp: the function must return a tensor, got {type(out).__name__}")
+    call = TransformCall("vjp")
+    arguments, trees = track_arguments(call, primals, tuple(range(len(primals)))) if primals else ([], [])
+    out = call.run(f, *arguments)
+    outputs, out_treedef = flatten(out)
+    nested = call.nested(outputs)
+    differentiable = _differentiable(outputs)
 
     def pullback(cotangent: Any) -> tuple[Any, ...]:
-        if not out.requires_grad:
-            return tuple(_result(np.zeros_like(t.data), nested) for t in tracked)
-        found = gradients(out, tracked, cotangent, retain_graph=True, create_graph=nested, allow_unused=True)
-        return tuple(_or_zeros(found, tracked, nested))
+        leaves = _cotangent_leaves(cotangent, out_treedef, outputs, "vjp")
+        if differentiable:
+            found = gradients(
+                [outputs[k] for k in differentiable],
+                call.tracked,
+                [leaves[k] for k in differentiable],
+                retain_graph=True,
+                create_graph=nested,
+                allow_unused=True,
+            )
+        else:
+            found = (None,) * len(call.tracked)
+        return structure_like_argnums(
+            tuple(range(len(primals))), trees, _zeros_where_unused(call, found, nested)
+        )
 
-    return _result(out, nested), pullback
+    return unflatten(out_treedef, [call.result(o, nested) for o in outputs]), pullback
 
 
 def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """The output of ``f(*primals)`` and its directional derivative along ``tangents`` (J v).
 
-    Computed in reverse mode by differentiating the (linear) VJP with respect to its cotangent.
+    ``tangents`` has one entry per primal, of the primal's structure; the tangent out has the output's
+    structure (zeros where the output does not depend on the primals). Computed in reverse mode by
+    differentiating the (linear) VJP with respect to its cotangent.
 
     Examples
     --------
     >>> import numpy as np, tape
     >>> tape.jvp(lambda x: x ** 2, (np.array([3.0]),), (np.array([1.0]),))[1]
     array([6.])
+    >>> tape.jvp(np.floor, (np.array([1.5]),), (np.array([1.0]),))[1]
+    array([0.])
     """
+    primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
-    nested = _is_nested(primals) or _is_nested(tangents)
-    tracked = [_track(p) for p in primals]
-    out = f(*tracked)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"jvp: the function must return a tensor, got {type(out).__name__}")
-    if not out.requires_grad:
-        return _result(out, nested), _result(np.zeros_like(out.data), nested)
-    # The VJP is linear in its cotangent u; differentiating <VJP(u), tangents> with respect to u gives J v.
-    dummy = Tensor(np.zeros_like(out.data), requires_grad=True)
-    pulled = gradients(out, tracked, dummy, retain_graph=True, create_graph=True, allow_unused=True)
-    pairing = _inner_product(pulled, tangents)
-    if not isinstance(pairing, Tensor) or not pairing.requires_grad:
-        return _result(out, nested), _result(np.zeros_like(out.data), nested)
-    (tangent_out,) = gradients(pairing, dummy, create_graph=nested, retain_graph=nested, allow_unused=True)
-    if tangent_out is None:
-        tangent_out = np.zeros_like(out.data)
-    return _result(out, nested), _result(tangent_out, nested)
+    call = TransformCall("jvp")
+    arguments, _ = track_arguments(call, primals, tuple(range(len(primals)))) if primals else ([], [])
+    directions = []
+    for k, (primal, tangent) in enumerate(zip(primals, tangents, strict=True)):
+        primal_leaves, primal_tree = flatten(primal)
+        tangent_leaves, tangent_tree = flatten(tangent)
+        if tangent_tree != primal_tree or any(
+            np.shape(t) != np.shape(p) for t, p in zip(tangent_leaves, primal_leaves, strict=True)
+        ):
+            raise ValueError(f"jvp: tangent {k} does not have the structure and shapes of primal {k}")
+        directions += tangent_leaves
+    out = call.run(f, *arguments)
+    outputs, out_treedef = flatten(out)
+    nested = call.nested(outputs) or any(isinstance(t, Tensor) and t.requires_grad for t in directions)
+    differentiable = _differentiable(outputs)
+    tangents_out: list[Any] = [_zeros_like_output(o) for o in outputs]
+    if differentiable:
+        # The VJP is linear in its cotangent u: the derivative of <VJP(u), tangents> in u is J v.
+        dummies = [Tensor(np.zeros_like(outputs[k].data), requires_grad=True) for k in differentiable]
+        call.made(dummies)
+        pulled = gradients(
+            [outputs[k] for k in differentiable],
+            call.tracked,
+            dummies,
+            retain_graph=True,
+            create_graph=True,
+            allow_unused=True,
+        )
+        pairing = _pairing(pulled, directions)
+        if isinstance(pairing, Tensor) and pairing.requires_grad:
+            found = gradients(pairing, dummies, create_graph=nested, retain_graph=nested, allow_unused=True)
+            for k, value in zip(differentiable, found, strict=True):
+                if value is not None:
+                    tangents_out[k] = value
+    return (
+        unflatten(out_treedef, [call.result(o, nested) for o in outputs]),
+        unflatten(out_treedef, [call.result(t, nested) for t in tangents_out]),
+    )
 
 
 def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, ...]:
-    """Hessian-vector product of a scalar function: H v, one result per primal, with no Hessian built.
+    """Hessian-vector product of a scalar function: H v, one result per primal (of its structure), with no
+    Hessian built.
 
     Examples
     --------
@@ -274,12 +348,23 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     >>> tape.hvp(lambda x: np.sum(x ** 3), (np.array([1.0, 2.0]),), (np.array([1.0, 0.0]),))
     (array([6., 0.]),)
     """
-    nested = _is_nested(primals) or _is_nested(tangents)
-    tracked = [_track(p) for p in primals]
-    value = f(*tracked)
-    first = gradients(value, tracked, create_graph=True, allow_unused=True)
-    pairing = _inner_product(first, tangents)
-    if not isinstance(pairing, Tensor) or not pairing.requires_grad:
-        return tuple(_result(np.zeros_like(t.data), nested) for t in tracked)
-    second = gradients(pairing, tracked, create_graph=nested, retain_graph=nested, allow_unused=True)
-    return tuple(_or_zeros(second, tracked, nested))
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"hvp: {len(primals)} primals but {len(tangents)} tangents")
+    call = TransformCall("hvp")
+    numbers = tuple(range(len(primals)))
+    arguments, trees = track_arguments(call, primals, numbers)
+    directions = [leaf for tangent in tangents for leaf in flatten(tangent)[0]]
+    value = call.run(f, *arguments)
+    if np.size(value) != 1 or isinstance(value, tuple | list | dict):
+        raise TypeError(f"hvp: the function must return a single-element tensor, got {type(value).__name__}")
+    nested = call.nested([value]) or any(isinstance(t, Tensor) and t.requires_grad for t in directions)
+    found: Sequence[Any] = (None,) * len(call.tracked)
+    if isinstance(value, Tensor) and value.requires_grad:
+        first = gradients(value, call.tracked, create_graph=True, allow_unused=True)
+        pairing = _pairing(first, directions)
+        if isinstance(pairing, Tensor) and pairing.requires_grad:
+            found = gradients(
+                pairing, call.tracked, create_graph=nested, retain_graph=nested, allow_unused=True
+            )
+    return structure_like_argnums(numbers, trees, _zeros_where_unused(call, found, nested))

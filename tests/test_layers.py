@@ -35,7 +35,7 @@ ENGINE = [
     "tape.backward",
     "tape.creation",
 ]
-TRANSFORMS = {"tape.functional", "tape.jacobian", "tape.checkpoint", "tape.gradcheck"}
+TRANSFORMS = {"tape.trace", "tape.functional", "tape.jacobian", "tape.checkpoint", "tape.gradcheck"}
 LAYERS = ["engine", "ops", "transforms", "nn", "facade"]
 
 

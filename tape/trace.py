@@ -1,0 +1,141 @@
+"""One call of a transform: its inputs tracked as fresh tensors, and whether its results must stay recorded.
+
+A transform (``grad``, ``vjp``, ``jvp``, ``jacobian``, ...) runs the user's function on tensors that stand
+for its inputs, then sweeps the tape back to them. Its results must stay recorded tensors (the sweep
+records itself: ``create_graph``) exactly when the computation reaches something made outside the call:
+an input that is itself a recorded tensor, a tensor of an enclosing transform passed as an argument that
+is not differentiated, or one captured by a closure. The tape's order tells which is which with no
+bookkeeping: every record made during the call comes at or after the call's start, so a record from
+before it, or a leaf the call did not make, belongs to an enclosing level. Transforms then nest to any
+depth, with any ``argnums`` and any closure, as in JAX.
+
+Transforms record whatever the caller's grad mode (as ``torch.func`` does); their results stay recorded
+only when the caller records too. This module holds no transform.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from .grad_mode import enable_grad, state
+from .op import Op
+from .pytree import TreeDef, flatten, unflatten
+from .record import Record, next_position
+from .tensor import Tensor
+
+#: Marks where a transform's input enters, so that an input which is itself a recorded tensor gets a node
+#: of its own: the sweep captures its cotangent there, and the outer computation still sees the link.
+enter = Op(lambda x: x, lambda g, out, x: g, name="input", view=True)
+
+
+def track(value: Any, caller: str, link: bool = True) -> Tensor:
+    """A tensor that requires grad standing for ``value``, linked to ``value``'s history if it has one and
+    ``link`` is set (an input of a call whose caller records)."""
+    if isinstance(value, Tensor):
+        if value.requires_grad and link:
+            with enable_grad():
+                return enter(value)
+        value = value.data
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise TypeError(
+            f"{caller}: can only differentiate with respect to floating-point values, got dtype "
+            f"{array.dtype.name} ({type(value).__name__})"
+        )
+    return Tensor(array, requires_grad=True)
+
+
+class _ActiveCalls(threading.local):
+    """The transform calls running in this thread, outermost first."""
+
+    def __init__(self) -> None:
+        self.calls: list[TransformCall] = []
+
+
+_active = _ActiveCalls()
+
+
+class TransformCall:
+    """The inputs a transform call tracks, and whether its results must stay recorded (``nested``).
+
+    A leaf made by a call (a tracked input, ``jvp``'s dummy cotangent) is inside that call and inside
+    every call enclosing it, so it never makes an enclosing call's result look nested.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.recording = state.grad_enabled  # the caller's mode: results stay recorded only if it records
+        self.start = next_position()
+        self.tracked: list[Tensor] = []
+        self._inside: set[int] = set()
+        self._outer_inputs = False
+
+    def track_tree(self, tree: Any) -> tuple[Any, list[Tensor], TreeDef]:
+        """``tree`` with each leaf replaced by a tracked tensor; the tracked tensors; the tree's shape."""
+        leaves, treedef = flatten(tree)
+        if self.recording and any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in leaves):
+            self._outer_inputs = True
+        tracked = [track(leaf, self.name, link=self.recording) for leaf in leaves]
+        self.tracked += tracked
+        self.made(tracked)
+        return unflatten(treedef, tracked), tracked, treedef
+
+    def made(self, leaves: Iterable[Tensor]) -> None:
+        """Count ``leaves`` as made by this call (and so inside every call enclosing it)."""
+        ids = [id(leaf) for leaf in leaves]
+        for call in (self, *_active.calls):
+            call._inside.update(ids)
+
+    def run(self, f: Callable[..., Any], *args: Any) -> Any:
+        """``f(*args)``, recorded whatever the caller's grad mode."""
+        _active.calls.append(self)
+        try:
+            with enable_grad():
+                return f(*args)
+        finally:
+            _active.calls.pop()
+
+    def nested(self, outputs: list[Any]) -> bool:
+        """Whether results computed from ``outputs`` must stay recorded for an enclosing computation."""
+        if not self.recording:
+            return False
+        return self._outer_inputs or _reaches_outside(outputs, self._inside, self.start)
+
+    def result(self, value: Any, nested: bool) -> Any:
+        """``value`` as the caller gets it: a recorded tensor when nested, plain data otherwise."""
+        if nested or not isinstance(value, Tensor):
+            return value
+        return value.data
+
+
+def _reaches_outside(outputs: list[Any], inside: set[int], start: int) -> bool:
+    """Whether the records behind ``outputs`` reach a record made before ``start`` or a leaf that requires
+    grad and is not one of the call's own tracked tensors."""
+    stack: list[Record] = []
+    for output in outputs:
+        if isinstance(output, Tensor) and output.requires_grad:
+            if output._record is None:
+                if id(output) not in inside:
+                    return True
+            else:
+                stack.append(output._record)
+    seen: set[int] = set()
+    while stack:
+        record = stack.pop()
+        if id(record) in seen:
+            continue
+        seen.add(id(record))
+        if record.position < start:
+            return True
+        for _, node, _, _, _ in record.inputs:
+            if node is None:
+                continue
+            if type(node) is Record:
+                stack.append(node)
+            elif id(node) not in inside:
+                return True
+    return False
