@@ -224,7 +224,7 @@ def train(
                 loss.backward()
                 optimizer.step()
                 loss_sum += float(loss) * len(batch)
-                correct += int(np.sum(np.argmax(np.asarray(logits), axis=1) == y_train[batch]))
+                correct += int(np.sum(np.argmax(logits, axis=1) == y_train[batch]))
                 bar.set_postfix_str(f"epoch {epoch}/{settings.epochs}  loss {float(loss):.3f}", refresh=False)
                 bar.update()
             scheduler.step()

@@ -253,8 +253,9 @@ except TypeError as error:
 
 # %% [markdown]
 # A way round, here: the power spectrum written with supported functions (a DFT as two matrix
-# products), which is differentiable. Beware one silent case: `np.array([t1, t2])` does not dispatch
-# to tensors, so it makes plain data (cut from the tape); `np.stack([t1, t2])` keeps the history.
+# products), which is differentiable. Code that would turn a tensor into plain data while recording is
+# refused too: `np.array([t1, t2])` does not dispatch to tensors, so it would cut them from the tape;
+# `np.stack([t1, t2])` keeps the history.
 
 # %%
 frequencies = np.outer(np.arange(64), np.arange(64)) * 2 * np.pi / 64
@@ -264,7 +265,11 @@ power[4].backward()
 print("d power[4] / d signal is recorded:", signal.grad.shape)
 
 a, b = tape.tensor(1.0, requires_grad=True), tape.tensor(2.0, requires_grad=True)
-print("np.array([a, b]) ->", type(np.array([a, b])).__name__, "   np.stack([a, b]) ->", np.stack([a, b]))
+try:
+    np.array([a, b])
+except TypeError as error:
+    print("TypeError:", str(error)[:100], "...")
+print("np.stack([a, b]) ->", np.stack([a, b]))
 
 # %% [markdown]
 # ## Changing arrays in place

@@ -37,7 +37,7 @@ import numpy as np
 
 from tape.op import Op
 from tape.registry import implements
-from tape.tensor import Tensor
+from tape.tensor import Tensor, plain
 
 
 class SlogdetResult(NamedTuple):
@@ -653,7 +653,7 @@ _MATRIX_ORDS = (None, "fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf)
 
 def _share_of_extremes(values: Any, axis: int | tuple[int, ...], largest: bool) -> Any:
     """A constant mask of where ``values`` reach their extreme along ``axis``, ties sharing it evenly."""
-    values = np.asarray(values)
+    values = plain(values)
     reduce = np.max if largest else np.min
     extreme = reduce(values, axis=axis, keepdims=True)
     hits = (values == extreme).astype(values.dtype)
@@ -662,7 +662,7 @@ def _share_of_extremes(values: Any, axis: int | tuple[int, ...], largest: bool) 
 
 def _two_norm_direction(x: Any, norm: Any) -> Any:
     """x / |x|, taking 0 (a subgradient) where the norm is 0."""
-    return x / np.where(np.asarray(norm) == 0, 1, norm)
+    return x / np.where(plain(norm) == 0, 1, norm)
 
 
 def _vector_norm_gradient(x: Any, norm: Any, ord: Any, axes: tuple[int, ...]) -> Any:
@@ -676,7 +676,7 @@ def _vector_norm_gradient(x: Any, norm: Any, ord: Any, axes: tuple[int, ...]) ->
     if ord in (np.inf, -np.inf):
         return np.sign(x) * _share_of_extremes(np.abs(x), axes, largest=ord > 0)
     # |x|_p = (sum |x|^p)^(1/p): the derivative is sign(x) (|x| / |x|_p)^(p - 1).
-    return np.sign(x) * (np.abs(x) / np.where(np.asarray(norm) == 0, 1, norm)) ** (ord - 1)
+    return np.sign(x) * (np.abs(x) / np.where(plain(norm) == 0, 1, norm)) ** (ord - 1)
 
 
 def _matrix_norm_gradient(x: Any, norm: Any, ord: Any, row: int, column: int) -> Any:
@@ -695,7 +695,7 @@ def _matrix_norm_gradient(x: Any, norm: Any, ord: Any, row: int, column: int) ->
         return np.moveaxis(gradient, (-2, -1), (row, column))
     # 1 and -1 pick a column by its sum over rows, inf and -inf a row by its sum over columns.
     summed, picked = (row, column) if ord in (1, -1) else (column, row)
-    sums = np.sum(np.abs(np.asarray(x)), axis=summed, keepdims=True)
+    sums = np.sum(np.abs(plain(x)), axis=summed, keepdims=True)
     return np.sign(x) * _share_of_extremes(sums, picked, largest=ord > 0)
 
 

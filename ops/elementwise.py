@@ -20,6 +20,7 @@ import numpy as np
 from tape.inplace import apply_in_place
 from tape.op import Op
 from tape.registry import implements
+from tape.tensor import plain
 
 from . import elementwise_kernels as fused
 
@@ -185,7 +186,7 @@ implements(np.degrees)(rad2deg)
 # -- selection between two arguments -------------------------------------------------------------------
 def _share_of_first(x: Any, y: Any, wins: Callable[[Any, Any], Any]) -> Any:
     """1 where x wins, 0 where y wins, 1/2 on ties: tied extrema share the cotangent evenly."""
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = plain(x), plain(y)
     return np.where(x == y, 0.5, wins(x, y).astype(np.result_type(x, y, np.float16)))
 
 
@@ -228,17 +229,17 @@ def _inside(x: Any, a_min: Any, a_max: Any) -> Any:
     # Not in place: bounds of a larger shape broadcast x, so ``inside`` takes the output's shape.
     inside = np.ones(np.shape(x), dtype=bool)
     if a_min is not None:
-        inside = inside & (x >= np.asarray(a_min))
+        inside = inside & (plain(x) >= plain(a_min))
     if a_max is not None:
-        inside = inside & (x <= np.asarray(a_max))
+        inside = inside & (plain(x) <= plain(a_max))
     return inside
 
 
 clip_op = Op(
     _clip,
     lambda g, out, x, a_min=None, a_max=None: g * _inside(x, a_min, a_max),
-    lambda g, out, x, a_min=None, a_max=None: g * (np.asarray(x) < np.asarray(a_min)),
-    lambda g, out, x, a_min=None, a_max=None: g * (np.asarray(x) > np.asarray(a_max)),
+    lambda g, out, x, a_min=None, a_max=None: g * (plain(x) < plain(a_min)),
+    lambda g, out, x, a_min=None, a_max=None: g * (plain(x) > plain(a_max)),
     name="clip",
     batched=True,
 )

@@ -20,7 +20,7 @@ import numpy as np
 from tape.jit import kernel
 from tape.op import Op
 from tape.registry import implements
-from tape.tensor import Tensor
+from tape.tensor import Tensor, plain
 
 #: The dtypes the row kernels of ``ops`` are compiled for.
 KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -101,8 +101,8 @@ mean = Op(_mean, _mean_vjp, name="mean", shape_only=(0,))
 
 
 def _extremum_vjp_numpy(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    values = np.asarray(x)
-    extreme = restore_axes(np.asarray(out), values.ndim, axis, keepdims)
+    values = plain(x)
+    extreme = restore_axes(plain(out), values.ndim, axis, keepdims)
     hits = (values == extreme) | (np.isnan(values) & np.isnan(extreme))
     share = hits / np.sum(hits, axis=normalize_axes(axis, values.ndim), keepdims=True)
     return restore_axes(g, values.ndim, axis, keepdims) * share.astype(values.dtype)

@@ -37,7 +37,7 @@ from numpy.lib.array_utils import normalize_axis_tuple
 from tape.jit import kernel
 from tape.op import Op
 from tape.registry import implements
-from tape.tensor import Tensor
+from tape.tensor import Tensor, plain
 
 from .indexing import scatter_add
 from .reductions import as_rows, normalize_axes, restore_axes
@@ -231,7 +231,7 @@ implements(np.std)(_var_like_handler(std))
 
 # -- nansum, nanmean, nanvar, nanstd -----------------------------------------------------------------------
 def _nan_mask(x: Any) -> np.ndarray:
-    return np.isnan(np.asarray(x))
+    return np.isnan(plain(x))
 
 
 def _nansum(x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
@@ -312,7 +312,7 @@ def _nanstd_vjp(
     scale = _nan_scale(1.0, mask, axis, ddof).astype(centred.dtype)
     spread_out = restore_axes(out, mask.ndim, axis, keepdims)
     cotangent = restore_axes(g, mask.ndim, axis, keepdims) * centred * scale / _safe(spread_out)
-    return np.where(mask | (np.asarray(spread_out) == 0), 0, cotangent)
+    return np.where(mask | (plain(spread_out) == 0), 0, cotangent)
 
 
 nanstd = Op(_nanstd, _nanstd_vjp, name="nanstd")
@@ -426,7 +426,7 @@ def average(
         result = np.mean(a, axis=axis, keepdims=keepdims)
         if not returned:
             return result
-        count = np.asarray(result).dtype.type(np.prod(shape, dtype=np.int64) / max(np.size(result), 1))
+        count = plain(result).dtype.type(np.prod(shape, dtype=np.int64) / max(np.size(result), 1))
         return result, Tensor(np.full(np.shape(result), count))
     laid_out = _weights_like_numpy(weights, shape, axis)
     result = weighted_average(a, laid_out, axis=axis, keepdims=keepdims)
@@ -528,7 +528,7 @@ def _order_statistic_cotangent(g: Any, x: Any, q: Any, axis: Any, method: str, s
     position). With ``skip_nans`` the ranks count only the non-NaN elements; otherwise a slice holding
     NaN gives its cotangent to its first NaN.
     """
-    values = np.asarray(x)
+    values = plain(x)
     full_shape = values.shape
     if values.size == 0:
         return np.zeros(full_shape, dtype=values.dtype)
@@ -749,7 +749,7 @@ def _cumprod_cotangent(g: Any, x: Any, out: Any, axis: int, depth: int) -> Any:
     ``create_graph`` ``depth`` more zeros are handled the same way (two levels make second derivatives
     exact); below that the part after the zero is left out, its value being zero anyway.
     """
-    zeros = np.asarray(x) == 0
+    zeros = plain(x) == 0
     if not zeros.any():
         return _reversed_cumsum(g * out, axis) / x
     ndim = zeros.ndim

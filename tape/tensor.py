@@ -217,14 +217,16 @@ class Tensor:
 
     # -- conversion --------------------------------------------------------------------------------------
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        if dtype is not None and self.requires_grad and state.grad_enabled:
-            # numpy asks for a dtype when it writes a tensor into an array (``array[i] = t``): the values
-            # would arrive without their gradient, so say so rather than drop it silently.
+        if self.requires_grad and state.grad_enabled:
+            # numpy asks for the data when a tensor meets code that does not dispatch to it: a list of
+            # tensors given to a numpy function, np.array(t), np.r_[...], array[i] = t, a scipy function.
+            # The values would go on without their gradient, so say so rather than drop it silently.
             raise TypeError(
                 f"a tensor that requires grad (shape {self.shape}, {self.dtype.name}) was converted to a "
-                f"numpy array of dtype {np.dtype(dtype).name}, which would drop its gradient; build the "
-                "result from tensors (np.stack, np.concatenate, or t[i] = v on a tensor such as "
-                "tape.zeros(...)), or pass t.detach() if no gradient is wanted"
+                "plain numpy array while recording, which would drop its gradient. Build results from "
+                "tensors (np.stack([a, b]) rather than a list given to a numpy function, np.concatenate, "
+                "t[i] = v on a tensor made with tape.zeros), or take the data explicitly: t.detach() or "
+                "t.numpy() where no gradient is wanted, or compute under tape.no_grad()"
             )
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
             return self.data.astype(dtype)
@@ -258,10 +260,17 @@ class Tensor:
         return bool(self.data)
 
     def __float__(self) -> float:
-        return float(self.data)
+        return float(self._scalar("float"))
 
     def __int__(self) -> int:
-        return int(self.data)
+        return int(self._scalar("int"))
+
+    def _scalar(self, caller: str) -> np.ndarray:
+        if self.data.size != 1:
+            raise TypeError(
+                f"{caller}() of a tensor of shape {self.shape}: only a single-element tensor has one"
+            )
+        return self.data.reshape(())
 
     def __index__(self) -> int:
         return self.data.__index__()
@@ -387,6 +396,21 @@ class Tensor:
     take = _numpy_method(np.take)
     trace = _numpy_method(np.trace)
     var = _numpy_method(np.var)
+
+
+def plain(value: Any) -> np.ndarray:
+    """The values of ``value`` with no gradient: a tensor's data, or ``np.asarray`` of anything else.
+
+    For what a VJP reads only to choose, never to compute with (masks, conditions, counts): under
+    ``create_graph`` its arguments are tensors that require grad, and ``np.asarray`` of those refuses.
+
+    Examples
+    --------
+    >>> import tape
+    >>> plain(tape.tensor([1.0, 2.0], requires_grad=True)) > 1.5
+    array([False,  True])
+    """
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
 def new_tensor(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tape
+from tape.tensor import plain
 from tests.strategies import FLOAT_DTYPES
 
 
@@ -59,13 +60,21 @@ def test_gradgradcheck_passes_vjps_written_in_numpy(dtype):
 
 
 def test_gradgradcheck_catches_a_vjp_that_leaves_the_tape():
-    # np.asarray takes the data: the VJP's value is right but it is not recorded, so the second derivative
+    # plain() takes the data: the VJP's value is right but it is not recorded, so the second derivative
     # is lost. gradcheck cannot see this; gradgradcheck must.
-    detached = tape.Op(lambda x: x**3, lambda g, out, x: g * 3 * np.asarray(x) ** 2, name="detached_cube")
+    detached = tape.Op(lambda x: x**3, lambda g, out, x: g * 3 * plain(x) ** 2, name="detached_cube")
     x = np.linspace(0.5, 1.5, 4)
     assert tape.gradcheck(detached, x)
     with pytest.raises(tape.GradcheckError):
         tape.gradgradcheck(detached, x)
+
+
+def test_a_vjp_that_converts_its_input_with_np_asarray_is_refused_when_differentiated_again():
+    converting = tape.Op(lambda x: x**3, lambda g, out, x: g * 3 * np.asarray(x) ** 2, name="converting")
+    x = np.linspace(0.5, 1.5, 4)
+    assert tape.gradcheck(converting, x)
+    with pytest.raises(TypeError, match="converted to a plain numpy array while recording"):
+        tape.gradgradcheck(converting, x)
 
 
 def test_gradgradcheck_needs_one_tensor_result():

@@ -38,12 +38,14 @@ def test_integer_and_boolean_tensors_cannot_require_grad(data):
 
 def test_conversions():
     t = tape.tensor([[1.5, 2.0], [3.0, 4.0]], requires_grad=True)
-    assert np.shares_memory(np.asarray(t), t.data) and not np.asarray(t).flags.writeable
     assert np.asarray(t.detach(), dtype=np.float32).dtype == np.float32
-    with pytest.raises(TypeError, match="would drop its gradient"):
-        np.zeros(2)[:] = t[0]  # numpy would copy the values and lose the gradient
+    assert np.shares_memory(np.asarray(t.detach()), t.data)
+    for convert in (np.asarray, np.array, lambda t: np.zeros(2).__setitem__(slice(None), t[0])):
+        with pytest.raises(TypeError, match="would drop its gradient"):
+            convert(t)  # numpy would copy the values and lose the gradient
     with tape.no_grad():
         assert np.asarray(t, dtype=np.float32).dtype == np.float32
+        assert np.shares_memory(np.asarray(t), t.data) and not np.asarray(t).flags.writeable
     assert np.shares_memory(t.numpy(), t.data) and not t.numpy().flags.writeable
     assert t.tolist() == [[1.5, 2.0], [3.0, 4.0]]
     assert t[0, 0].item() == 1.5
@@ -148,3 +150,37 @@ def test_ndarray_on_the_left_defers_to_tensor():
     assert isinstance(y, tape.Tensor) and y.requires_grad
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [3.0, 4.0])
+
+
+def test_plain_data_leaks_no_gradient_silently():
+    x = tape.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    leaks = {
+        "a list of tensors given to np.sum": lambda: np.sum([x[i] ** 2 for i in range(3)]),
+        "a list mixing a tensor and a float": lambda: np.mean([x[0], 1.0]),
+        "np.r_": lambda: np.r_[x, x],
+        "np.c_": lambda: np.c_[x, x],
+        "np.array": lambda: np.array(x),
+    }
+    for name, leak in leaks.items():
+        with pytest.raises(TypeError, match="converted to a plain numpy array while recording"):
+            leak()
+            pytest.fail(f"{name} returned plain data")
+    with tape.no_grad():
+        assert np.sum([x[i] ** 2 for i in range(3)]) == 14.0
+    assert np.sum([x.detach()[i] ** 2 for i in range(3)]) == 14.0
+    assert repr(x) == "tensor([1., 2., 3.], requires_grad=True)"  # printing does not convert
+
+
+def test_scipy_functions_that_do_not_dispatch_are_refused():
+    special = pytest.importorskip("scipy.special")
+    x = tape.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match="converted to a plain numpy array while recording"):
+        special.logsumexp(x)
+
+
+def test_float_and_int_need_a_single_element():
+    with pytest.raises(TypeError, match=r"^float\(\) of a tensor of shape \(2,\): only a single-element"):
+        float(tape.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match=r"^int\(\) of a tensor of shape \(2, 1\)"):
+        int(tape.tensor([[1], [2]]))
+    assert float(tape.tensor([[2.5]], requires_grad=True)) == 2.5  # an explicit exit, as .item()

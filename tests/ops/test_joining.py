@@ -214,16 +214,17 @@ def test_stack_gradient_is_the_cotangent_slice_of_each_input():
     np.testing.assert_array_equal(b.grad, cotangent[:, 1])
 
 
-def test_np_array_of_tensors_is_plain_data_and_np_stack_is_the_recorded_way():
+def test_np_array_of_tensors_is_refused_and_np_stack_is_the_recorded_way():
     a = tape.tensor([1.0, 2.0], requires_grad=True)
     b = tape.tensor([3.0, 4.0], requires_grad=True)
-    plain = np.array([a, b])  # numpy's np.array does not dispatch: it reads the data through __array__
-    assert type(plain) is np.ndarray
-    np.testing.assert_array_equal(plain, [[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(TypeError, match=r"would drop its gradient.*np\.stack"):
+        np.array([a, b])  # numpy's np.array does not dispatch: it would read the data through __array__
     stacked = np.stack([a, b])
     assert isinstance(stacked, tape.Tensor)
     assert stacked.requires_grad
-    np.testing.assert_array_equal(stacked.data, plain)
+    np.testing.assert_array_equal(stacked.data, [[1.0, 2.0], [3.0, 4.0]])
+    with tape.no_grad():
+        assert type(np.array([a, b])) is np.ndarray
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
