@@ -18,11 +18,12 @@ one), run the kernels' numpy twins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from tape.jit import kernel
+from tape.jit import Kernel, kernel
 from tape.op import Op
 from tape.tensor import Tensor
 
@@ -438,10 +439,11 @@ def cross_entropy_vjp_rows(
     return grad
 
 
-def _takes_kernel(logits: np.ndarray) -> bool:
-    """Whether the cross-entropy kernels pay for ``logits`` (else their twins run)."""
+def _kernel_or_twin(rows_kernel: Kernel[np.ndarray], logits: np.ndarray) -> Callable[..., np.ndarray]:
+    """``rows_kernel`` where the cross-entropy kernels pay for ``logits``, its numpy twin otherwise (strided
+    logits, float32 logits above ``FLOAT32_EXP_KERNEL_LIMIT`` elements)."""
     small_enough = logits.size <= FLOAT32_EXP_KERNEL_LIMIT or logits.dtype == np.float64
-    return small_enough and logits.flags.c_contiguous
+    return rows_kernel if small_enough and logits.flags.c_contiguous else rows_kernel.twin
 
 
 def _cross_entropy_rows(
@@ -454,7 +456,7 @@ def _cross_entropy_rows(
     scale: float,
     reduction: str,
 ) -> Any:
-    rows_kernel = cross_entropy_rows if _takes_kernel(logits) else cross_entropy_rows.twin
+    rows_kernel = _kernel_or_twin(cross_entropy_rows, logits)
     losses = rows_kernel(logits, targets, class_weight, ignore_index, label_smoothing)
     if reduction == "none":
         return losses
@@ -478,7 +480,7 @@ def _cross_entropy_rows_vjp(
             row_cotangents = g.astype(np.float64)
         else:
             row_cotangents = np.full(len(targets), float(g) * scale)
-        vjp_kernel = cross_entropy_vjp_rows if _takes_kernel(logits) else cross_entropy_vjp_rows.twin
+        vjp_kernel = _kernel_or_twin(cross_entropy_vjp_rows, logits)
         return vjp_kernel(logits, targets, class_weight, ignore_index, label_smoothing, row_cotangents)
     # Under create_graph: the general op's VJP, recorded, on the one-hot coefficients.
     coefficients, _ = _index_coefficients(

@@ -21,6 +21,7 @@ against their numpy twins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,21 @@ def _exp_rows(x: Any, axis: Axis) -> np.ndarray | None:
     if rows is not None and rows.size > FLOAT32_EXP_KERNEL_LIMIT and rows.dtype == np.float32:
         return None
     return rows
+
+
+def _along_axis(
+    x: Any,
+    axis: Axis,
+    rows_kernel: Callable[[np.ndarray], np.ndarray],
+    numpy_version: Callable[[np.ndarray, tuple[int, ...]], np.ndarray],
+) -> Any:
+    """The forward of softmax or log_softmax along ``axis``: ``rows_kernel`` on the rows of ``x`` where it
+    takes them (``_exp_rows``), ``numpy_version`` on ``x`` as floats and the axes as a tuple otherwise."""
+    rows = _exp_rows(x, axis)
+    if rows is not None:
+        return rows_kernel(rows).reshape(x.shape)
+    x = _floating(x)
+    return numpy_version(x, _axes(axis, x.ndim))
 
 
 # -- logsumexp ---------------------------------------------------------------------------------------------
@@ -194,11 +210,7 @@ def softmax_rows(x: np.ndarray) -> np.ndarray:
 
 
 def _softmax(x: Any, axis: Axis = -1) -> Any:
-    rows = _exp_rows(x, axis)
-    if rows is not None:
-        return softmax_rows(rows).reshape(x.shape)
-    x = _floating(x)
-    return _softmax_numpy(x, _axes(axis, x.ndim))
+    return _along_axis(x, axis, softmax_rows, _softmax_numpy)
 
 
 def _softmax_vjp_rows_numpy(g: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -301,11 +313,7 @@ def log_softmax_rows(x: np.ndarray) -> np.ndarray:
 
 
 def _log_softmax(x: Any, axis: Axis = -1) -> Any:
-    rows = _exp_rows(x, axis)
-    if rows is not None:
-        return log_softmax_rows(rows).reshape(x.shape)
-    x = _floating(x)
-    return _log_softmax_numpy(x, _axes(axis, x.ndim))
+    return _along_axis(x, axis, log_softmax_rows, _log_softmax_numpy)
 
 
 def _log_softmax_vjp_rows_numpy(g: np.ndarray, out: np.ndarray) -> np.ndarray:

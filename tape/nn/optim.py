@@ -222,10 +222,13 @@ class Adam(Optimizer):
 
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``, ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` with
     ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``; ``amsgrad`` uses the running maximum of ``v``.
-    ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2); for decoupled decay use ``AdamW``.
+    ``weight_decay`` (0 when None) adds ``weight_decay * p`` to the gradient (L2); for decoupled decay use
+    ``AdamW``.
     """
 
     _decoupled = False
+    #: The ``weight_decay`` of ``weight_decay=None``: 0 here, 0.01 for AdamW, as torch's.
+    _default_weight_decay = 0.0
 
     def __init__(
         self,
@@ -233,9 +236,11 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
+        weight_decay: float | None = None,
         amsgrad: bool = False,
     ) -> None:
+        if weight_decay is None:
+            weight_decay = self._default_weight_decay
         if lr < 0 or eps < 0 or weight_decay < 0:
             raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be non-negative")
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
@@ -269,21 +274,21 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay: ``p -= lr * weight_decay * p`` besides the Adam step.
 
-    The default ``weight_decay`` is 0.01, as torch's.
+    Takes Adam's arguments; ``weight_decay`` is 0.01 when None (the default), as torch's.
+
+    Examples
+    --------
+    >>> import tape
+    >>> w = tape.tensor([1.0], requires_grad=True)
+    >>> w.grad = np.array([0.0])
+    >>> optimizer = AdamW([w], lr=0.1)
+    >>> optimizer.step()
+    >>> optimizer.param_groups[0]["weight_decay"], w.data  # 1 - 0.1 * 0.01
+    (0.01, array([0.999]))
     """
 
     _decoupled = True
-
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+    _default_weight_decay = 1e-2
 
 
 class RMSprop(Optimizer):

@@ -6,7 +6,7 @@ Every rule comes in three pieces:
 - ``_<rule>_numpy``, the twin: the update as numpy expressions, in the order of torch's documented rule
   (so that float64 trajectories match torch's); it writes the parameter and the state in place;
 - ``<rule>_kernel``: one loop over the elements doing what the twin does, operation by operation (no
-  fastmath, nothing reassociated), so that it gives the twin's numbers in float64 and in float32;
+  fastmath, nothing reassociated), so that it gives the twin's numbers to the bit, in float64 and float32;
 - ``<rule>``: what the optimizer calls; it runs the kernel when the kernel pays and the twin otherwise.
 
 A kernel runs when the parameter is float32 or float64 and its gradient and state buffers have its dtype
@@ -23,11 +23,15 @@ The scalars (learning rate, betas, ...) reach both as Python floats computed the
 Python float to a float32 array's dtype before using it; the kernels do the same explicitly
 (``value.dtype.type(x)``), so a float32 kernel rounds every operation as numpy does. They divide with
 ``np.divide``: numba's ``/`` tests every divisor for zero (to raise ZeroDivisionError, where numpy gives
-inf or nan), and that test keeps the loop from being vectorized (about 4x slower). For the same reason an
-option that decides which buffers are written (momentum, amsgrad, centered) selects one of several loops
-rather than being tested inside one: LLVM does not vectorize a loop with a store under a condition (that
-cost 2-6x). Nothing here records on the tape: the arrays are plain ndarrays, and the optimizer bumps the
-parameter's version itself.
+inf or nan), and that test keeps the loop from being vectorized (about 4x slower).
+
+A buffer that a rule does not keep (the momentum buffer without momentum, amsgrad's running maximum, the
+centered rule's running mean) is passed as None, to the kernel as to its twin, and each rule has one loop
+that writes a buffer under ``if buffer is not None``. That test is settled when numba compiles the kernel,
+not as it runs: an argument of type None prunes the branch, so every set of buffers gets a loop of its own
+(compiled on its first use, once per dtype) without a store under a condition, which LLVM would not
+vectorize (that cost 2-6x). Nothing here records on the tape: the arrays are plain ndarrays, and the
+optimizer bumps the parameter's version itself.
 """
 
 from __future__ import annotations
@@ -74,21 +78,13 @@ def _takes_kernel(value: np.ndarray, grad: np.ndarray, *buffers: np.ndarray | No
     return True
 
 
-def _flat(array: np.ndarray | None, flat_value: np.ndarray) -> np.ndarray:
-    # A C-contiguous array as 1-d (a view); a buffer the rule does not keep as an empty array of the
-    # kernel's type, never read.
-    return flat_value[:0] if array is None else array.reshape(-1)
-
-
 def _update(
     rule: Kernel[None], arrays: tuple[np.ndarray | None, ...], scalars: tuple[Any, ...], fused: bool = True
 ) -> None:
     """``rule(*arrays, *scalars)``: the kernel on 1-d views when ``fused`` and the arrays fit it (see
     ``_takes_kernel``), the numpy twin on the arrays as they are otherwise."""
-    value = arrays[0]
     if fused and _takes_kernel(*arrays):
-        flat = value.reshape(-1)
-        rule(*(_flat(array, flat) for array in arrays), *scalars)
+        rule(*(None if array is None else array.reshape(-1) for array in arrays), *scalars)
     else:
         rule.twin(*arrays, *scalars)
 
@@ -108,7 +104,7 @@ def _sgd_numpy(
     """numpy twin of ``sgd_kernel``."""
     if weight_decay:
         grad = grad + weight_decay * value
-    if momentum:
+    if momentum_buffer is not None:
         if first_step:
             momentum_buffer[...] = grad
         else:
@@ -122,7 +118,7 @@ def _sgd_numpy(
 def sgd_kernel(
     value: np.ndarray,
     grad: np.ndarray,
-    momentum_buffer: np.ndarray,
+    momentum_buffer: np.ndarray | None,
     lr: float,
     weight_decay: float,
     momentum: float,
@@ -132,10 +128,10 @@ def sgd_kernel(
 ) -> None:
     """One SGD step in place, over flat (1-d, C-contiguous) buffers of one dtype.
 
-    ``g = grad + weight_decay * value``; with momentum, ``b = g`` on the first step and
+    ``g = grad + weight_decay * value``; with a ``momentum_buffer``, ``b = g`` on the first step and
     ``b = momentum * b + gradient_weight * g`` after (``gradient_weight = 1 - dampening``), then
-    ``g = g + momentum * b`` (Nesterov) or ``g = b``; finally ``value -= lr * g``. Without momentum
-    ``momentum_buffer`` is not read (it may be empty).
+    ``g = g + momentum * b`` (Nesterov) or ``g = b``; finally ``value -= lr * g``. ``momentum_buffer`` is
+    None without momentum.
 
     Examples
     --------
@@ -151,18 +147,15 @@ def sgd_kernel(
         scalar(momentum),
         scalar(gradient_weight),
     )
-    if momentum == 0:  # one loop per set of buffers written (see the module docstring)
-        for i in range(value.shape[0]):
-            x = value[i]
-            g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
-            value[i] = x - lr * g
-    else:
-        for i in range(value.shape[0]):
-            x, previous = value[i], momentum_buffer[i]
-            g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
+    for i in range(value.shape[0]):
+        x = value[i]
+        g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
+        if momentum_buffer is not None:  # settled when compiled (see the module docstring)
+            previous = momentum_buffer[i]
             b = g if first_step else previous * momentum + gradient_weight * g
             momentum_buffer[i] = b
-            value[i] = x - lr * (g + momentum * b if nesterov else b)
+            g = g + momentum * b if nesterov else b
+        value[i] = x - lr * g
 
 
 def sgd(
@@ -227,7 +220,6 @@ def _adam_numpy(
     decoupled_decay: float,
     step_size: float,
     root_correction: float,
-    amsgrad: bool,
 ) -> None:
     """numpy twin of ``adam_kernel``."""
     if weight_decay:
@@ -237,7 +229,7 @@ def _adam_numpy(
     exp_avg_sq *= beta2
     exp_avg_sq += beta2_complement * grad * grad
     second = exp_avg_sq
-    if amsgrad:
+    if max_exp_avg_sq is not None:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         second = max_exp_avg_sq
     denominator = np.sqrt(second) / root_correction + eps
@@ -253,7 +245,7 @@ def adam_kernel(
     grad: np.ndarray,
     exp_avg: np.ndarray,
     exp_avg_sq: np.ndarray,
-    max_exp_avg_sq: np.ndarray,
+    max_exp_avg_sq: np.ndarray | None,
     beta1: float,
     beta1_complement: float,
     beta2: float,
@@ -263,21 +255,19 @@ def adam_kernel(
     decoupled_decay: float,
     step_size: float,
     root_correction: float,
-    amsgrad: bool,
 ) -> None:
     """One Adam step in place, over flat (1-d, C-contiguous) buffers of one dtype.
 
     ``g = grad + weight_decay * value`` (L2 decay), ``m = beta1 m + (1 - beta1) g``,
     ``v = beta2 v + (1 - beta2) g g`` (with amsgrad ``v`` is then the running maximum kept in
     ``max_exp_avg_sq``), ``value -= step_size m / (sqrt(v) / root_correction + eps) + decoupled_decay value``
-    where ``step_size = lr / (1 - beta1^t)`` and ``root_correction = sqrt(1 - beta2^t)``. Without amsgrad
-    ``max_exp_avg_sq`` is not read (it may be empty).
+    where ``step_size = lr / (1 - beta1^t)`` and ``root_correction = sqrt(1 - beta2^t)``.
+    ``max_exp_avg_sq`` is None without amsgrad.
 
     Examples
     --------
     >>> value, m, v = np.ones(2), np.zeros(2), np.zeros(2)
-    >>> adam_kernel(value, np.ones(2), m, v, v[:0], 0.9, 0.1, 0.999, 0.001, 1e-8, 0.0, 0.0, 1.0,
-    ...             0.001**0.5, False)
+    >>> adam_kernel(value, np.ones(2), m, v, None, 0.9, 0.1, 0.999, 0.001, 1e-8, 0.0, 0.0, 1.0, 0.001**0.5)
     >>> np.round(value, 6)
     array([0., 0.])
     """
@@ -290,26 +280,18 @@ def adam_kernel(
     )
     eps, weight_decay, decoupled_decay = scalar(eps), scalar(weight_decay), scalar(decoupled_decay)
     step_size, root_correction = scalar(step_size), scalar(root_correction)
-    n = value.shape[0]  # one loop per set of buffers written (see the module docstring)
-    if amsgrad:
-        for i in range(n):
-            x, largest = value[i], max_exp_avg_sq[i]
-            g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
-            m = exp_avg[i] * beta1 + beta1_complement * g
-            v = exp_avg_sq[i] * beta2 + beta2_complement * g * g
-            largest = v if v > largest or v != v else largest  # as np.maximum: a NaN wins
-            exp_avg[i], exp_avg_sq[i], max_exp_avg_sq[i] = m, v, largest
-            update = np.divide(step_size * m, np.divide(np.sqrt(largest), root_correction) + eps)
-            value[i] = x - (update + decoupled_decay * x if decoupled_decay != 0 else update)
-    else:
-        for i in range(n):
-            x = value[i]
-            g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
-            m = exp_avg[i] * beta1 + beta1_complement * g
-            v = exp_avg_sq[i] * beta2 + beta2_complement * g * g
-            exp_avg[i], exp_avg_sq[i] = m, v
-            update = np.divide(step_size * m, np.divide(np.sqrt(v), root_correction) + eps)
-            value[i] = x - (update + decoupled_decay * x if decoupled_decay != 0 else update)
+    for i in range(value.shape[0]):
+        x = value[i]
+        g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
+        m = exp_avg[i] * beta1 + beta1_complement * g
+        v = exp_avg_sq[i] * beta2 + beta2_complement * g * g
+        exp_avg[i], exp_avg_sq[i] = m, v
+        if max_exp_avg_sq is not None:  # amsgrad, settled when compiled (see the module docstring)
+            largest = max_exp_avg_sq[i]
+            v = v if v > largest or v != v else largest  # as np.maximum: a NaN wins
+            max_exp_avg_sq[i] = v
+        update = np.divide(step_size * m, np.divide(np.sqrt(v), root_correction) + eps)
+        value[i] = x - (update + decoupled_decay * x if decoupled_decay != 0 else update)
 
 
 def adam(
@@ -350,7 +332,6 @@ def adam(
     array([0.9])
     """
     beta1, beta2 = betas
-    amsgrad = max_exp_avg_sq is not None
     scalars = (
         float(beta1),
         float(1 - beta1),
@@ -361,7 +342,6 @@ def adam(
         float(lr * weight_decay) if decoupled else 0.0,
         float(lr / (1 - beta1**step)),
         math.sqrt(1 - beta2**step),
-        amsgrad,
     )
     _update(adam_kernel, (value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq), scalars)
 
@@ -379,20 +359,19 @@ def _rmsprop_numpy(
     eps: float,
     weight_decay: float,
     momentum: float,
-    centered: bool,
 ) -> None:
     """numpy twin of ``rmsprop_kernel``."""
     if weight_decay:
         grad = grad + weight_decay * value
     square_avg *= alpha
     square_avg += alpha_complement * grad * grad
-    if centered:
+    second_moment = square_avg
+    if grad_avg is not None:
         grad_avg *= alpha
         grad_avg += alpha_complement * grad
-        average = np.sqrt(square_avg - grad_avg * grad_avg) + eps
-    else:
-        average = np.sqrt(square_avg) + eps
-    if momentum:
+        second_moment = square_avg - grad_avg * grad_avg
+    average = np.sqrt(second_moment) + eps
+    if momentum_buffer is not None:
         momentum_buffer *= momentum
         momentum_buffer += grad / average
         value -= lr * momentum_buffer
@@ -405,66 +384,49 @@ def rmsprop_kernel(
     value: np.ndarray,
     grad: np.ndarray,
     square_avg: np.ndarray,
-    grad_avg: np.ndarray,
-    momentum_buffer: np.ndarray,
+    grad_avg: np.ndarray | None,
+    momentum_buffer: np.ndarray | None,
     lr: float,
     alpha: float,
     alpha_complement: float,
     eps: float,
     weight_decay: float,
     momentum: float,
-    centered: bool,
 ) -> None:
     """One RMSprop step in place, over flat (1-d, C-contiguous) buffers of one dtype.
 
-    ``g = grad + weight_decay * value``, ``s = alpha s + (1 - alpha) g g``; centered:
-    ``a = alpha a + (1 - alpha) g`` and ``d = sqrt(s - a a) + eps``, else ``d = sqrt(s) + eps``; with
-    momentum ``b = momentum b + g / d`` and ``value -= lr b``, else ``value -= lr g / d``. Buffers a rule
-    does not keep (``grad_avg`` uncentered, ``momentum_buffer`` without momentum) are not read.
+    ``g = grad + weight_decay * value``, ``s = alpha s + (1 - alpha) g g``; centered (with a ``grad_avg``):
+    ``a = alpha a + (1 - alpha) g`` and ``d = sqrt(s - a a) + eps``, else ``d = sqrt(s) + eps``; with a
+    ``momentum_buffer`` ``b = momentum b + g / d`` and ``value -= lr b``, else ``value -= lr g / d``.
+    ``grad_avg`` is None when not centered, ``momentum_buffer`` None without momentum.
 
     Examples
     --------
     >>> value, s = np.ones(2), np.zeros(2)
-    >>> rmsprop_kernel(value, np.ones(2), s, s[:0], s[:0], 0.01, 0.99, 0.01, 0.0, 0.0, 0.0, False)
+    >>> rmsprop_kernel(value, np.ones(2), s, None, None, 0.01, 0.99, 0.01, 0.0, 0.0, 0.0)
     >>> np.round(value, 6)
     array([0.9, 0.9])
     """
     scalar = value.dtype.type
     lr, alpha, alpha_complement = scalar(lr), scalar(alpha), scalar(alpha_complement)
     eps, weight_decay, momentum = scalar(eps), scalar(weight_decay), scalar(momentum)
-    n = value.shape[0]  # one loop per set of buffers written (see the module docstring)
-    if centered and momentum != 0:
-        for i in range(n):
-            x = value[i]
-            g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
-            s = square_avg[i] * alpha + alpha_complement * g * g
+    for i in range(value.shape[0]):
+        x = value[i]
+        g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
+        s = square_avg[i] * alpha + alpha_complement * g * g
+        square_avg[i] = s
+        second_moment = s
+        if grad_avg is not None:  # centered, settled when compiled (see the module docstring)
             a = grad_avg[i] * alpha + alpha_complement * g
-            b = momentum_buffer[i] * momentum + np.divide(g, np.sqrt(s - a * a) + eps)
-            square_avg[i], grad_avg[i], momentum_buffer[i] = s, a, b
+            grad_avg[i] = a
+            second_moment = s - a * a
+        d = np.sqrt(second_moment) + eps
+        if momentum_buffer is not None:
+            b = momentum_buffer[i] * momentum + np.divide(g, d)
+            momentum_buffer[i] = b
             value[i] = x - lr * b
-    elif centered:
-        for i in range(n):
-            x = value[i]
-            g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
-            s = square_avg[i] * alpha + alpha_complement * g * g
-            a = grad_avg[i] * alpha + alpha_complement * g
-            square_avg[i], grad_avg[i] = s, a
-            value[i] = x - np.divide(lr * g, np.sqrt(s - a * a) + eps)
-    elif momentum != 0:
-        for i in range(n):
-            x = value[i]
-            g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
-            s = square_avg[i] * alpha + alpha_complement * g * g
-            b = momentum_buffer[i] * momentum + np.divide(g, np.sqrt(s) + eps)
-            square_avg[i], momentum_buffer[i] = s, b
-            value[i] = x - lr * b
-    else:
-        for i in range(n):
-            x = value[i]
-            g = grad[i] + weight_decay * x if weight_decay != 0 else grad[i]
-            s = square_avg[i] * alpha + alpha_complement * g * g
-            square_avg[i] = s
-            value[i] = x - np.divide(lr * g, np.sqrt(s) + eps)
+        else:
+            value[i] = x - np.divide(lr * g, d)
 
 
 def rmsprop(
@@ -504,16 +466,7 @@ def rmsprop(
     if momentum and momentum_buffer is None:
         raise ValueError("rmsprop: momentum needs a momentum_buffer of the parameter's shape")
     buffer = momentum_buffer if momentum else None
-    centered = grad_avg is not None
-    scalars = (
-        float(lr),
-        float(alpha),
-        float(1 - alpha),
-        float(eps),
-        float(weight_decay),
-        float(momentum),
-        centered,
-    )
+    scalars = (float(lr), float(alpha), float(1 - alpha), float(eps), float(weight_decay), float(momentum))
     _update(rmsprop_kernel, (value, grad, square_avg, grad_avg, buffer), scalars)
 
 

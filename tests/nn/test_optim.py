@@ -93,6 +93,17 @@ def test_adam_by_hand_in_float32():
     np.testing.assert_allclose(w.data, expected, rtol=1e-5)
 
 
+def test_adam_and_adamw_take_one_argument_list_with_torchs_decay_defaults():
+    w = tape.tensor([1.0], requires_grad=True)
+    assert optim.Adam([w]).defaults["weight_decay"] == 0.0
+    assert optim.AdamW([w]).defaults["weight_decay"] == 0.01
+    for optimizer_class in (optim.Adam, optim.AdamW):
+        positional = optimizer_class([w], 0.1, (0.8, 0.9), 1e-6, 0.5, True)
+        assert positional.defaults == dict(lr=0.1, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.5, amsgrad=True)
+        with pytest.raises(ValueError, match=f"{optimizer_class.__name__}: lr, eps and weight_decay"):
+            optimizer_class([w], weight_decay=-1.0)
+
+
 def test_step_skips_parameters_without_gradient_and_bumps_versions():
     a, b = tape.tensor([1.0], requires_grad=True), tape.tensor([2.0], requires_grad=True)
     y = np.sum(a * a)
