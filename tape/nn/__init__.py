@@ -11,6 +11,7 @@ Importing this package compiles nothing.
 """
 
 from . import functional, init, optim
+from .checkpoint_files import load, save
 from .conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .layers import (
     ELU,
@@ -68,7 +69,7 @@ from .losses import (
     SmoothL1Criterion,
     SmoothL1Loss,
 )
-from .module import Module, ModuleDict, ModuleList, Parameter, Sequential, load, save
+from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 __all__ = [
     "ELU",

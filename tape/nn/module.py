@@ -1,6 +1,10 @@
 """``Parameter``, ``Module`` and the containers (``Sequential``, ``ModuleList``, ``ModuleDict``), and saving a
 module (and optimizer) to one ``.npz`` file.
 
+A checkpoint is never lost or half-loaded: ``save`` writes a temporary file beside the target and renames it
+over the target only once it is complete and on disk; ``load`` and ``load_state_dict`` check every entry
+(each ``.npy`` header before its data) and write nothing unless all of it fits.
+
 A ``Module`` registers the ``Parameter``s and sub-modules assigned to its attributes, as torch's does, so
 ``parameters()``, ``state_dict()`` and ``train()``/``eval()`` reach the whole tree. Buffers (running
 statistics) are plain numpy arrays registered with ``register_buffer``. This file holds no layer.
@@ -8,7 +12,6 @@ statistics) are plain numpy arrays registered with ``register_buffer``. This fil
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -260,9 +263,32 @@ class Module:
     ) -> tuple[list[str], list[str]]:
         """Copy values into the parameters and buffers in place; return (missing keys, unexpected keys).
 
-        With ``strict`` (the default) missing or unexpected keys raise a ``KeyError`` listing them. A shape
-        mismatch always raises a ``ValueError`` naming the key and both shapes; nothing is written then.
+        Every value is checked before any is written, so a failed load leaves the module as it was. With
+        ``strict`` (the default) missing or unexpected keys raise a ``KeyError`` listing them. A value of
+        another shape, one whose dtype numpy would not cast under its ``same_kind`` rule (complex into real,
+        float into int, strings, objects) or one that is not an array raises a ``ValueError`` naming each
+        such key and what is wrong with it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tape.nn import Linear
+        >>> layer = Linear(2, 1)
+        >>> layer.load_state_dict({"weight": np.ones((1, 2)), "bias": np.zeros(1)})
+        ([], [])
+        >>> layer.load_state_dict({"weight": np.ones((1, 2), dtype=complex), "bias": np.zeros(1)})
+        Traceback (most recent call last):
+        ...
+        ValueError: Linear.load_state_dict: weight: complex values (complex128) do not fit a real float64 ...
+        >>> layer.weight.data
+        array([[1., 1.]])
         """
+        plan, missing, unexpected = self._check_state_dict(state_dict, strict)
+        self._assign_state(plan)
+        return missing, unexpected
+
+    def _state_targets(self) -> dict[str, tuple[Module, str, bool]]:
+        """Each state key with the module holding it, its name there and whether it is a parameter."""
         targets: dict[str, tuple[Module, str, bool]] = {}
         for module_name, module in self.named_modules():
             dotted = f"{module_name}." if module_name else ""
@@ -272,36 +298,50 @@ class Module:
             for name, buffer in module._buffers.items():
                 if buffer is not None:
                     targets[dotted + name] = (module, name, False)
+        return targets
+
+    def _check_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool
+    ) -> tuple[list[tuple[Module, str, bool, np.ndarray]], list[str], list[str]]:
+        """What ``load_state_dict`` would write, as (module, name, is parameter, value), after checking all
+        of it; raises without writing anything."""
+        where = f"{type(self).__name__}.load_state_dict"
+        targets = self._state_targets()
         missing = [key for key in targets if key not in state_dict]
         unexpected = [key for key in state_dict if key not in targets]
         if strict and (missing or unexpected):
-            raise KeyError(
-                f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
-            )
-        mismatched = []
-        for key, (module, name, _) in targets.items():
-            if key in state_dict:
-                current = getattr(module, name)
-                shape = np.shape(
-                    state_dict[key].data if isinstance(state_dict[key], Tensor) else state_dict[key]
-                )
-                if shape != current.shape:
-                    mismatched.append(f"{key}: expected shape {current.shape}, got {shape}")
-        if mismatched:
-            raise ValueError(
-                f"{type(self).__name__}.load_state_dict: shape mismatch for " + "; ".join(mismatched)
-            )
-        with no_grad():
-            for key, (module, name, is_parameter) in targets.items():
-                if key not in state_dict:
-                    continue
-                value = state_dict[key]
+            raise KeyError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
+        plan, problems = [], []
+        for key, (module, name, is_parameter) in targets.items():
+            if key not in state_dict:
+                continue
+            current = module._parameters[name].data if is_parameter else module._buffers[name]
+            value = state_dict[key]
+            try:
                 value = value.data if isinstance(value, Tensor) else np.asarray(value)
+            except (TypeError, ValueError) as error:
+                problems.append(f"{key}: not an array ({error})")
+                continue
+            problem = value_problem(value.shape, value.dtype, current.shape, current.dtype)
+            if problem is None and not current.flags.writeable:
+                problem = "the array to load into is read-only"
+            if problem is None:
+                plan.append((module, name, is_parameter, value))
+            else:
+                problems.append(f"{key}: {problem}")
+        if problems:
+            raise ValueError(f"{where}: " + "; ".join(problems) + "; nothing was loaded")
+        return plan, missing, unexpected
+
+    @staticmethod
+    def _assign_state(plan: list[tuple[Module, str, bool, np.ndarray]]) -> None:
+        # Only checked values reach here: no write can fail halfway.
+        with no_grad():
+            for module, name, is_parameter, value in plan:
                 if is_parameter:
                     module._parameters[name][...] = value  # in place: bumps the version counter
                 else:
                     np.copyto(module._buffers[name], value, casting="same_kind")
-        return missing, unexpected
 
     # -- calling and printing ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -478,55 +518,17 @@ class ModuleDict(Module):
         return self._modules.items()
 
 
-# -- saving and loading --------------------------------------------------------------------------------------
-_MODULE_PREFIX = "module/"
-_OPTIMIZER_PREFIX = "optimizer/"
-
-
-def save(path: Any, module: Module, optimizer: Any = None) -> None:
-    """Write ``module``'s state (and ``optimizer``'s, when given) to one ``.npz`` file at ``path``.
-
-    numpy adds the ``.npz`` suffix when ``path`` lacks it. Nothing is pickled.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> from tape.nn import Linear
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-    >>> save(path, Linear(2, 1))
-    """
-    arrays = {_MODULE_PREFIX + key: value for key, value in module.state_dict().items()}
-    if optimizer is not None:
-        state = optimizer.state_dict()
-        for index, parameter_state in state["state"].items():
-            for key, value in parameter_state.items():
-                arrays[f"{_OPTIMIZER_PREFIX}state/{index}/{key}"] = np.asarray(value)
-        arrays[_OPTIMIZER_PREFIX + "param_groups"] = np.array(json.dumps(state["param_groups"]))
-    np.savez(path, **arrays)
-
-
-def load(path: Any, module: Module, optimizer: Any = None, strict: bool = True) -> None:
-    """Read a file written by ``save`` into ``module`` (and ``optimizer``), in place.
-
-    Raises ``KeyError`` listing missing and unexpected keys (with ``strict``), ``ValueError`` on shape
-    mismatches, and ``KeyError`` when an optimizer is asked for but the file holds none.
-    """
-    with np.load(path, allow_pickle=False) as archive:
-        module_state = {
-            key[len(_MODULE_PREFIX) :]: archive[key]
-            for key in archive.files
-            if key.startswith(_MODULE_PREFIX)
-        }
-        module.load_state_dict(module_state, strict=strict)
-        if optimizer is None:
-            return
-        groups_key = _OPTIMIZER_PREFIX + "param_groups"
-        if groups_key not in archive.files:
-            raise KeyError(f"load: {path} holds no optimizer state")
-        state: dict[int, dict[str, Any]] = {}
-        for key in archive.files:
-            if key.startswith(_OPTIMIZER_PREFIX + "state/"):
-                _, _, index, name = key.split("/", 3)
-                value = archive[key]
-                state.setdefault(int(index), {})[name] = value.item() if value.ndim == 0 else value
-        optimizer.load_state_dict({"state": state, "param_groups": json.loads(str(archive[groups_key]))})
+# -- checking values before they are loaded ------------------------------------------------------------
+def value_problem(
+    shape: tuple[int, ...], dtype: np.dtype, target_shape: tuple[int, ...], target_dtype: np.dtype
+) -> str | None:
+    """What keeps an array of ``shape`` and ``dtype`` from being loaded into the target, or None."""
+    if dtype.hasobject:
+        return "object arrays are refused (they would need pickle)"
+    if tuple(shape) != tuple(target_shape):
+        return f"expected shape {tuple(target_shape)}, got {tuple(shape)}"
+    if not np.can_cast(dtype, target_dtype, casting="same_kind"):
+        if dtype.kind == "c" and target_dtype.kind != "c":
+            return f"complex values ({dtype}) do not fit a real {target_dtype} array"
+        return f"dtype {dtype} does not cast to {target_dtype} under numpy's same_kind rule"
+    return None
