@@ -444,7 +444,7 @@ def _verdict_text(kind: str, timings: dict[str, Timing]) -> str | None:
 
 def _threads_note() -> str:
     parts = [f"default threads: numpy BLAS {blas_info().get('threads')}"]
-    if importlib.util.find_spec("torch") is not None:
+    if peers.installed("torch"):
         import torch
 
         parts.append(f"PyTorch {torch.get_num_threads()}")
