@@ -2,8 +2,9 @@
 
 Records are visited in decreasing tape position, so every record runs after all the records that used
 its outputs, without building or sorting a graph, and without recursion: a chain of a million ops needs
-no deeper stack than a chain of one. Each record's cotangent is popped as it is consumed, and its saved
-values are released after its VJPs ran unless ``retain_graph`` is set.
+no deeper stack than a chain of one. Each record's cotangent is popped as it is consumed. Unless
+``retain_graph`` is set, the sweep claims each record's saved values before running its VJPs, so that one
+backward alone consumes a record even when threads share a graph, and frees them once the VJPs ran.
 
 Accumulation of cotangents happens here, and broadcasting and dtype casting in ``cotangents``, once for
 every op. ``Tensor.backward`` runs ``backward`` below, through the table in ``tape.registry``.
@@ -93,10 +94,27 @@ def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str)
                 f"{caller}: gradient has shape {seed.shape} but the tensor has shape {root.shape}"
             )
         if seed.dtype != root.dtype:
+            _check_seed_dtype(seed.dtype, root.dtype, caller)
             seed = seed.astype(root.dtype)
     if create_graph:
         return seed if isinstance(seed, Tensor) else Tensor(seed)
     return seed.data if isinstance(seed, Tensor) else seed
+
+
+# Seed dtypes that cast to a tensor's dtype without losing what they mean: numbers to real tensors; for
+# complex tensors, complex numbers too. A lower precision is accepted (float64 for float32), as PyTorch does.
+_REAL_KINDS = frozenset("biuf")
+_COMPLEX_KINDS = frozenset("biufc")
+
+
+def _check_seed_dtype(given: np.dtype, wanted: np.dtype, caller: str) -> None:
+    if given.kind in (_COMPLEX_KINDS if wanted.kind == "c" else _REAL_KINDS):
+        return
+    if given.kind == "c":
+        why = "the cast would drop its imaginary part; pass a real gradient (np.real(gradient) if meant)"
+    else:
+        why = f"a gradient is made of numbers; pass an array of {wanted} values"
+    raise TypeError(f"{caller}: gradient has dtype {given} but the tensor has dtype {wanted}: {why}")
 
 
 def propagate(
@@ -189,83 +207,129 @@ class _Sweep:
         capture, batch, schedule = self.capture, self.batch, self.schedule
         heappop = heapq.heappop
         ndarray = np.ndarray
-        while True:
-            record = self.top
-            if record is None:
-                return
-            self.top = heappop(queue)[1] if queue else None
-            g = pending.pop(record)
-            args: Any = record.args
-            if args is None:
-                raise RuntimeError(
-                    f"backward: the record of '{record.op.name}' was released by an earlier backward; "
-                    "pass retain_graph=True to the first backward to run backward through it again"
-                )
-            for argnum, _, _, counter, version in record.inputs:
-                if counter[0] != version:
-                    _raise_modified(record, argnum, counter, version)
-            for counter, version in record.out_versions:
-                if counter[0] != version:
-                    _raise_output_modified(record)
-            out = record.out
-            if type(g) is list:
-                g = tuple(
-                    _zeros_for(item, batch) if slot is None else slot
-                    for slot, item in zip(g, out, strict=True)
-                )
-            if capture and record in capture:
-                self.captured[record] = g
-            if batch is not None:
-                for node, index, cotangent in batched_cotangents(record, g, batch):
-                    send(node, index, cotangent)
-                if not retain_graph:
-                    record.release()
-                continue
-            op, kwargs = record.op, record.kwargs
-            inputs = record.inputs
-            if create_graph:
-                args, out = _as_tensors(record)
-            joint = None if op.backward is None else op.backward(g, out, *args, **kwargs)
-            vjps = op.vjps
-            saved = record.args
-            for argnum, node, index, _, _ in inputs:
-                if node is None:
-                    continue
-                if joint is None:
-                    if kwargs:
-                        cotangent = vjps[argnum](g, out, *args, **kwargs)
-                    else:
-                        cotangent = vjps[argnum](g, out, *args)
+        swap = _SWAP_IS_ATOMIC
+        claimed = None  # the record whose saved values this sweep took and has not released yet
+        saved: Any = None
+        try:
+            while True:
+                record = self.top
+                if record is None:
+                    return
+                self.top = heappop(queue)[1] if queue else None
+                g = pending.pop(record)
+                # Another thread's backward may release this record meanwhile (see _SWAP_IS_ATOMIC). A
+                # sweep that releases records claims each one first, taking its saved arguments and
+                # leaving None, so only one sweep ever consumes it; the rest of the record is cleared
+                # only after that. A sweep that keeps the graph reads the saved arguments last, so if
+                # they are still there, what it read before them was not cleared either.
+                if retain_graph:
+                    inputs, out, kwargs = record.inputs, record.out, record.kwargs
+                    saved = record.args
                 else:
-                    cotangent = joint[argnum]
-                    if cotangent is None:
-                        continue
-                value = saved[argnum]
-                if (
-                    type(cotangent) is not ndarray
-                    or cotangent.shape != value.shape
-                    or cotangent.dtype is not value.dtype
-                ):
-                    if cotangent is None:
-                        continue
-                    cotangent = fit_cotangent(
-                        cotangent, value.shape, value.dtype, op.name, argnum, create_graph
+                    saved = None  # let go of the previous record's arguments here, not inside the claim
+                    if swap:
+                        saved, record.args = record.args, None
+                    else:
+                        saved = _claim_with_lock(record)
+                    if saved is not None:
+                        claimed = record
+                    inputs, out, kwargs = record.inputs, record.out, record.kwargs
+                if saved is None:
+                    raise RuntimeError(
+                        f"backward: the record of '{record.op.name}' was released by an earlier backward; "
+                        "pass retain_graph=True to the first backward to run backward through it again"
                     )
-                if index is None and type(node) is Record:
-                    received = pending.get(node)
-                    if received is None:
-                        pending[node] = cotangent
-                        if self.top is None:  # schedule(node), inline for a chain's common case
-                            self.top = node
+                for argnum, _, _, counter, version in inputs:
+                    if counter[0] != version:
+                        _raise_modified(record, argnum, counter, version)
+                for counter, version in record.out_versions:
+                    if counter[0] != version:
+                        _raise_output_modified(record)
+                if type(g) is list:
+                    g = tuple(
+                        _zeros_for(item, batch) if slot is None else slot
+                        for slot, item in zip(g, out, strict=True)
+                    )
+                if capture and record in capture:
+                    self.captured[record] = g
+                op = record.op
+                if batch is not None:
+                    for node, index, cotangent in batched_cotangents(
+                        op, saved, kwargs, inputs, out, g, batch
+                    ):
+                        send(node, index, cotangent)
+                    if not retain_graph:
+                        record.kwargs = record.out = None
+                        record.inputs = ()
+                        claimed = None
+                    continue
+                args = saved
+                if create_graph:
+                    args, out = _as_tensors(saved, inputs, out, record)
+                joint = None if op.backward is None else op.backward(g, out, *args, **kwargs)
+                vjps = op.vjps
+                for argnum, node, index, _, _ in inputs:
+                    if node is None:
+                        continue
+                    if joint is None:
+                        if kwargs:
+                            cotangent = vjps[argnum](g, out, *args, **kwargs)
                         else:
-                            schedule(node)
+                            cotangent = vjps[argnum](g, out, *args)
                     else:
-                        pending[node] = received + cotangent
-                else:
-                    send(node, index, cotangent)
-            if not retain_graph:  # record.release(), inline: this loop runs once per record
-                record.args = record.kwargs = record.out = None
-                record.inputs = ()
+                        cotangent = joint[argnum]
+                        if cotangent is None:
+                            continue
+                    value = saved[argnum]
+                    if (
+                        type(cotangent) is not ndarray
+                        or cotangent.shape != value.shape
+                        or cotangent.dtype is not value.dtype
+                    ):
+                        if cotangent is None:
+                            continue
+                        cotangent = fit_cotangent(cotangent, saved, argnum, out, op.name, create_graph)
+                    if index is None and type(node) is Record:
+                        received = pending.get(node)
+                        if received is None:
+                            pending[node] = cotangent
+                            if self.top is None:  # schedule(node), inline for a chain's common case
+                                self.top = node
+                            else:
+                                schedule(node)
+                        else:
+                            pending[node] = received + cotangent
+                    else:
+                        send(node, index, cotangent)
+                if not retain_graph:  # the rest of record.release(), inline: this runs once per record
+                    record.kwargs = record.out = None
+                    record.inputs = ()
+                    claimed = None
+        except BaseException:
+            if claimed is not None:  # its VJPs did not finish: it goes back to the graph unreleased
+                claimed.args = saved
+            raise
+
+
+# Claiming a record (``saved, record.args = record.args, None``) must be one indivisible step: otherwise
+# two threads calling backward through a shared graph could both take the record, and one of them find
+# it half cleared by the other (with its inputs gone it would send nothing, and leave a wrong grad
+# without a word). With a GIL it is one: since Python 3.10 the interpreter lets another thread run only
+# at a call, a backward jump or the start of a function (where it checks for a request to drop the
+# GIL), and none lies between reading the slot and writing it. Slots are read and written by C code, and
+# no finalizer can run in between: the value taken stays referenced, and the local it lands in was
+# emptied beforehand. (A tracer set to run on every bytecode could break this; line tracers, as
+# debuggers and coverage use, cannot.) Without a GIL, in a free-threaded build, a lock makes the step
+# indivisible, at a cost per record.
+_SWAP_IS_ATOMIC = getattr(sys, "_is_gil_enabled", lambda: True)()
+_claim_lock = threading.Lock()
+
+
+def _claim_with_lock(record: Record) -> Any:
+    with _claim_lock:
+        saved = record.args
+        record.args = None
+    return saved
 
 
 def _zeros_for(output: Any, batch: int | None) -> Any:
@@ -294,17 +358,16 @@ def _raise_modified(record: Record, argnum: int, counter: list[int], version: in
     )
 
 
-def _as_tensors(record: Record) -> tuple[list[Any], Any]:
-    """The record's arguments and output as tensors linked to their history, for ``create_graph``."""
-    args = list(record.args)
-    for argnum, node, index, _, _ in record.inputs:
+def _as_tensors(saved: Any, inputs: Any, out: Any, record: Record) -> tuple[list[Any], Any]:
+    """A record's arguments and output as tensors linked to their history, for ``create_graph``."""
+    args = list(saved)
+    for argnum, node, index, _, _ in inputs:
         if node is None:
             continue
         if type(node) is Record:
             args[argnum] = new_tensor(args[argnum], node, index, [0])
         else:
             args[argnum] = node
-    out = record.out
     if type(out) is tuple:
         out = tuple(
             new_tensor(item, record if item.dtype.kind == "f" else None, k, [0]) for k, item in enumerate(out)

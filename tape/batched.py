@@ -17,17 +17,20 @@ from .cotangents import fit_cotangent, fit_rows
 from .diagonal import DiagonalRows
 
 
-def batched_cotangents(record: Any, g: Any, rows: int) -> Iterator[tuple[Any, int | None, Any]]:
-    """For each input of ``record`` that requires grad: ``(node, index, cotangent with a row axis)``."""
-    op, args, kwargs, out = record.op, record.args, record.kwargs, record.out
-    wanted = [(argnum, node, index) for argnum, node, index, _, _ in record.inputs if node is not None]
+def batched_cotangents(
+    op: Any, args: Any, kwargs: Any, inputs: Any, out: Any, g: Any, rows: int
+) -> Iterator[tuple[Any, int | None, Any]]:
+    """For each of a record's ``inputs`` that requires grad: ``(node, index, cotangent with a row axis)``.
+
+    ``op``, ``args``, ``kwargs``, ``inputs`` and ``out`` are the record's, as the sweep read them.
+    """
+    wanted = [(argnum, node, index) for argnum, node, index, _, _ in inputs if node is not None]
     if getattr(op, "batched", False):
         joint = None if op.backward is None else op.backward(g, out, *args, **kwargs)
         for argnum, node, index in wanted:
             cotangent = op.vjps[argnum](g, out, *args, **kwargs) if joint is None else joint[argnum]
             if cotangent is not None:
-                value = args[argnum]
-                yield node, index, fit_rows(cotangent, value.shape, value.dtype, rows, op.name, argnum)
+                yield node, index, fit_rows(cotangent, args, argnum, out, rows, op.name)
         return
     dense = tuple(_dense(item) for item in g) if type(g) is tuple else _dense(g)
     stacked: dict[int, list[Any]] = {argnum: [] for argnum, _, _ in wanted}
@@ -39,17 +42,13 @@ def batched_cotangents(record: Any, g: Any, rows: int) -> Iterator[tuple[Any, in
             value = args[argnum]
             if cotangent is None:
                 cotangent = np.zeros(value.shape, dtype=value.dtype)
-            stacked[argnum].append(_fit_row(cotangent, value, op.name, argnum))
+            stacked[argnum].append(fit_cotangent(cotangent, args, argnum, out, op.name, False))
     for argnum, node, index in wanted:
         value = args[argnum]
         if rows:
             yield node, index, np.stack(stacked[argnum])
         else:
             yield node, index, np.zeros((0, *value.shape), dtype=value.dtype)
-
-
-def _fit_row(cotangent: Any, value: Any, op_name: str, argnum: int) -> Any:
-    return fit_cotangent(cotangent, value.shape, value.dtype, op_name, argnum, False)
 
 
 def _dense(g: Any) -> Any:

@@ -190,7 +190,8 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
     try:
         out = op.forward(*values, **kwargs) if kwargs else op.forward(*values)
     except (ValueError, TypeError) as error:
-        raise _with_context(op, values, error) from error
+        _add_context(op, values, error)
+        raise
     if not inputs:
         return out
     if type(out) is not ndarray:
@@ -223,15 +224,22 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
     return new_tensor(out, record, None, counter, view_of)
 
 
-def _with_context(op: Op, values: list[Any], error: Exception) -> Exception:
-    """The forward's error, prefixed with the op's name and the shapes and dtypes it was given."""
-    message = str(error)
-    if message.startswith(f"{op.name}:"):
-        return type(error)(message)
+def _add_context(op: Op, values: list[Any], error: Exception) -> None:
+    """Note on the forward's own error the op's name and the shapes and dtypes of its array arguments.
+
+    The error itself is left as raised (its type, arguments and traceback are the caller's to rely on);
+    the context is a note, shown under the message. An error that already names the op gets none.
+    """
+    if str(error).startswith(f"{op.name}:"):
+        return
     arrays = [v for v in values if isinstance(v, np.ndarray)]
     shapes = ", ".join(str(v.shape) for v in arrays)
     dtypes = ", ".join(v.dtype.name for v in arrays)
-    return type(error)(f"{op.name}: {message} (array arguments of shapes {shapes}; dtypes {dtypes})")
+    note = f"{op.name}: array arguments of shapes {shapes}; dtypes {dtypes}"
+    if sys.version_info >= (3, 11):
+        error.add_note(note)
+    else:  # where add_note sets it: read by pytest and the traceback backports, ignored by 3.10 itself
+        vars(error).setdefault("__notes__", []).append(note)
 
 
 Op.__call__ = _call  # type: ignore[assignment]

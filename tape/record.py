@@ -64,7 +64,7 @@ class Record:
 
     @property
     def released(self) -> bool:
-        """True once a backward without ``retain_graph`` has freed what this record saved."""
+        """True once a backward without ``retain_graph`` has claimed (and then freed) what this saved."""
         return self.args is None
 
     def release(self) -> None:

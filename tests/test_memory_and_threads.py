@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -103,6 +105,71 @@ def test_threads_accumulating_into_a_shared_leaf_lose_nothing():
     for thread in threads:
         thread.join()
     np.testing.assert_array_equal(w.grad, np.full(3, 500 * 1.0 + 500 * 2.0))
+
+
+def _hand_over_the_gil(g, out, x):
+    time.sleep(0)  # as BLAS calls and large numpy loops do: other threads run in the middle of this VJP
+    return g
+
+
+# Shared by every thread below: the one record their graphs have in common.
+_hand_over = tape.Op(np.copy, _hand_over_the_gil, name="hand_over")
+
+
+def _own_part(h, scale):
+    for _ in range(25):
+        h = np.sin(h) * scale
+    return h.sum()
+
+
+def test_threads_racing_to_release_one_shared_record_leave_exactly_one_winner():
+    # Eight threads call backward at once, without retain_graph, on outputs of one graph that share a
+    # record: exactly one may consume it; the others must get the released error, and no grad may be
+    # a wrong number (a record consumed twice, or read while another thread cleared it).
+    threads_count, seconds, max_rounds = 8, 2.0, 60
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal(4)
+    scales = [1.0 + k / threads_count for k in range(threads_count)]
+    expected = []
+    for scale in scales:
+        x = tape.tensor(x0, requires_grad=True)
+        _own_part(_hand_over(x), scale).backward()
+        expected.append(x.grad)
+    released = "was released by an earlier backward; pass retain_graph=True"
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        deadline = time.monotonic() + seconds
+        for _ in range(max_rounds):
+            if time.monotonic() > deadline:
+                break
+            x = tape.tensor(x0, requires_grad=True)
+            shared = _hand_over(x)
+            outputs = [_own_part(shared, scale) for scale in scales]
+            barrier = threading.Barrier(threads_count)
+            outcomes: list[object] = [None] * threads_count
+
+            def worker(k, barrier=barrier, outputs=outputs, outcomes=outcomes):
+                barrier.wait(10)
+                try:
+                    outputs[k].backward()
+                    outcomes[k] = "done"
+                except Exception as error:  # checked in the main thread below
+                    outcomes[k] = error
+
+            threads = [threading.Thread(target=worker, args=(k,)) for k in range(threads_count)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            winners = [k for k, outcome in enumerate(outcomes) if outcome == "done"]
+            assert len(winners) == 1, outcomes
+            np.testing.assert_array_equal(x.grad, expected[winners[0]])
+            for outcome in outcomes:
+                if outcome != "done":
+                    assert isinstance(outcome, RuntimeError) and released in str(outcome), outcome
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def test_records_do_not_keep_large_arguments_their_vjps_only_need_the_shape_of():

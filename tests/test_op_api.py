@@ -123,6 +123,112 @@ def test_vjp_returning_an_impossible_shape_is_reported():
         bad(x).sum().backward()
 
 
+def test_vjp_result_larger_than_any_broadcast_is_refused_not_summed():
+    # (5, 2) sums to the input's shape (2,), but the forward never broadcast x: the output is (2,) too.
+    myop = tape.Op(lambda x: x * 2, lambda g, out, x: np.ones((5, 2)) * g, name="myop")
+    x = tape.tensor(np.ones(2), requires_grad=True)
+    message = (
+        r"^myop: the VJP for argument 0 returned shape \(5, 2\), which is not the argument's shape "
+        r"\(2,\) nor one it was broadcast to in the output \(2,\)$"
+    )
+    with pytest.raises(ValueError, match=message):
+        myop(x).sum().backward()
+    assert x.grad is None
+
+
+def test_vjp_returning_a_jacobian_instead_of_its_product_is_refused():
+    # The classic slip: the Jacobian (2, 2) of an elementwise op where g times it was due.
+    scale = tape.Op(lambda x: 3 * x, lambda g, out, x: 3 * np.eye(2), name="scale")
+    x = tape.tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(ValueError, match=r"^scale: the VJP for argument 0 returned shape \(2, 2\)"):
+        scale(x).sum().backward()
+
+
+def test_vjp_may_return_the_shape_its_input_was_broadcast_to():
+    # Elementwise VJPs return the output's shape; an input broadcast along some axes has them summed.
+    product = tape.Op(np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x, name="product")
+    x = tape.tensor(np.arange(3.0).reshape(3, 1), requires_grad=True)
+    y = tape.tensor(np.arange(4.0), requires_grad=True)
+    product(x, y).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full((3, 1), 6.0))
+    np.testing.assert_array_equal(y.grad, np.full(4, 3.0))
+    # A VJP may also return less than the output: here y's cotangent summed over part of the broadcast.
+    partial = tape.Op(
+        lambda x, y: x * y,
+        lambda g, out, x, y: g * y,
+        lambda g, out, x, y: (g * x).sum(axis=0),
+        name="partial",
+    )
+    x = tape.tensor(np.ones((2, 3, 4)), requires_grad=True)
+    y = tape.tensor(np.ones((1, 4)), requires_grad=True)
+    partial(x, y).sum().backward()
+    np.testing.assert_array_equal(y.grad, np.full((1, 4), 6.0))
+
+
+def test_batched_vjp_of_the_wrong_shape_is_refused_in_jacobian():
+    # Marked batched, so jacobian hands it every row at once: (rows, 2) in, (rows, 5, 2) out.
+    spread = tape.Op(
+        lambda x: x * 2, lambda g, out, x: np.stack([g] * 5, axis=-2), name="spread", batched=True
+    )
+    message = (
+        r"^spread: the batched \(with 2 rows in front\) VJP for argument 0 returned shape \(5, 2\), which "
+        r"is not the argument's shape \(2,\) nor one it was broadcast to in the output \(2,\)$"
+    )
+    with pytest.raises(ValueError, match=message):
+        tape.jacobian(spread)(np.ones(2))
+    unbatched = tape.Op(lambda x: x * 2, lambda g, out, x: np.stack([g] * 5), name="unbatched")
+    with pytest.raises(ValueError, match=r"^unbatched: the VJP for argument 0 returned shape \(5, 2\)"):
+        tape.jacobian(unbatched)(np.ones(2))
+
+
+def test_an_error_in_the_forward_is_raised_as_it_was_with_the_op_noted():
+    with pytest.raises(TypeError) as plain:
+        np.array([1.0]) + "a"
+    with pytest.raises(TypeError, match=r"^ufunc 'add' did not contain a loop") as recorded:
+        tape.tensor([1.0]) + "a"
+    assert type(recorded.value) is type(plain.value)
+    assert recorded.value.args == plain.value.args
+    assert recorded.value.__notes__ == ["add: array arguments of shapes (1,); dtypes float64"]
+
+
+class PairError(ValueError):
+    """An exception whose constructor takes two arguments: it cannot be rebuilt from its message."""
+
+    def __init__(self, code, detail):
+        super().__init__(code, detail)
+        self.code = code
+
+
+def test_a_users_exception_from_the_forward_is_the_same_object_with_a_note():
+    raised = []
+
+    def refuse(x, y):
+        error = PairError(7, "no")
+        raised.append(error)
+        raise error
+
+    pair = tape.Op(refuse, lambda g, out, x, y: g, lambda g, out, x, y: g, name="pair")
+    x = tape.tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(PairError) as caught:
+        pair(x, np.ones(3, dtype=np.float32))
+    error = caught.value
+    assert error is raised[0]
+    assert error.args == (7, "no") and error.code == 7
+    assert error.__cause__ is None
+    assert error.__notes__ == ["pair: array arguments of shapes (2, 3), (3,); dtypes float64, float32"]
+    assert "refuse" in [frame.name for frame in caught.traceback]  # the forward's own frame is kept
+
+
+def test_an_error_that_already_names_the_op_gets_no_note():
+    def check(x):
+        raise ValueError("strict: x must be positive")
+
+    strict = tape.Op(check, lambda g, out, x: g, name="strict")
+    with pytest.raises(ValueError, match=r"^strict: x must be positive$") as caught:
+        strict(tape.tensor([-1.0], requires_grad=True))
+    assert not hasattr(caught.value, "__notes__")
+
+
 def test_giving_vjps_and_backward_together_is_an_error():
     with pytest.raises(TypeError, match="either one VJP per argument or a joint backward"):
         tape.Op(np.sin, lambda g, out, x: g, backward=lambda g, out, x: [g])

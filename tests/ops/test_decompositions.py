@@ -628,15 +628,16 @@ def test_a_singular_matrix_is_refused_naming_the_op(call):
     x = tape.tensor(np.ones((2, 2)), requires_grad=True)
     # LinAlgError is a ValueError, so code that catches numpy's errors keeps working.
     assert issubclass(np.linalg.LinAlgError, ValueError)
-    with pytest.raises(
-        np.linalg.LinAlgError, match=r"^(inv|solve): Singular matrix \(array arguments of shapes"
-    ):
+    # numpy's own error; the op and what it was given are in a note (pytest matches notes too)
+    message = r"^Singular matrix\n(inv|solve): array arguments of shapes"
+    with pytest.raises(np.linalg.LinAlgError, match=message):
         call(x)
 
 
 def test_cholesky_of_a_matrix_that_is_not_positive_definite_is_refused():
     x = tape.tensor(-np.eye(2), requires_grad=True)
-    with pytest.raises(np.linalg.LinAlgError, match=r"^cholesky: Matrix is not positive definite"):
+    message = r"^Matrix is not positive definite\ncholesky: array arguments of shapes \(2, 2\)"
+    with pytest.raises(np.linalg.LinAlgError, match=message):
         np.linalg.cholesky(x)
 
 
@@ -709,7 +710,7 @@ def test_what_has_no_gradient_here_is_refused_at_forward_time(call, message):
 
 def test_an_invalid_norm_order_is_refused_naming_the_op():
     x = tape.tensor(np.ones(3), requires_grad=True)
-    with pytest.raises(ValueError, match=r"^norm: Invalid norm order 'fro' for vectors"):
+    with pytest.raises(ValueError, match=r"^Invalid norm order 'fro' for vectors\nnorm: array arguments"):
         np.linalg.norm(x, "fro")
 
 

@@ -133,7 +133,9 @@ def test_a_0d_operand_is_refused():
 
 def test_batch_axes_that_do_not_broadcast_are_refused_naming_the_op():
     x = tape.tensor(np.ones((2, 3, 4)), requires_grad=True)
-    with pytest.raises(ValueError, match=r"^matmul: operands could not be broadcast together"):
+    # numpy's own error; the op and what it was given are in a note (pytest matches notes too)
+    message = r"^operands could not be broadcast together.*\nmatmul: array arguments of shapes \(2, 3, 4\)"
+    with pytest.raises(ValueError, match=message):
         x @ np.ones((5, 4, 2))
 
 
@@ -332,7 +334,7 @@ def test_matrix_power_needs_an_integer_exponent():
 
 def test_matrix_power_of_a_non_square_matrix_is_refused_naming_the_op():
     a = tape.tensor(np.ones((2, 3)), requires_grad=True)
-    with pytest.raises(np.linalg.LinAlgError, match=r"^matrix_power: .*square"):
+    with pytest.raises(np.linalg.LinAlgError, match=r"^.*square\nmatrix_power: array arguments"):
         np.linalg.matrix_power(a, 2)
 
 
@@ -535,7 +537,8 @@ def test_einsum_ellipsis_covering_fewer_axes_in_one_operand(subscripts, operand_
     operands = [rng.uniform(-2.0, 2.0, shape) for shape in operand_shapes]
     if not optimize and "..." not in subscripts.split("->")[1]:
         # numpy's own einsum refuses to sum the ellipsis away unless it optimizes
-        with pytest.raises(ValueError, match=r"^einsum: .*no '\.\.\.' ellipsis"):
+        # numpy's own error; the op and what it was given are in a note (pytest matches notes too)
+        with pytest.raises(ValueError, match=r"^.*no '\.\.\.' ellipsis.*\neinsum: array arguments"):
             np.einsum(subscripts, *(tape.tensor(x, requires_grad=True) for x in operands))
         return
     check_op(lambda *operands: np.einsum(subscripts, *operands, optimize=optimize), *operands)
@@ -678,8 +681,9 @@ EINSUM_ERRORS = [  # subscripts, operand shapes, exception, message (a regular e
     ),
     ("ij->ii", [(2, 3)], ValueError, r"^einsum: output subscripts in 'ij->ii' repeat i$"),
     ("ij->i->j", [(2, 3)], ValueError, r"^einsum: subscripts 'ij->i->j' have more than one '->'$"),
-    ("ij,jk", [(2, 3), (4, 5)], ValueError, r"^einsum: .*\(array arguments of shapes \(2, 3\), \(4, 5\)"),
-    ("ii", [(2, 3)], ValueError, r"^einsum: .*collapsing index 'i'"),
+    # numpy's own errors; the op and what it was given are in a note (pytest matches notes too)
+    ("ij,jk", [(2, 3), (4, 5)], ValueError, r"\neinsum: array arguments of shapes \(2, 3\), \(4, 5\);"),
+    ("ii", [(2, 3)], ValueError, r"^dimensions .* collapsing index 'i'.*\neinsum: array arguments"),
 ]
 
 
@@ -748,7 +752,11 @@ def test_einsum_interleaved_subscripts_out_of_range_are_refused():
             r"^tensordot: axes \(2,\) out of range for a, which is 2-d$",
         ),
         (lambda x: np.linalg.multi_dot([x]), ValueError, r"^multi_dot: expected at least two arrays, got 1$"),
-        (lambda x: np.linalg.multi_dot([x, np.ones((4, 2))]), ValueError, r"^multi_dot: "),
+        (
+            lambda x: np.linalg.multi_dot([x, np.ones((4, 2))]),
+            ValueError,
+            r"^shapes \(2,3\) and \(4,2\) not aligned.*\nmulti_dot: array arguments of shapes",
+        ),
         (
             lambda x: np.cross(x[:, :2], np.ones((2, 3))),
             ValueError,

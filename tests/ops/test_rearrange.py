@@ -449,15 +449,21 @@ def test_diag_of_neither_a_vector_nor_a_matrix_is_refused(shape):
             "for each of the array's 2 axes",
         ),
         (lambda: np.pad(leaf((3,)), 1, mode="nearest"), "pad: mode 'nearest' is not a numpy padding mode"),
+        # numpy's own errors; the op and what it was given are in a note (pytest matches notes too)
         (
             lambda: np.pad(leaf((0, 2)), 1, mode="reflect"),
-            "pad: can't extend empty axis 0 using modes other than 'constant' or 'empty'",
+            "can't extend empty axis 0 using modes other than 'constant' or 'empty'\n"
+            "pad: array arguments of shapes (0, 2); dtypes float64",
         ),
         (
             lambda: np.pad(leaf((3,)), 1, mode="edge", reflect_type="odd"),
-            "pad: unsupported keyword arguments for mode 'edge'",
+            "unsupported keyword arguments for mode 'edge': {'reflect_type'}\n"
+            "pad: array arguments of shapes (3,); dtypes float64",
         ),
-        (lambda: np.rot90(leaf((2, 2)), 1, (0, 0)), "rot90: Axes must be different"),
+        (
+            lambda: np.rot90(leaf((2, 2)), 1, (0, 0)),
+            "Axes must be different.\nrot90: array arguments of shapes (2, 2); dtypes float64",
+        ),
     ],
 )
 def test_value_errors_name_the_op_and_what_it_was_given(call, message):

@@ -209,11 +209,13 @@ def test_where_and_out_are_refused(name):
 @pytest.mark.parametrize(("name", "numpy_name"), [("max", "maximum"), ("min", "minimum")])
 def test_extremum_of_an_empty_tensor_is_refused(name, numpy_name):
     x = tape.tensor(np.empty((0, 3)), requires_grad=True)
-    with pytest.raises(ValueError, match=rf"^{name}: zero-size array to reduction operation {numpy_name}"):
+    # numpy's own error; the op and what it was given are in a note (pytest matches notes too)
+    message = rf"^zero-size array to reduction operation {numpy_name}.*\n{name}: array arguments"
+    with pytest.raises(ValueError, match=message):
         getattr(np, name)(x)
 
 
 def test_an_axis_out_of_range_is_refused_naming_the_op():
     x = tape.tensor(np.ones((2, 3)), requires_grad=True)
-    with pytest.raises(ValueError, match=r"^sum: axis 2 is out of bounds for array of dimension 2"):
+    with pytest.raises(ValueError, match=r"^axis 2 is out of bounds for array of dimension 2\nsum: array"):
         np.sum(x, axis=2)

@@ -293,8 +293,8 @@ def test_an_axis_out_of_range_is_refused_naming_the_function(name):
     function, _ = FUNCTIONS[name]
     x = tape.tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(
-        np.exceptions.AxisError, match=rf"^{name}: axis 2 is out of bounds for array of dimension 2"
+        np.exceptions.AxisError, match=rf"^axis 2 is out of bounds for array of dimension 2\n{name}: array"
     ):
         function(x, axis=2)
-    with pytest.raises(ValueError, match=rf"^{name}: repeated axis"):
+    with pytest.raises(ValueError, match=rf"^repeated axis\n{name}: array arguments of shapes \(2, 3\)"):
         function(x, axis=(0, -2))

@@ -331,7 +331,7 @@ def test_quantile_errors():
         np.percentile(x, 50, method="inverted_cdf", weights=np.ones(3))
     with pytest.raises(TypeError, match=r"numpy\.quantile: q is not differentiable"):
         np.quantile(x, tape.tensor(0.5, requires_grad=True))
-    with pytest.raises(ValueError, match=r"^quantile: Quantiles must be in the range \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^Quantiles must be in the range \[0, 1\]\nquantile: array"):
         np.quantile(x, 1.5)
     with pytest.raises(TypeError, match=r"numpy\.median: out= is not supported"):
         np.median(x, 0, np.empty(()))
@@ -480,5 +480,5 @@ def test_unsupported_keywords_of_the_other_functions_are_refused():
         np.cumsum(x, 0, None, np.empty(3))
     with pytest.raises(TypeError, match=r"numpy\.cumprod: keyword argument\(s\) \['include_initial'\]"):
         x.cumprod(include_initial=True)
-    with pytest.raises(ValueError, match=r"^var: axis 1 is out of bounds"):
+    with pytest.raises(ValueError, match=r"^axis 1 is out of bounds.*\nvar: array arguments"):
         np.var(x, axis=1)
