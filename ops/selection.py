@@ -17,7 +17,7 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from tape.grad_mode import state
 from tape.inplace import apply_in_place
-from tape.op import Op
+from tape.op import Op, add_note
 from tape.registry import implements
 from tape.tensor import Tensor
 
@@ -387,7 +387,8 @@ def select(condlist: Sequence[Any], choicelist: Sequence[Any], default: Any = 0)
         # Which choice each element comes from (len(choices) for the default), with numpy's own checks.
         chosen = np.select(list(conditions), list(range(len(choices))), len(choices))
     except (TypeError, ValueError) as error:
-        raise type(error)(f"select: {error}") from error
+        add_note(error, "select: numpy's own check of condlist and choicelist failed")
+        raise
     return select_op(chosen, default, *choices, conditions=conditions)
 
 

@@ -235,7 +235,14 @@ def _add_context(op: Op, values: list[Any], error: Exception) -> None:
     arrays = [v for v in values if isinstance(v, np.ndarray)]
     shapes = ", ".join(str(v.shape) for v in arrays)
     dtypes = ", ".join(v.dtype.name for v in arrays)
-    note = f"{op.name}: array arguments of shapes {shapes}; dtypes {dtypes}"
+    add_note(error, f"{op.name}: array arguments of shapes {shapes}; dtypes {dtypes}")
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """Add ``note`` under ``error``'s message, keeping the error (type, arguments, traceback) as raised.
+
+    Never rebuild an error as ``type(error)(message)``: its constructor may take other arguments.
+    """
     if sys.version_info >= (3, 11):
         error.add_note(note)
     else:  # where add_note sets it: read by pytest and the traceback backports, ignored by 3.10 itself

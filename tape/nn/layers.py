@@ -18,6 +18,7 @@ import numpy as np
 from tape.ops.nn import linear_op
 
 from ..dtypes import floating
+from ..op import add_note
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -140,7 +141,8 @@ class Embedding(Module):
         try:
             return F.embedding(indices, self.weight)
         except (IndexError, TypeError) as error:
-            raise type(error)(f"{self!r}: {error}") from None
+            add_note(error, f"in {self!r}")
+            raise
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
