@@ -16,7 +16,7 @@ from .registry import FUNCTIONS, UFUNCS
 _REDUCE_AS = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
 
 _HOW_TO_PROCEED = (
-    "detach the tensor (np.asarray(t) gives its data) to compute without a gradient, or define the "
+    "pass t.detach() (or t.numpy()) to compute without a gradient, or define the "
     "operation with tape.Op(forward, vjp, ...)"
 )
 

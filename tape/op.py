@@ -37,6 +37,8 @@ VJP = Callable[..., Any]
 _UNCHECKED = [0]
 _VIEW_OUTPUT = ((_UNCHECKED, 0),)
 _FLOATS = frozenset(np.dtype(code) for code in "efdg")
+# Results that could carry a gradient but that no record follows: complex and object arrays.
+_LOSSY_KINDS = frozenset("cO")
 ndarray = np.ndarray
 _new_record = Record.__new__
 
@@ -221,6 +223,8 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
         record.out = out if op.keeps_output else saved_output(out, op.name)
         record.out_versions = _VIEW_OUTPUT if view_of is not None else ((counter, 0),)
         record.position = next_position()
+    elif wants_grad and out.dtype.kind in _LOSSY_KINDS and state.grad_enabled:
+        _refuse_lossy_result(op, out.dtype)
     return new_tensor(out, record, None, counter, view_of)
 
 
@@ -265,6 +269,14 @@ def _refuse_non_differentiable(op: Op, argnum: int) -> None:
     )
 
 
+def _refuse_lossy_result(op: Op, dtype: np.dtype) -> None:
+    what = "complex numbers are not differentiated" if dtype.kind == "c" else "object arrays hold no gradient"
+    raise TypeError(
+        f"{op.name}: gives {dtype.name} values from an input that requires grad, but {what}, so its "
+        f"gradient would be lost; compute it on x.detach() (or under tape.no_grad()) if no gradient is wanted"
+    )
+
+
 def _wrap_outputs(
     op: Op,
     args: tuple[Any, ...],
@@ -276,6 +288,10 @@ def _wrap_outputs(
     """``apply`` for an op with several outputs: one record, one tensor per output."""
     outs = tuple(np.asarray(item) for item in outs)
     counters = [[0] for _ in outs]
+    if state.grad_enabled and any(args[argnum].requires_grad for argnum in tensor_argnums):
+        for item in outs:
+            if item.dtype.kind in _LOSSY_KINDS:
+                _refuse_lossy_result(op, item.dtype)
     inputs = []
     if state.grad_enabled and any(item.dtype.kind == "f" for item in outs):
         inputs = [
