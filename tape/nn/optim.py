@@ -573,10 +573,57 @@ class LRScheduler:
         return list(self._last_lr)
 
     def state_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+        """The schedule's settings and position (``last_epoch``, ``base_lrs``, ...), not the optimizer."""
+        return {
+            key: list(value) if isinstance(value, list) else value
+            for key, value in self.__dict__.items()
+            if key != "optimizer"
+        }
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.__dict__.update(state_dict)
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` returned, from a scheduler of the same kind over as many groups.
+
+        Everything is checked first, so a failed load changes nothing: the entries must be this
+        scheduler's own, integers where it holds integers, numbers where it holds numbers, and lists of
+        one number per parameter group where it holds lists. Raises ``ValueError`` naming each entry that
+        does not fit.
+
+        Examples
+        --------
+        >>> import tape
+        >>> scheduler = StepLR(SGD([tape.tensor([0.0], requires_grad=True)], lr=1.0), step_size=2)
+        >>> scheduler.load_state_dict({**scheduler.state_dict(), "last_epoch": "3"})
+        Traceback (most recent call last):
+        ...
+        ValueError: StepLR.load_state_dict: last_epoch should be an integer, got '3'
+        """
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(f"{where}: expected a mapping, got {type(state_dict).__name__}")
+        own = self.state_dict()
+        problems = [f"lacks {key!r}" for key in own if key not in state_dict]
+        problems += [
+            f"has {key!r}, which {type(self).__name__} does not hold" for key in state_dict if key not in own
+        ]
+        for key in own.keys() & state_dict.keys():
+            value, current = state_dict[key], own[key]
+            if isinstance(current, list):
+                if not isinstance(value, list | tuple) or len(value) != len(current):
+                    problems.append(f"{key} should be {len(current)} numbers (one per group), got {value!r}")
+                elif not all(Optimizer._is_real(item) for item in value):
+                    problems.append(f"{key} should hold numbers, got {value!r}")
+            elif isinstance(current, bool):
+                if not isinstance(value, bool | np.bool_):
+                    problems.append(f"{key} should be a bool, got {value!r}")
+            elif isinstance(current, int) and not Optimizer._is_integer(value):
+                problems.append(f"{key} should be an integer, got {value!r}")
+            elif isinstance(current, float) and not Optimizer._is_real(value):
+                problems.append(f"{key} should be a number, got {value!r}")
+        if problems:
+            raise ValueError(f"{where}: " + "; ".join(problems))
+        for key in own:
+            value = state_dict[key]
+            self.__dict__[key] = list(value) if isinstance(own[key], list) else value
 
 
 class StepLR(LRScheduler):

@@ -157,6 +157,57 @@ def test_schedulers_follow_torch(ours, theirs):
         assert our_optimizer.param_groups[0]["lr"] == our_scheduler.get_last_lr()[0]
 
 
+def test_schedulers_follow_their_closed_forms():
+    # Epoch by epoch from lr 0.2, written out rather than computed by the formula under test.
+    expected = {
+        "step": [0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025],
+        "exponential": [0.2 * 0.9**epoch for epoch in range(10)],
+        "cosine": [0.2, None, None, 0.105, None, None, 0.01, None, None, 0.105, None, None, 0.2],
+    }
+    build = {
+        "step": lambda o: optim.StepLR(o, step_size=3, gamma=0.5),
+        "exponential": lambda o: optim.ExponentialLR(o, 0.9),
+        "cosine": lambda o: optim.CosineAnnealingLR(o, T_max=6, eta_min=0.01),
+    }
+    for name, rates in expected.items():
+        optimizer = optim.SGD([tape.tensor([0.0], requires_grad=True)], lr=0.2)
+        scheduler = build[name](optimizer)
+        for epoch, rate in enumerate(rates):
+            if rate is not None:
+                assert scheduler.get_last_lr() == [pytest.approx(rate, rel=1e-12)], (name, epoch)
+                assert optimizer.param_groups[0]["lr"] == pytest.approx(rate, rel=1e-12), (name, epoch)
+            scheduler.step()
+
+
+def test_scheduler_state_round_trips_and_a_bad_one_changes_nothing():
+    def build():
+        optimizer = optim.SGD([tape.tensor([0.0], requires_grad=True)], lr=0.2)
+        return optim.StepLR(optimizer, step_size=2, gamma=0.5)
+
+    trained = build()
+    for _ in range(5):
+        trained.step()
+    resumed = build()
+    resumed.load_state_dict(trained.state_dict())
+    resumed.step(), trained.step()
+    assert resumed.get_last_lr() == trained.get_last_lr() == [0.2 * 0.5**3]
+
+    fresh = build()
+    before = fresh.state_dict()
+    bad = {
+        "a string epoch": ({**trained.state_dict(), "last_epoch": "5"}, "last_epoch should be an integer"),
+        "a missing entry": ({"last_epoch": 5}, "lacks 'step_size'"),
+        "another scheduler's entry": ({**trained.state_dict(), "T_max": 3}, "has 'T_max', which StepLR"),
+        "too many groups": ({**trained.state_dict(), "base_lrs": [0.2, 0.2]}, "base_lrs should be 1 numbers"),
+        "not a mapping": ([("last_epoch", 5)], "expected a mapping"),
+    }
+    for name, (state, message) in bad.items():
+        with pytest.raises(ValueError, match=f"^StepLR.load_state_dict: .*{message}"):
+            fresh.load_state_dict(state)
+            pytest.fail(name)
+        assert fresh.state_dict() == before, name
+
+
 def test_clip_grad_norm():
     a, b = tape.tensor([0.0, 0.0], requires_grad=True), tape.tensor([0.0], requires_grad=True)
     a.grad, b.grad = np.array([3.0, 4.0]), np.array([12.0])
