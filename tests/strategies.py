@@ -11,17 +11,34 @@ from hypothesis.extra import numpy as hnp
 
 FLOAT_DTYPES = [np.float64, np.float32]
 
-#: Shapes of up to 3 axes of up to 4 elements, including 0-d and size-0 arrays.
-shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+
+def rarely(rare: st.SearchStrategy[Any], common: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Draws from ``rare`` about one time in six, from ``common`` otherwise (and shrinks towards
+    ``common``): empty arrays are an edge case worth a few examples, not the half of them that shapes with
+    zero-length sides would take."""
+    return st.sampled_from([common] * 5 + [rare]).flatmap(lambda strategy: strategy)
+
+
 #: Shapes with no zero-length axis (for reductions like max that reject empty input).
 nonempty_shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
+#: Shapes with at least one zero-length axis (size-0 arrays).
+empty_shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4).filter(
+    lambda shape: 0 in shape
+)
+#: Shapes of up to 3 axes of up to 4 elements, including 0-d; about one draw in six has a zero-length axis.
+shapes = rarely(empty_shapes, nonempty_shapes)
 
 
 def broadcastable_shapes(num_shapes: int = 2, min_side: int = 0) -> st.SearchStrategy[Any]:
-    """Tuples of ``num_shapes`` shapes that broadcast together (numpy's rules, size-1 axes included)."""
-    return hnp.mutually_broadcastable_shapes(
-        num_shapes=num_shapes, min_dims=0, max_dims=3, min_side=min_side, max_side=4
-    ).map(lambda result: result.input_shapes)
+    """Tuples of ``num_shapes`` shapes that broadcast together (numpy's rules, size-1 axes included);
+    with ``min_side=0``, at most one draw in five has a zero-length axis."""
+
+    def draw(min_side: int) -> st.SearchStrategy[Any]:
+        return hnp.mutually_broadcastable_shapes(
+            num_shapes=num_shapes, min_dims=0, max_dims=3, min_side=min_side, max_side=4
+        ).map(lambda result: result.input_shapes)
+
+    return draw(1) if min_side else rarely(draw(0), draw(1))
 
 
 def arrays(

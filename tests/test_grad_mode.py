@@ -53,11 +53,8 @@ def test_set_grad_enabled_as_call_and_context():
 
 
 def test_no_grad_restores_after_an_exception():
-    try:
-        with tape.no_grad():
-            raise KeyError("boom")
-    except KeyError:
-        pass
+    with pytest.raises(KeyError, match="boom"), tape.no_grad():
+        raise KeyError("boom")
     assert tape.is_grad_enabled()
 
 
