@@ -16,9 +16,9 @@ import numpy as np
 from .functional import gradients
 from .grad_mode import enable_grad, no_grad
 from .op import Op
-from .record import Record, next_position
+from .record import next_position
 from .tensor import Tensor
-from .trace import enter, track
+from .trace import enter, first_outside, track
 
 
 def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
@@ -82,23 +82,10 @@ def _recompute_vjp(fn: Callable[..., Any], name: str, g: Any, values: tuple[Any,
 
 def _refuse_outside_tensors(out: Tensor, inputs: set[int], first_position: int, name: str) -> None:
     """Raise if the recomputed graph reaches a tensor that requires grad and is not an argument."""
-    stack = [out._record]
-    seen: set[int] = set()
-    while stack:
-        record = stack.pop()
-        if id(record) in seen:
-            continue
-        seen.add(id(record))
-        if record.op is enter and record.position > first_position:
-            continue
-        for _, node, _, _, _ in record.inputs:
-            if node is None or id(node) in inputs:
-                continue
-            if isinstance(node, Record) and node.position > first_position:
-                stack.append(node)
-                continue
-            shape = node.shape if isinstance(node, Tensor) else np.shape(node.out)
-            raise RuntimeError(
-                f"{name}: the function uses a tensor of shape {shape} that requires grad but was not "
-                "passed as an argument, so its gradient would be lost; pass it to checkpoint(fn, ...)"
-            )
+    node = first_outside([out._record or out], inputs, first_position, entry=enter)
+    if node is not None:
+        shape = node.shape if isinstance(node, Tensor) else np.shape(node.out)
+        raise RuntimeError(
+            f"{name}: the function uses a tensor of shape {shape} that requires grad but was not "
+            "passed as an argument, so its gradient would be lost; pass it to checkpoint(fn, ...)"
+        )

@@ -115,27 +115,28 @@ class TransformCall:
 def _reaches_outside(outputs: list[Any], inside: set[int], start: int) -> bool:
     """Whether the records behind ``outputs`` reach a record made before ``start`` or a leaf that requires
     grad and is not one of the call's own tracked tensors."""
-    stack: list[Record] = []
-    for output in outputs:
-        if isinstance(output, Tensor) and output.requires_grad:
-            if output._record is None:
-                if id(output) not in inside:
-                    return True
-            else:
-                stack.append(output._record)
+    roots = [o._record or o for o in outputs if isinstance(o, Tensor) and o.requires_grad]
+    return first_outside(roots, inside, start) is not None
+
+
+def first_outside(roots: list[Any], inside: set[int], start: int, entry: Op | None = None) -> Any:
+    """The first node behind ``roots`` (records and leaves) that lies outside the computation begun at
+    position ``start``: a record made before it, or a leaf whose id is not in ``inside``; None if none.
+
+    Records of ``entry`` made after ``start`` are where a nested computation's inputs came in: their own
+    inputs are the enclosing computation's, so the walk stops there. Iterative: graphs may be deep.
+    """
+    stack = list(roots)
     seen: set[int] = set()
     while stack:
-        record = stack.pop()
-        if id(record) in seen:
+        node = stack.pop()
+        if id(node) in inside:
             continue
-        seen.add(id(record))
-        if record.position < start:
-            return True
-        for _, node, _, _, _ in record.inputs:
-            if node is None:
-                continue
-            if type(node) is Record:
-                stack.append(node)
-            elif id(node) not in inside:
-                return True
-    return False
+        if type(node) is not Record or node.position < start:
+            return node
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op is not entry or entry is None:
+            stack.extend(parent for _, parent, _, _, _ in node.inputs if parent is not None)
+    return None
