@@ -10,11 +10,16 @@ and elementwise arithmetic, with triangular and diagonal masks built as constant
 and ``np.linalg.inv``/``solve``/``eigh``/``svd`` where a VJP needs them. Under ``create_graph=True`` those
 calls dispatch back to the ops of this file, so gradients of gradients need nothing more.
 
+``cholesky`` and ``eigh``/``eigvalsh`` read one triangle of ``a`` (with the diagonal) and ignore the other:
+they compute F(S) of the symmetric S = tril(a) + tril(a, -1)ᵀ (``UPLO='L'``, ``upper=False``; triu for the
+upper triangle). Their gradient is the derivative of that function, exact for any ``a``, symmetric or not:
+with Ḡ such that ⟨Ḡ, dS⟩ = dF for every symmetric dS, it is Ḡ + Ḡᵀ on the read triangle, Ḡᵢᵢ on the
+diagonal and zero on the ignored triangle. PyTorch returns its symmetric part instead (as tape does for a
+function of a symmetrized input, ``np.linalg.cholesky((a + a.T) / 2)``); the two give the same change of
+the loss along every symmetric dA (tape's alone is also right along any other dA).
+
 Where a gradient is not determined by the value, the choice made here is the usual one (PyTorch, JAX):
 
-* ``cholesky`` and ``eigh``/``eigvalsh`` read one triangle of a matrix that is meant to be symmetric; their
-  gradient is the symmetric matrix G with ⟨G, dA⟩ = the change of the loss for every *symmetric* dA. For a
-  function of a symmetrized input (``np.linalg.cholesky((a + a.T) / 2)``) this is the exact gradient.
 * eigenvectors and singular vectors are defined up to sign (and up to rotation within a repeated
   eigenvalue or singular value); their gradient is that of a loss that does not depend on those choices,
   and it is undefined (infinite) for repeated eigenvalues or singular values; the ``svd`` gradient of
@@ -75,8 +80,14 @@ def _mT(x: Any) -> Any:
     return np.swapaxes(x, -1, -2)
 
 
-def _symmetric_part(x: Any) -> Any:
-    return (x + _mT(x)) / 2
+def _read_triangle_gradient(g: Any, upper: bool) -> Any:
+    """The gradient w.r.t. ``a`` of F(S), S = tril(a) + tril(a, -1)ᵀ (triu with ``upper``), from Ḡ = ``g``
+    with ⟨Ḡ, dS⟩ = dF for symmetric dS: Ḡ + Ḡᵀ on the read triangle, Ḡᵢᵢ on the diagonal, zero on the
+    other triangle."""
+    n = np.shape(g)[-1]
+    ones = np.ones((n, n), dtype=g.dtype)
+    read = np.triu(ones) if upper else np.tril(ones)
+    return (g + _mT(g)) * (read - np.eye(n, dtype=g.dtype) / 2)
 
 
 def _diag_embed(values: Any, dtype: Any) -> Any:
@@ -272,15 +283,15 @@ def _cholesky(a: Any, upper: bool = False) -> Any:
 
 
 def _cholesky_vjp(g: Any, out: Any, a: Any, upper: bool = False) -> Any:
-    # A = L L^T gives L^-1 dA L^-T = X + X^T with X = L^-1 dL lower triangular, so dL = L Φ(L^-1 dA L^-T),
-    # Φ keeping the lower triangle with its diagonal halved. Transposed: Abar = L^-T Φ(L^T Lbar) L^-1,
-    # made symmetric. Only the lower triangle of Lbar enters Φ(L^T Lbar), as it should.
+    # S = L L^T gives L^-1 dS L^-T = X + X^T with X = L^-1 dL lower triangular, so dL = L Φ(L^-1 dS L^-T),
+    # Φ keeping the lower triangle with its diagonal halved. Transposed: Sbar = L^-T Φ(L^T Lbar) L^-1, then
+    # onto the triangle of a that numpy read. Only the lower triangle of Lbar enters Φ(L^T Lbar).
     lower, g_lower = (_mT(out), _mT(g)) if upper else (out, g)
     n = np.shape(out)[-1]
     half_diagonal_lower = np.tril(np.ones((n, n), dtype=out.dtype)) - np.eye(n, dtype=out.dtype) / 2
     phi = (_mT(lower) @ g_lower) * half_diagonal_lower
     lower_inverse = np.linalg.inv(lower)
-    return _symmetric_part(_mT(lower_inverse) @ phi @ lower_inverse)
+    return _read_triangle_gradient(_mT(lower_inverse) @ phi @ lower_inverse, upper)
 
 
 cholesky_op = Op(_cholesky, _cholesky_vjp, name="cholesky", shape_only=(0,))
@@ -290,16 +301,20 @@ cholesky_op = Op(_cholesky, _cholesky_vjp, name="cholesky", shape_only=(0,))
 def cholesky(a: Any, /, *, upper: bool = False) -> Any:
     """``np.linalg.cholesky`` on tensors: ``L`` with ``a = L @ L.T`` (or ``U`` with ``upper=True``).
 
-    numpy reads one triangle of ``a``; the gradient is the symmetric one (see the module docstring), which
-    is exact for a function of a symmetrized input.
+    numpy reads the lower triangle of ``a`` (the upper one with ``upper=True``) and ignores the other; the
+    gradient is that of numpy's function, so it is zero on the ignored triangle (see the module docstring).
 
     Examples
     --------
     >>> import numpy as np, tape
-    >>> a = tape.tensor([[4.0, 2.0], [2.0, 5.0]], requires_grad=True)
+    >>> a = tape.tensor([[4.0, 9.0], [2.0, 5.0]], requires_grad=True)
     >>> np.linalg.cholesky(a)
     tensor([[2., 0.],
             [1., 2.]], op=cholesky)
+    >>> np.linalg.cholesky(a).sum().backward()
+    >>> a.grad
+    array([[0.1875, 0.    ],
+           [0.25  , 0.25  ]])
     """
     return cholesky_op(a, upper=bool(upper))
 
@@ -318,7 +333,7 @@ def _eigh_vjp(g: tuple[Any, Any], out: Any, a: Any, UPLO: str = "L") -> Any:  # 
     inner = _diag_embed(g_values, values.dtype)
     if not _is_zero(g_vectors):
         inner = inner + _inverse_gaps(values, values.dtype) * (_mT(vectors) @ g_vectors)
-    return _symmetric_part(vectors @ inner @ _mT(vectors))
+    return _read_triangle_gradient(vectors @ inner @ _mT(vectors), UPLO.upper() == "U")
 
 
 eigh_op = Op(_eigh, _eigh_vjp, name="eigh", shape_only=(0,))
@@ -328,18 +343,19 @@ eigh_op = Op(_eigh, _eigh_vjp, name="eigh", shape_only=(0,))
 def eigh(a: Any, UPLO: str = "L") -> EighResult:  # noqa: N803
     """``np.linalg.eigh`` on tensors: eigenvalues (ascending) and eigenvectors of a symmetric matrix.
 
-    The gradient is the symmetric one (see the module docstring); the eigenvectors' part is undefined for
+    numpy reads the triangle ``UPLO`` names and ignores the other; the gradient is that of numpy's function,
+    zero on the ignored triangle (see the module docstring). The eigenvectors' part is undefined for
     repeated eigenvalues, and only a loss that does not depend on each eigenvector's sign has a gradient.
 
     Examples
     --------
     >>> import numpy as np, tape
-    >>> a = tape.tensor([[2.0, 1.0], [1.0, 2.0]], requires_grad=True)
-    >>> values, vectors = np.linalg.eigh(a)
+    >>> a = tape.tensor([[2.0, 1.0], [7.0, 2.0]], requires_grad=True)
+    >>> values, vectors = np.linalg.eigh(a, UPLO="U")
     >>> values[1].backward()
     >>> a.grad
-    array([[0.5, 0.5],
-           [0.5, 0.5]])
+    array([[0.5, 1. ],
+           [0. , 0.5]])
     """
     return EighResult(*eigh_op(a, UPLO=UPLO))
 
@@ -352,7 +368,7 @@ def _eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803
 def _eigvalsh_vjp(g: Any, out: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803
     # The eigenvectors were not kept by the forward: recompute them (through eigh, so create_graph works).
     vectors = np.linalg.eigh(a, UPLO=UPLO)[1]
-    return vectors @ (np.expand_dims(g, -1) * _mT(vectors))
+    return _read_triangle_gradient(vectors @ (np.expand_dims(g, -1) * _mT(vectors)), UPLO.upper() == "U")
 
 
 eigvalsh_op = Op(_eigvalsh, _eigvalsh_vjp, name="eigvalsh")
@@ -362,14 +378,17 @@ eigvalsh_op = Op(_eigvalsh, _eigvalsh_vjp, name="eigvalsh")
 def eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803
     """``np.linalg.eigvalsh`` on tensors: the eigenvalues of a symmetric matrix, ascending.
 
+    numpy reads the triangle ``UPLO`` names and ignores the other; the gradient is that of numpy's function,
+    zero on the ignored triangle (see the module docstring).
+
     Examples
     --------
     >>> import numpy as np, tape
-    >>> a = tape.tensor([[2.0, 0.0], [0.0, 3.0]], requires_grad=True)
-    >>> np.linalg.eigvalsh(a).sum().backward()
+    >>> a = tape.tensor([[2.0, 7.0], [1.0, 2.0]], requires_grad=True)
+    >>> np.linalg.eigvalsh(a)[1].backward()
     >>> a.grad
-    array([[1., 0.],
-           [0., 1.]])
+    array([[0.5, 0. ],
+           [1. , 0.5]])
     """
     return eigvalsh_op(a, UPLO=UPLO)
 

@@ -1,8 +1,10 @@
 """ops/decompositions.py: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, qr, svd, svdvals, pinv, lstsq,
 norm, vector_norm, matrix_norm, cond and matrix_rank on single matrices and stacks of them (up to two batch
 axes, size-0 included), checked against numpy's forward and against finite differences in float64 and
-float32; second derivatives against finite differences of the gradient; the documented conventions
-(symmetric gradients, zero subgradients, tied extremes); and the errors.
+float32; second derivatives against finite differences of the gradient and by tape.gradgradcheck (float64
+for every op, norm order and output; float32 for a few); the documented conventions (the gradient of
+cholesky/eigh/eigvalsh on the triangle numpy reads, zero on the other, compared with PyTorch's symmetric
+one; zero subgradients; tied extremes); and the errors.
 
 Inputs are kept where the gradient is defined: invertible matrices are diagonally dominant, symmetric
 matrices and the matrices given to svd are built from random orthonormal vectors and chosen values with
@@ -10,6 +12,7 @@ gaps between them (at least 0.3 apart, singular values at least 0.9 from zero)."
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -54,59 +57,86 @@ def spread_values(rng: np.random.Generator, batch: tuple[int, ...], k: int, low:
     return low + 0.5 * steps + rng.uniform(-0.1, 0.1, (*batch, k))
 
 
-def invertible(batch: tuple[int, ...], n: int, dtype: Any) -> st.SearchStrategy[np.ndarray]:
+def invertible_matrices(rng: np.random.Generator, batch: tuple[int, ...], n: int, dtype: Any) -> np.ndarray:
     """Strictly diagonally dominant matrices (nonsingular, modest condition number), rows of either sign,
     so determinants of both signs occur."""
+    a = rng.uniform(-1, 1, (*batch, n, n)) + n * np.eye(n)
+    signs = rng.choice([-1.0, 1.0], size=(*batch, n, 1))
+    return (signs * a).astype(dtype)
 
-    def build(rng: np.random.Generator) -> np.ndarray:
-        a = rng.uniform(-1, 1, (*batch, n, n)) + n * np.eye(n)
-        signs = rng.choice([-1.0, 1.0], size=(*batch, n, 1))
-        return (signs * a).astype(dtype)
 
-    return seeded(build)
+def positive_definite_matrices(
+    rng: np.random.Generator, batch: tuple[int, ...], n: int, dtype: Any
+) -> np.ndarray:
+    """B Bᵀ + n I: symmetric positive definite."""
+    b = rng.uniform(-1, 1, (*batch, n, n))
+    return symmetrized(b @ _mT(b) + n * np.eye(n)).astype(dtype)
+
+
+def symmetric_matrices_with_gaps(
+    rng: np.random.Generator, batch: tuple[int, ...], n: int, dtype: Any
+) -> np.ndarray:
+    """Q diag(w) Qᵀ with Q random orthogonal and eigenvalues w of both signs at least 0.3 apart."""
+    q = orthonormal_columns(rng, batch, n, n)
+    values = spread_values(rng, batch, n, low=-0.25 * n)
+    return symmetrized((q * np.expand_dims(values, -2)) @ _mT(q)).astype(dtype)
+
+
+def matrices_with_singular_values(
+    rng: np.random.Generator, batch: tuple[int, ...], m: int, n: int, dtype: Any
+) -> np.ndarray:
+    """U diag(s) Vᵀ with random orthonormal U, V and singular values at least 0.9, at least 0.3 apart."""
+    k = min(m, n)
+    u, v = orthonormal_columns(rng, batch, m, k), orthonormal_columns(rng, batch, n, k)
+    values = spread_values(rng, batch, k, low=1.0)
+    return ((u * np.expand_dims(values, -2)) @ _mT(v)).astype(dtype)
+
+
+def leading_block_invertible_matrices(
+    rng: np.random.Generator, batch: tuple[int, ...], m: int, n: int, dtype: Any
+) -> np.ndarray:
+    """(..., m, n) matrices whose leading min(m, n) square block is diagonally dominant (full rank)."""
+    k = min(m, n)
+    return (rng.uniform(-1, 1, (*batch, m, n)) + (k + 1) * np.eye(m, n)).astype(dtype)
+
+
+def distinct_magnitude_values(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """Values of either sign whose magnitudes are all distinct (0.05 apart) and at least 0.15: no ties
+    for the inf norms and no zero where |x| has a kink."""
+    size = int(np.prod(shape))
+    magnitudes = 0.2 + 0.1 * rng.permutation(size) + rng.uniform(-0.02, 0.02, size)
+    return (rng.choice([-1.0, 1.0], size) * magnitudes).reshape(shape).astype(dtype)
+
+
+def with_ignored_triangle_scrambled(rng: np.random.Generator, a: np.ndarray, upper_read: bool) -> np.ndarray:
+    """``a`` with random values in the triangle that eigh/eigvalsh/cholesky do not read (the strictly upper
+    one when they read the lower): a non-symmetric input on which numpy computes the same as on ``a``."""
+    noise = rng.uniform(-3, 3, a.shape).astype(a.dtype)
+    return a + (np.tril(noise, -1) if upper_read else np.triu(noise, 1))
+
+
+def invertible(batch: tuple[int, ...], n: int, dtype: Any) -> st.SearchStrategy[np.ndarray]:
+    return seeded(lambda rng: invertible_matrices(rng, batch, n, dtype))
 
 
 def positive_definite(batch: tuple[int, ...], n: int, dtype: Any) -> st.SearchStrategy[np.ndarray]:
-    """B Bᵀ + n I: symmetric positive definite."""
-
-    def build(rng: np.random.Generator) -> np.ndarray:
-        b = rng.uniform(-1, 1, (*batch, n, n))
-        return symmetrized(b @ _mT(b) + n * np.eye(n)).astype(dtype)
-
-    return seeded(build)
+    return seeded(lambda rng: positive_definite_matrices(rng, batch, n, dtype))
 
 
 def symmetric_with_gaps(batch: tuple[int, ...], n: int, dtype: Any) -> st.SearchStrategy[np.ndarray]:
-    """Q diag(w) Qᵀ with Q random orthogonal and eigenvalues w of both signs at least 0.3 apart."""
-
-    def build(rng: np.random.Generator) -> np.ndarray:
-        q = orthonormal_columns(rng, batch, n, n)
-        values = spread_values(rng, batch, n, low=-0.25 * n)
-        return symmetrized((q * np.expand_dims(values, -2)) @ _mT(q)).astype(dtype)
-
-    return seeded(build)
+    return seeded(lambda rng: symmetric_matrices_with_gaps(rng, batch, n, dtype))
 
 
 def with_singular_values(batch: tuple[int, ...], m: int, n: int, dtype: Any) -> st.SearchStrategy[np.ndarray]:
-    """U diag(s) Vᵀ with random orthonormal U, V and singular values at least 0.9, at least 0.3 apart."""
-
-    def build(rng: np.random.Generator) -> np.ndarray:
-        k = min(m, n)
-        u, v = orthonormal_columns(rng, batch, m, k), orthonormal_columns(rng, batch, n, k)
-        values = spread_values(rng, batch, k, low=1.0)
-        return ((u * np.expand_dims(values, -2)) @ _mT(v)).astype(dtype)
-
-    return seeded(build)
+    return seeded(lambda rng: matrices_with_singular_values(rng, batch, m, n, dtype))
 
 
 def leading_block_invertible(batch: tuple[int, ...], m: int, n: int, dtype: Any) -> st.SearchStrategy[Any]:
-    """(..., m, n) matrices whose leading min(m, n) square block is diagonally dominant (full rank)."""
+    return seeded(lambda rng: leading_block_invertible_matrices(rng, batch, m, n, dtype))
 
-    def build(rng: np.random.Generator) -> np.ndarray:
-        k = min(m, n)
-        return (rng.uniform(-1, 1, (*batch, m, n)) + (k + 1) * np.eye(m, n)).astype(dtype)
 
-    return seeded(build)
+def distinct_magnitudes(shape: tuple[int, ...], dtype: Any) -> st.SearchStrategy[np.ndarray]:
+    return seeded(lambda rng: distinct_magnitude_values(rng, shape, dtype))
 
 
 def second_derivatives_match_finite_differences(f: Any, *arrays: np.ndarray, seed: int = 0) -> None:
@@ -202,19 +232,6 @@ def test_cholesky_of_a_symmetrized_input(upper, dtype, batch, n, data):
     check_op(lambda a: np.linalg.cholesky(symmetrized(a), upper=upper), a)
 
 
-@pytest.mark.parametrize("upper", [False, True])
-@given(batch=batch_shapes, n=st.integers(1, 4), data=st.data())
-def test_cholesky_gradient_is_the_symmetric_one(upper, batch, n, data):
-    # numpy reads one triangle; the gradient is the symmetric matrix that gives the change of the loss for
-    # symmetric perturbations, which is what differentiating through symmetrized(a) gives exactly.
-    a = data.draw(positive_definite(batch, n, np.float64))
-    cotangent = np.random.default_rng(n).standard_normal(a.shape)
-    direct = gradient_of(lambda a: np.linalg.cholesky(a, upper=upper), a, cotangent)
-    through_symmetrized = gradient_of(lambda a: np.linalg.cholesky(symmetrized(a), upper=upper), a, cotangent)
-    np.testing.assert_allclose(direct, _mT(direct), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(direct, through_symmetrized, rtol=1e-10, atol=1e-12)
-
-
 # -- eigh, eigvalsh ----------------------------------------------------------------------------------------
 # Each eigenvector is defined up to its sign, so the checks on eigenvectors go through functions that do
 # not depend on the signs: the squares of their entries, and the matrix function V diag(w³) Vᵀ.
@@ -237,17 +254,85 @@ def test_eigh_on_well_separated_spectra(function, uplo, dtype, batch, n, data):
     check_op(lambda a: function(a, uplo), a)
 
 
-@given(batch=batch_shapes, n=st.integers(1, 4), data=st.data())
-def test_eigh_gradient_is_the_symmetric_one(batch, n, data):
-    a = data.draw(symmetric_with_gaps(batch, n, np.float64))
+# -- one triangle read: cholesky, eigh, eigvalsh ----------------------------------------------------------
+# numpy reads one triangle of the input (with the diagonal) and ignores the other, so on a non-symmetric
+# input the function is F(tril(a) + tril(a, -1)ᵀ) (triu for the upper triangle). Its derivative in each
+# entry, which gradcheck takes by perturbing that entry alone, is the gradient: zero on the ignored triangle.
+ONE_TRIANGLE = {  # name: (the function, as numpy or torch code on their `linalg`; which triangle is read)
+    "cholesky": (lambda linalg, a: linalg.cholesky(a), "lower"),
+    "cholesky upper": (lambda linalg, a: linalg.cholesky(a, upper=True), "upper"),
+    "eigvalsh L": (lambda linalg, a: linalg.eigvalsh(a, UPLO="L"), "lower"),
+    "eigvalsh U": (lambda linalg, a: linalg.eigvalsh(a, UPLO="U"), "upper"),
+    "eigh L, eigenvalues": (lambda linalg, a: linalg.eigh(a).eigenvalues, "lower"),
+    "eigh U, eigenvalues": (lambda linalg, a: linalg.eigh(a, UPLO="U").eigenvalues, "upper"),
+    # Each eigenvector is defined up to its sign: V diag(w³) Vᵀ and |v|² do not depend on it.
+    "eigh L, V diag(w^3) Vt": (
+        lambda linalg, a: (lambda w, v: (v * w[..., None, :] ** 3) @ v.swapaxes(-1, -2))(*linalg.eigh(a)),
+        "lower",
+    ),
+    "eigh U, eigenvectors squared": (lambda linalg, a: linalg.eigh(a, UPLO="U").eigenvectors ** 2, "upper"),
+}
 
-    def loss(a: Any) -> Any:
-        values, vectors = np.linalg.eigh(a)
-        return np.sum(vectors**2 * np.arange(n)) + np.sum(values**2)
 
-    direct = gradient_of(loss, a)
-    np.testing.assert_allclose(direct, _mT(direct), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(direct, gradient_of(lambda a: loss(symmetrized(a)), a), rtol=1e-10, atol=1e-10)
+def one_triangle_input(
+    name: str, rng: np.random.Generator, batch: tuple[int, ...], n: int, dtype: Any
+) -> Any:
+    """A matrix whose read triangle is that of a positive definite matrix (cholesky) or of a symmetric one
+    with gaps between its eigenvalues (eigh), and whose other triangle holds unrelated values."""
+    build = positive_definite_matrices if name.startswith("cholesky") else symmetric_matrices_with_gaps
+    return with_ignored_triangle_scrambled(rng, build(rng, batch, n, dtype), ONE_TRIANGLE[name][1] == "upper")
+
+
+def read_triangle(n: int, which: str) -> np.ndarray:
+    ones = np.ones((n, n))
+    return np.triu(ones) if which == "upper" else np.tril(ones)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", ONE_TRIANGLE)
+@given(batch=batch_shapes, n=sides, data=st.data())
+def test_one_triangle_gradients_of_non_symmetric_inputs(name, dtype, batch, n, data):
+    f, which = ONE_TRIANGLE[name]
+    a = data.draw(seeded(lambda rng: one_triangle_input(name, rng, batch, n, dtype)))
+    check_op(lambda a: f(np.linalg, a), a)
+    gradient = gradient_of(lambda a: f(np.linalg, a), a, np.ones(np.shape(f(np.linalg, a)), dtype))
+    np.testing.assert_array_equal(gradient * (1 - read_triangle(n, which)), 0)
+
+
+@pytest.mark.parametrize("name", ONE_TRIANGLE)
+def test_one_triangle_second_derivatives_of_non_symmetric_inputs(name):
+    a = one_triangle_input(name, np.random.default_rng(7), (2,), 3, np.float64)
+    assert tape.gradgradcheck(lambda a: ONE_TRIANGLE[name][0](np.linalg, a), a)
+
+
+@pytest.mark.parametrize("name", ONE_TRIANGLE)
+def test_one_triangle_gradients_against_pytorch(name):
+    # torch.linalg reads one triangle too, but its gradient is symmetric, even on a non-symmetric input: it
+    # gives the change of the loss along symmetric dA only, not the derivative in each entry. tape's is the
+    # derivative of numpy's function, so the two differ by design, entry by entry: PyTorch's is the symmetric
+    # part of tape's, tape's is PyTorch's with the ignored triangle folded onto the read one. On any input,
+    # symmetric or not, they give the same change of the loss along every symmetric direction.
+    torch = pytest.importorskip("torch")
+    f, which = ONE_TRIANGLE[name]
+    rng = np.random.default_rng(3)
+    n = 3
+    non_symmetric = one_triangle_input(name, rng, (2,), n, np.float64)
+    symmetric = non_symmetric * read_triangle(n, which)
+    symmetric = symmetric + _mT(symmetric) * (1 - np.eye(n))
+    cotangent = rng.standard_normal(np.shape(f(np.linalg, non_symmetric)))
+
+    def torch_gradient(a: np.ndarray) -> np.ndarray:
+        leaf = torch.tensor(a, requires_grad=True)
+        f(torch.linalg, leaf).backward(torch.tensor(cotangent))
+        return leaf.grad.numpy()
+
+    for a in (non_symmetric, symmetric):
+        ours, theirs = gradient_of(lambda a: f(np.linalg, a), a, cotangent), torch_gradient(a)
+        np.testing.assert_allclose(symmetrized(ours), theirs, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(ours, (theirs + _mT(theirs)) * (read_triangle(n, which) - np.eye(n) / 2))
+        assert not np.allclose(ours, theirs)
+        direction = symmetrized(rng.standard_normal(a.shape))
+        np.testing.assert_allclose(np.sum(ours * direction), np.sum(theirs * direction), rtol=1e-8)
 
 
 # -- qr ------------------------------------------------------------------------------------------------------
@@ -359,18 +444,6 @@ def test_lstsq_rank_is_numpys_integer():
 
 
 # -- norm, vector_norm, matrix_norm --------------------------------------------------------------------------
-def distinct_magnitudes(shape: tuple[int, ...], dtype: Any) -> st.SearchStrategy[np.ndarray]:
-    """Values of either sign whose magnitudes are all distinct (0.05 apart) and at least 0.15: no ties
-    for the inf norms and no zero where |x| has a kink."""
-
-    def build(rng: np.random.Generator) -> np.ndarray:
-        size = int(np.prod(shape))
-        magnitudes = 0.2 + 0.1 * rng.permutation(size) + rng.uniform(-0.02, 0.02, size)
-        return (rng.choice([-1.0, 1.0], size) * magnitudes).reshape(shape).astype(dtype)
-
-    return seeded(build)
-
-
 VECTOR_ORDS = [None, 2, 1, 3, 1.5, 0.5, -1, np.inf, -np.inf, 0]
 
 
@@ -594,6 +667,147 @@ def test_grad_of_grad_along_a_line(f, batch, n, data):
     eps = 1e-5
     numeric = (first(eps) - first(-eps)) / (2 * eps)
     np.testing.assert_allclose(second(0.0), numeric, rtol=1e-5, atol=1e-7 * max(1.0, abs(numeric)))
+
+
+# Every op, norm order and output, checked by tape.gradgradcheck: the VJPs recorded under create_graph and
+# differentiated against finite differences of the first derivative, in the inputs and in the cotangent.
+# Inputs are fixed (one seed per case), a stack of two small matrices where the op takes stacks.
+def _stack(build: Any, *sides: int) -> Any:
+    return lambda rng, dtype: [build(rng, (2,), *sides, dtype)]
+
+
+def _with_right_hand_side(shape: tuple[int, ...]) -> Any:
+    return lambda rng, dtype: [
+        invertible_matrices(rng, (2,), 3, dtype),
+        rng.uniform(-2, 2, shape).astype(dtype),
+    ]
+
+
+def _lstsq_operands(b_shape: tuple[int, ...]) -> Any:
+    return lambda rng, dtype: [
+        matrices_with_singular_values(rng, (), 4, 3, dtype),
+        rng.uniform(-2, 2, b_shape).astype(dtype),
+    ]
+
+
+def _distinct(*shape: int) -> Any:
+    return lambda rng, dtype: [distinct_magnitude_values(rng, shape, dtype)]
+
+
+def _weighted_outer_products(u: Any, s: Any, vh: Any) -> Any:
+    """sum_i i u_i v_iᵀ: smooth in the input and independent of the signs of the singular vectors."""
+    return (u * np.arange(1, s.shape[-1] + 1, dtype=s.dtype)) @ vh
+
+
+invertible_stack = _stack(invertible_matrices, 3)
+singular_value_stack = _stack(matrices_with_singular_values, 3, 3)
+GRADGRAD = {  # name: (function of the inputs, inputs from (rng, dtype))
+    "inv": (np.linalg.inv, invertible_stack),
+    "det": (np.linalg.det, invertible_stack),
+    "slogdet": (lambda a: np.linalg.slogdet(a).logabsdet, invertible_stack),
+    "solve, b a vector": (np.linalg.solve, _with_right_hand_side((3,))),
+    "solve, b a matrix": (np.linalg.solve, _with_right_hand_side((2, 3, 2))),
+    "qr Q, tall": (lambda a: np.linalg.qr(a).Q, _stack(leading_block_invertible_matrices, 4, 3)),
+    "qr R, wide": (lambda a: np.linalg.qr(a).R, _stack(leading_block_invertible_matrices, 2, 4)),
+    "qr mode r": (lambda a: np.linalg.qr(a, mode="r"), _stack(leading_block_invertible_matrices, 3, 3)),
+    "svd S": (lambda a: np.linalg.svd(a, full_matrices=False).S, _stack(matrices_with_singular_values, 4, 3)),
+    "svd vectors, tall": (
+        lambda a: _weighted_outer_products(*np.linalg.svd(a, full_matrices=False)),
+        _stack(matrices_with_singular_values, 4, 3),
+    ),
+    "svd vectors, wide": (
+        lambda a: _weighted_outer_products(*np.linalg.svd(a, full_matrices=False)),
+        _stack(matrices_with_singular_values, 2, 4),
+    ),
+    "svdvals": (np.linalg.svdvals, _stack(matrices_with_singular_values, 3, 4)),
+    "pinv, tall": (np.linalg.pinv, _stack(matrices_with_singular_values, 4, 3)),
+    "pinv, wide": (np.linalg.pinv, _stack(matrices_with_singular_values, 2, 3)),
+    **{
+        f"lstsq {output}, b a {kind}": (lambda a, b, k=k: np.linalg.lstsq(a, b)[k], _lstsq_operands(shape))
+        for k, output in enumerate(["x", "residuals", "rank", "s"])
+        if output != "rank"
+        for kind, shape in (("vector", (4,)), ("matrix", (4, 2)))
+    },
+    "lstsq x, a wide": (
+        lambda a, b: np.linalg.lstsq(a, b)[0],
+        lambda rng, dtype: [
+            matrices_with_singular_values(rng, (), 2, 3, dtype),
+            rng.uniform(-2, 2, (2, 2)).astype(dtype),
+        ],
+    ),
+    "lstsq, all outputs": (
+        lambda a, b: (lambda x, r, _, s: np.sum(x**2, axis=0) + r + np.sum(s))(*np.linalg.lstsq(a, b)),
+        _lstsq_operands((4, 2)),
+    ),
+    **{
+        f"vector_norm {ord}": (lambda x, ord=ord: np.linalg.vector_norm(x, ord=ord, axis=-1), _distinct(2, 3))
+        for ord in [2, 1, np.inf, -np.inf, 3, 0.5, 1.5, -1, 0]
+    },
+    "vector_norm over all axes, keepdims": (
+        lambda x: np.linalg.vector_norm(x, keepdims=True),
+        _distinct(2, 3),
+    ),
+    **{
+        f"matrix_norm {ord}": (
+            lambda x, ord=ord: np.linalg.matrix_norm(x, ord=ord),
+            singular_value_stack if ord in ("nuc", 2, -2) else _distinct(2, 3, 3),
+        )
+        for ord in ["fro", "nuc", 2, -2, 1, -1, np.inf, -np.inf]
+    },
+    **{
+        f"norm {ord}, vectors": (lambda x, ord=ord: np.linalg.norm(x, ord, axis=0), _distinct(3, 2))
+        for ord in [None, 1, np.inf, 3]
+    },
+    **{
+        f"norm {ord}, matrices": (
+            lambda x, ord=ord: np.linalg.norm(x, ord, axis=(2, 0), keepdims=True),
+            (lambda rng, dtype: [np.moveaxis(singular_value_stack(rng, dtype)[0], (-2, -1), (2, 0)).copy()])
+            if ord in ("nuc", 2, -2)
+            else _distinct(3, 2, 3),
+        )
+        for ord in [None, "fro", "nuc", 2, -2, 1, -np.inf]
+    },
+    "norm of all elements": (np.linalg.norm, _distinct(2, 3)),
+    **{
+        f"cond {p}": (
+            lambda x, p=p: np.linalg.cond(x, p),
+            singular_value_stack if p in (None, 2, -2, "nuc") else invertible_stack,
+        )
+        for p in [None, 2, -2, "fro", "nuc", 1, -1, np.inf, -np.inf]
+    },
+    "cond, tall": (np.linalg.cond, _stack(matrices_with_singular_values, 4, 2)),
+}
+
+
+@pytest.mark.parametrize("name", GRADGRAD)
+def test_second_derivatives_by_gradgradcheck(name):
+    f, inputs = GRADGRAD[name]
+    assert tape.gradgradcheck(f, *inputs(np.random.default_rng(5), np.float64))
+
+
+# float32 VJPs run in float32 (the finite differences in float64), so the tolerances are float32's.
+GRADGRAD_FLOAT32 = {
+    "inv": GRADGRAD["inv"],
+    "solve": GRADGRAD["solve, b a matrix"],
+    "det": GRADGRAD["det"],
+    **{
+        name: (
+            functools.partial(ONE_TRIANGLE[name][0], np.linalg),
+            functools.partial(
+                lambda rng, dtype, name: [one_triangle_input(name, rng, (2,), 3, dtype)], name=name
+            ),
+        )
+        for name in ["eigh L, V diag(w^3) Vt", "eigh U, eigenvectors squared", "cholesky", "cholesky upper"]
+    },
+}
+
+
+@pytest.mark.parametrize("name", GRADGRAD_FLOAT32)
+def test_second_derivatives_in_float32(name):
+    f, inputs = GRADGRAD_FLOAT32[name]
+    arrays = inputs(np.random.default_rng(5), np.float32)
+    assert all(a.dtype == np.float32 for a in arrays)
+    assert tape.gradgradcheck(f, *arrays, rtol=2e-2, atol=2e-3)
 
 
 # -- errors --------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """ops/linalg.py: matrix and tensor products (``@``, ``np.matmul``, ``np.dot``, ``.dot``, ``vdot``, ``inner``,
 ``outer``, ``tensordot``, ``kron``, ``multi_dot``, ``matrix_power``, ``cross``, ``vecdot``, ``matvec``,
 ``vecmat``) and ``einsum`` over a table of subscripts, checked against numpy's forward and against finite
-differences, in float64 and float32; second derivatives against finite differences of the gradient; and
-the errors for operands that do not align or subscripts that do not fit."""
+differences, in float64 and float32; second derivatives against finite differences of the gradient and by
+tape.gradgradcheck; and the errors for operands that do not align or subscripts that do not fit."""
 
 from __future__ import annotations
 
@@ -620,6 +620,14 @@ SECOND_ORDER = {  # name: (function of the operands, operand shapes)
     "vecdot": (np.vecdot, [(2, 3), (3,)]),
     "matvec": (np.matvec, [(2, 3), (3,)]),
     "vecmat": (np.vecmat, [(2,), (2, 3)]),
+    "linalg.matmul": (np.linalg.matmul, [(2, 2, 3), (3, 2)]),
+    "dot": (np.dot, [(3,), (3, 2)]),
+    "linalg.outer": (np.linalg.outer, [(2,), (3,)]),
+    "linalg.tensordot": (lambda a, b: np.linalg.tensordot(a, b, axes=1), [(2, 3), (3, 2)]),
+    "linalg.vecdot": (lambda a, b: np.linalg.vecdot(a, b, axis=0), [(3, 2), (3, 1)]),
+    "linalg.cross": (np.linalg.cross, [(2, 3), (3,)]),
+    "matrix_power -2": (lambda a: np.linalg.matrix_power(a + 3 * np.eye(3), -2), [(2, 3, 3)]),
+    "matrix_power 1": (lambda a: np.linalg.matrix_power(a, 1), [(2, 3, 3)]),
 }
 
 
@@ -629,6 +637,14 @@ def test_second_derivatives_against_finite_differences_of_the_gradient(name):
     rng = np.random.default_rng(1)
     operands = [rng.uniform(-1.0, 1.0, shape) for shape in operand_shapes]
     hvp_against_gradient_differences(lambda *xs: np.sum(np.sin(product(*xs))), operands)
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_second_derivatives_by_gradgradcheck(name):
+    # The VJPs of a product are products, recorded under create_graph: their own VJPs are checked here.
+    product, operand_shapes = SECOND_ORDER[name]
+    rng = np.random.default_rng(4)
+    assert tape.gradgradcheck(product, *(rng.uniform(-1.0, 1.0, shape) for shape in operand_shapes))
 
 
 def test_gradient_of_a_gradient_through_einsum_diagonal_and_summed_indices():
