@@ -13,6 +13,7 @@ import tape
 import tape.nn as nn
 import tape.ops.conv as F
 from tape.nn.conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d
+from tests.ops.test_conv import naive_avg_pool2d, naive_conv2d, naive_max_pool2d
 
 
 @pytest.mark.parametrize("layer_class", [Conv1d, Conv2d])
@@ -133,6 +134,45 @@ def test_layers_match_torch_nn():
         np.testing.assert_allclose(
             our_layer(x).data, their_layer(torch.from_numpy(x)).detach().numpy(), 1e-12
         )
+
+
+# public options; then stride, padding as (before, after) pairs, dilation and groups written out
+CONV_GEOMETRIES = [
+    (dict(stride=2, padding=1, groups=3), (2, 2), [(1, 1), (1, 1)], (1, 1), 3),
+    (dict(stride=(1, 2), padding=(2, 0), dilation=(2, 1)), (1, 2), [(2, 2), (0, 0)], (2, 1), 1),
+    (dict(padding="same", dilation=2, groups=3), (1, 1), [(2, 2), (2, 2)], (2, 2), 3),
+]
+
+
+@pytest.mark.parametrize(("options", "stride", "pairs", "dilation", "groups"), CONV_GEOMETRIES)
+def test_conv_layers_follow_naive_loops(options, stride, pairs, dilation, groups):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 7, 6))
+    layer = Conv2d(3, 6, 3, rng=rng, **options)
+    expected = naive_conv2d(x, layer.weight.data, layer.bias.data, stride, pairs, dilation, groups)
+    np.testing.assert_allclose(layer(x).data, expected, rtol=1e-12, atol=1e-12)
+    line_options = {key: value[1] if isinstance(value, tuple) else value for key, value in options.items()}
+    line = Conv1d(3, 6, 3, rng=rng, **line_options)
+    expected = naive_conv2d(x[:, :, :1], line.weight.data[:, :, None], line.bias.data, (1, stride[1]),
+                            [(0, 0), pairs[1]], (1, dilation[1]), groups)[:, :, 0]  # fmt: skip
+    np.testing.assert_allclose(line(x[:, :, 0]).data, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 2, 1), (2, 1, 1), ((2, 3), None, 0)])
+def test_pool_layers_follow_naive_loops(kernel, stride, padding):
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 6))
+    kernel_pair = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    stride_pair = kernel_pair if stride is None else (stride, stride)
+    padding_pair = (padding, padding)
+    np.testing.assert_array_equal(
+        MaxPool2d(kernel, stride, padding)(x), naive_max_pool2d(x, kernel_pair, stride_pair, padding_pair)
+    )
+    np.testing.assert_allclose(
+        AvgPool2d(kernel, stride, padding)(x),
+        naive_avg_pool2d(x, kernel_pair, stride_pair, padding_pair),
+        rtol=1e-12,
+        atol=1e-15,
+    )
 
 
 def _cnn(dtype, rng):

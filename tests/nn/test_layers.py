@@ -13,6 +13,7 @@ import tape
 import tape.nn as nn
 import tape.ops.losses as L
 import tape.ops.nn as F
+from tests.ops.test_nn import channel_statistics
 
 
 def test_linear_initialization_and_forward():
@@ -26,6 +27,40 @@ def test_linear_initialization_and_forward():
     assert tape.gradcheck(
         lambda w, b, x: F.linear(x, w, b), layer.weight.data[:3, :4], layer.bias.data[:3], x[0, :2, :4]
     )
+
+
+# shape, fan_in, fan_out written out
+FANS = [((40, 30), 30, 40), ((8, 6, 3, 5), 90, 120)]
+
+
+@pytest.mark.parametrize(("shape", "fan_in", "fan_out"), FANS)
+def test_initializers_follow_their_formulas(shape, fan_in, fan_out):
+    rng = np.random.default_rng(0)
+    uniform_bounds = {
+        "xavier": (
+            lambda t: nn.init.xavier_uniform_(t, gain=2.0, rng=rng),
+            2.0 * math.sqrt(6 / (fan_in + fan_out)),
+        ),
+        "kaiming fan_in": (
+            lambda t: nn.init.kaiming_uniform_(t, a=math.sqrt(5), rng=rng),
+            1 / math.sqrt(fan_in),
+        ),
+        "kaiming relu fan_out": (
+            lambda t: nn.init.kaiming_uniform_(t, mode="fan_out", nonlinearity="relu", rng=rng),
+            math.sqrt(6 / fan_out),
+        ),
+    }
+    for name, (fill, bound) in uniform_bounds.items():
+        values = fill(tape.zeros(shape)).data
+        assert np.abs(values).max() <= bound and np.abs(values).max() > 0.9 * bound, name
+        assert abs(values.std() - bound / math.sqrt(3)) < 0.1 * bound, name
+    normal_spreads = {
+        "xavier": (lambda t: nn.init.xavier_normal_(t, rng=rng), math.sqrt(2 / (fan_in + fan_out))),
+        "kaiming": (lambda t: nn.init.kaiming_normal_(t, a=0.5, rng=rng), math.sqrt(2 / 1.25 / fan_in)),
+    }
+    for name, (fill, std) in normal_spreads.items():
+        values = fill(tape.zeros(shape)).data
+        assert abs(values.std() - std) < 0.1 * std and abs(values.mean()) < 0.1 * std, name
 
 
 def test_linear_shape_error_names_the_layer():
@@ -147,10 +182,61 @@ def test_norm_layers_match_torch():
     norm = nn.LayerNorm((4, 3))
     expected = torch.nn.functional.layer_norm(torch.tensor(x), (4, 3)).numpy()
     np.testing.assert_allclose(norm(x).data, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(8, 4), (5, 4, 3)])
+def test_batch_norm_layer_follows_explicit_sums(shape):
+    rng = np.random.default_rng(7)
+    norm = nn.BatchNorm1d(4, momentum=0.3)
+    norm.weight.data[...] = rng.uniform(0.5, 2.0, 4)
+    norm.bias.data[...] = rng.standard_normal(4)
+    channel = (1, 4) + (1,) * (len(shape) - 2)
+    weight, bias = norm.weight.data.reshape(channel), norm.bias.data.reshape(channel)
+    expected_mean, expected_var = np.zeros(4), np.ones(4)
+    for step in range(3):
+        x = rng.standard_normal(shape) * (step + 1) - step
+        mean, biased, unbiased = channel_statistics(x)
+        expected_mean = 0.7 * expected_mean + 0.3 * mean
+        expected_var = 0.7 * expected_var + 0.3 * unbiased
+        normalized = (x - mean.reshape(channel)) / np.sqrt(biased.reshape(channel) + 1e-5)
+        np.testing.assert_allclose(norm(x).data, normalized * weight + bias, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(norm.running_mean, expected_mean, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(norm.running_var, expected_var, rtol=1e-12, atol=1e-14)
+        assert int(norm.num_batches_tracked) == step + 1
+    norm.eval()
+    x = rng.standard_normal(shape)
+    expected = (x - expected_mean.reshape(channel)) / np.sqrt(expected_var.reshape(channel) + 1e-5)
+    np.testing.assert_allclose(norm(x).data, expected * weight + bias, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(norm.running_mean, expected_mean, rtol=1e-12, atol=1e-14)
+    assert int(norm.num_batches_tracked) == 3
+    untracked = nn.BatchNorm1d(4, affine=False, track_running_stats=False).eval()
+    mean, biased, _ = channel_statistics(x)
+    normalized = (x - mean.reshape(channel)) / np.sqrt(biased.reshape(channel) + 1e-5)
+    np.testing.assert_allclose(untracked(x).data, normalized, rtol=1e-10, atol=1e-12)
+    assert untracked.running_mean is None and list(untracked.parameters()) == []
     with pytest.raises(
         ValueError, match=r"BatchNorm1d\(4, .*\): expected input of shape \(N, 4\) or \(N, 4, L\)"
     ):
-        ours(np.zeros((2, 3)))
+        norm(np.zeros((2, 3)))
+
+
+def test_layer_norm_layer_follows_explicit_sums():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 4, 3))
+    norm = nn.LayerNorm((4, 3))
+    norm.weight.data[...] = rng.uniform(0.5, 2.0, (4, 3))
+    norm.bias.data[...] = rng.standard_normal((4, 3))
+    expected = np.empty_like(x)
+    for n in range(3):
+        values = [float(v) for v in x[n].ravel()]
+        mean = sum(values) / len(values)
+        variance = sum((v - mean) ** 2 for v in values) / len(values)
+        expected[n] = (x[n] - mean) / math.sqrt(variance + 1e-5) * norm.weight.data + norm.bias.data
+    np.testing.assert_allclose(norm(x).data, expected, rtol=1e-10, atol=1e-12)
+    bare = nn.LayerNorm(3, eps=1e-3, elementwise_affine=False)
+    rows = x.reshape(-1, 3)
+    spread = np.sqrt(((rows - rows.mean(1, keepdims=True)) ** 2).sum(1, keepdims=True) / 3 + 1e-3)
+    np.testing.assert_allclose(bare(rows).data, (rows - rows.mean(1, keepdims=True)) / spread, rtol=1e-10)
 
 
 def test_flatten():

@@ -36,7 +36,9 @@ CASES = {
         "RMSprop",
         dict(lr=0.01, momentum=0.5, centered=True, weight_decay=0.1),
     ),
+    "rmsprop alpha momentum": (optim.RMSprop, "RMSprop", dict(lr=0.01, alpha=0.8, eps=1e-3, momentum=0.3)),
     "adagrad": (optim.Adagrad, "Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1)),
+    "adagrad decay": (optim.Adagrad, "Adagrad", dict(lr=0.1, weight_decay=0.1, eps=1e-3)),
 }
 
 
@@ -62,6 +64,86 @@ def test_optimizers_follow_torch(case, fused, monkeypatch):
         torch_optimizer.step()
     for p, t in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _sgd_by_hand(p, g, state, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    g = g + weight_decay * p
+    if momentum:
+        if "b" not in state:
+            state["b"] = g
+        else:
+            state["b"] = momentum * state["b"] + (1 - dampening) * g
+        g = g + momentum * state["b"] if nesterov else state["b"]
+    return p - lr * g
+
+
+def _adam_by_hand(
+    p, g, state, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False
+):
+    t = state["t"] = state.get("t", 0) + 1
+    if decoupled:
+        p = p * (1 - lr * weight_decay)
+    else:
+        g = g + weight_decay * p
+    m = state["m"] = betas[0] * state.get("m", 0.0) + (1 - betas[0]) * g
+    v = state["v"] = betas[1] * state.get("v", 0.0) + (1 - betas[1]) * g * g
+    if amsgrad:
+        v = state["v_max"] = np.maximum(state.get("v_max", 0.0), v)
+    return p - lr * (m / (1 - betas[0] ** t)) / (np.sqrt(v / (1 - betas[1] ** t)) + eps)
+
+
+def _rmsprop_by_hand(p, g, state, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    g = g + weight_decay * p
+    v = state["v"] = alpha * state.get("v", 0.0) + (1 - alpha) * g * g
+    if centered:
+        mean = state["mean"] = alpha * state.get("mean", 0.0) + (1 - alpha) * g
+        v = v - mean * mean
+    step = g / (np.sqrt(v) + eps)
+    if momentum:
+        step = state["b"] = momentum * state.get("b", 0.0) + step
+    return p - lr * step
+
+
+def _adagrad_by_hand(
+    p, g, state, lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10
+):
+    t = state["t"] = state.get("t", 0) + 1
+    g = g + weight_decay * p
+    total = state["sum"] = state.get("sum", initial_accumulator_value) + g * g
+    return p - lr / (1 + (t - 1) * lr_decay) * g / (np.sqrt(total) + eps)
+
+
+RULES_BY_HAND = {
+    optim.SGD: _sgd_by_hand,
+    optim.Adam: _adam_by_hand,
+    optim.AdamW: lambda p, g, state, weight_decay=0.01, **options: _adam_by_hand(
+        p, g, state, weight_decay=weight_decay, decoupled=True, **options
+    ),
+    optim.RMSprop: _rmsprop_by_hand,
+    optim.Adagrad: _adagrad_by_hand,
+}
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["kernel", "twin"])
+@pytest.mark.parametrize("case", CASES)
+def test_optimizers_follow_their_update_rules_by_hand(case, fused, monkeypatch):
+    optimizer_class, _, options = CASES[case]
+    monkeypatch.setattr(optim_kernels, "PLAIN_SGD_MIN_SIZE", 0)
+    rng = np.random.default_rng(0)
+    initial = [rng.standard_normal((3, 2)), rng.standard_normal(4)]
+    ours = [tape.tensor(v.copy(), requires_grad=True) for v in initial]
+    expected, states = [v.copy() for v in initial], [{} for _ in initial]
+    optimizer = optimizer_class(ours, **options)
+    rule = RULES_BY_HAND[optimizer_class]
+    for step in range(5):
+        grads = _quadratic_gradients(expected, step)
+        for p, g in zip(ours, grads, strict=True):
+            p.grad = g
+        with jit.use_jit(fused):
+            optimizer.step()
+        expected = [rule(p, g, state, **options) for p, g, state in zip(expected, grads, states, strict=True)]
+    for p, value in zip(ours, expected, strict=True):
+        np.testing.assert_allclose(p.data, value, rtol=1e-10, atol=1e-12)
 
 
 def test_sgd_momentum_by_hand():

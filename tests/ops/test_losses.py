@@ -3,6 +3,8 @@ against finite differences in float64 and float32, every reduction, and the erro
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -96,6 +98,17 @@ def test_binary_cross_entropy_clamps_logs_like_torch():
     np.testing.assert_allclose(L.binary_cross_entropy(p, t, reduction="none"), expected.numpy())
     with pytest.raises(ValueError, match=r"binary_cross_entropy: input must hold probabilities in \[0, 1\]"):
         L.binary_cross_entropy(np.array([1.5]), np.array([1.0]))
+
+
+def test_binary_cross_entropy_clamps_each_log_at_minus_100():
+    p, t = np.array([0.0, 1.0, 0.5, 1e-50, 0.25]), np.array([1.0, 0.0, 1.0, 1.0, 0.5])
+    expected = []
+    for probability, target in zip(p, t, strict=True):
+        log_p = max(math.log(probability), -100.0) if probability > 0 else -100.0
+        log_not_p = max(math.log(1 - probability), -100.0) if probability < 1 else -100.0
+        expected.append(-(target * log_p + (1 - target) * log_not_p))
+    np.testing.assert_allclose(L.binary_cross_entropy(p, t, reduction="none"), expected, rtol=1e-12)
+    np.testing.assert_allclose(expected[:4], [100.0, 100.0, math.log(2.0), 100.0], rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
@@ -267,6 +280,52 @@ def test_cross_entropy_and_nll_match_torch(reduction, smoothing):
     )
 
 
+def _reference_nll(log_p, target, weight, ignore_index, reduction):
+    """One sample (and position) at a time: ``-weight[k] * log_p[n, k, ...]``, skipping ``ignore_index``."""
+    log_p = np.asarray(log_p, dtype=np.float64)
+    classes = log_p.shape[1]
+    weight = np.ones(classes) if weight is None else weight
+    losses = np.zeros(target.shape)
+    total, weights = 0.0, 0.0
+    for position in np.ndindex(*target.shape):
+        k = int(target[position])
+        if k == ignore_index:
+            continue
+        row = log_p[(position[0], slice(None), *position[1:])]
+        losses[position] = -weight[k] * row[k]
+        total += losses[position]
+        weights += weight[k]
+    return {"none": losses, "sum": total, "mean": total / weights}[reduction]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ignore_index", [-1, 3])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_class_losses_with_a_chosen_ignore_index_follow_a_per_sample_loop(reduction, ignore_index, weighted):
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((6, 5, 2))
+    weight = rng.uniform(0.5, 2, 5) if weighted else None
+    target = rng.integers(0, 5, (6, 2))
+    target[0, 0], target[1, 1] = 3, 2
+    target[2, 1] = -1
+    if ignore_index == 3:
+        target[target < 0] = 4
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        L.nll_loss(log_p, target, weight, ignore_index, reduction),
+        _reference_nll(log_p, target, weight, ignore_index, reduction),
+        rtol=1e-12,
+    )
+    for smoothing in (0.0, 0.1):
+
+        def loss(x, smoothing=smoothing):
+            return L.cross_entropy(x, target, weight, ignore_index, reduction, smoothing)
+
+        expected = _reference_cross_entropy(logits, target, weight, ignore_index, reduction, smoothing)
+        np.testing.assert_allclose(loss(logits), expected, rtol=1e-12)
+        check_op(loss, logits)
+
+
 def test_cross_entropy_gradient_is_softmax_minus_onehot_and_twice_differentiable():
     logits = np.random.default_rng(4).standard_normal((3, 4))
     target = np.array([0, 3, 1])
@@ -359,6 +418,31 @@ def test_embedding_and_ranking_losses(dtype, reduction):
     check_op(lambda x1, x2: L.margin_ranking_loss(x1, x2, labels, 0.1, reduction), x1, x2)
     expected = np.maximum(-labels * (x1.astype(float) - x2) + 0.1, 0)
     assert_close(L.margin_ranking_loss(x1, x2, labels, 0.1, reduction), reduce(expected, reduction), dtype)
+
+
+@pytest.mark.parametrize("margin", [0.1, 0.5])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_embedding_and_ranking_losses_with_a_margin_follow_per_pair_loops(reduction, margin):
+    rng = np.random.default_rng(8)
+    a, b, labels = rng.standard_normal((4, 3)), rng.standard_normal((4, 3)), np.array([1, -1, 1, -1])
+    x = np.abs(a[:, 0])
+    cosine, hinge, ranking = [], [], []
+    for n, label in enumerate(labels):
+        dot = sum(a[n, i] * b[n, i] for i in range(3))
+        norm_a, norm_b = (math.sqrt(sum(v[n, i] ** 2 for i in range(3))) for v in (a, b))
+        norms = norm_a * norm_b
+        cosine.append(1 - dot / norms if label == 1 else max(0.0, dot / norms - margin))
+        hinge.append(x[n] if label == 1 else max(0.0, margin - x[n]))
+        ranking.append(max(0.0, -label * (a[n, 0] - b[n, 0]) + margin))
+    for ours, expected in (
+        (L.cosine_embedding_loss(a, b, labels, margin, reduction), cosine),
+        (L.hinge_embedding_loss(x, labels, margin, reduction), hinge),
+        (L.margin_ranking_loss(a[:, 0], b[:, 0], labels, margin, reduction), ranking),
+    ):
+        np.testing.assert_allclose(ours, reduce(np.array(expected), reduction), rtol=1e-12)
+    log_q, p = np.log(rng.dirichlet(np.ones(3), 4)), rng.dirichlet(np.ones(3), 4)
+    total = sum(p[n, k] * (math.log(p[n, k]) - log_q[n, k]) for n in range(4) for k in range(3))
+    np.testing.assert_allclose(L.kl_div(log_q, p, "batchmean"), total / 4, rtol=1e-12)
 
 
 def test_embedding_and_ranking_losses_match_torch():

@@ -91,6 +91,43 @@ def test_activations_match_torch(name):
     np.testing.assert_allclose(x.grad, reference_x.grad.numpy(), rtol=1e-10, atol=1e-14)
 
 
+def _gelu_tanh_derivative(x):
+    inner = np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)
+    slope = np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * x**2)
+    return 0.5 * (1 + np.tanh(inner)) + 0.5 * x * (1 - np.tanh(inner) ** 2) * slope
+
+
+# name: the derivative written out by hand
+DERIVATIVES = {
+    "relu": lambda x: (x > 0).astype(float),
+    "leaky_relu": lambda x: np.where(x > 0, 1.0, 0.2),
+    "elu": lambda x: np.where(x > 0, 1.0, 1.5 * np.exp(x)),
+    "selu": lambda x: F.SELU_SCALE * np.where(x > 0, 1.0, F.SELU_ALPHA * np.exp(x)),
+    "gelu": lambda x: (
+        0.5 * (1 + np.vectorize(math.erf, otypes=[float])(x / np.sqrt(2)))
+        + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    ),
+    "gelu tanh": _gelu_tanh_derivative,
+    "softplus": lambda x: np.where(x > 20, 1.0, _sigmoid(x)),
+    "sigmoid": lambda x: _sigmoid(x) * (1 - _sigmoid(x)),
+    "tanh": lambda x: 1 - np.tanh(x) ** 2,
+}
+
+
+@pytest.mark.parametrize("name", DERIVATIVES)
+def test_activations_over_a_wide_range_follow_their_formulas_and_derivatives(name):
+    x_values = np.random.default_rng(0).uniform(-30, 30, size=50)
+    x = tape.tensor(x_values, requires_grad=True)
+    y = ACTIVATIONS[name][0](x)
+    cotangent = np.random.default_rng(1).standard_normal(50)
+    y.backward(cotangent)
+    reference = ACTIVATIONS[name][1]
+    if name == "softplus":  # linear above the threshold 20, as torch
+        reference = lambda x: np.where(x > 20, x, np.log1p(np.exp(x)))
+    np.testing.assert_allclose(y.data, reference(x_values), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(x.grad, cotangent * DERIVATIVES[name](x_values), rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_sigmoid_and_softplus_are_stable_at_extremes(dtype):
     x = tape.tensor(np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], dtype=dtype), requires_grad=True)
@@ -287,6 +324,47 @@ def test_batch_norm_updates_running_statistics_like_torch():
     np.testing.assert_allclose(y, expected.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(mean, torch_mean.numpy(), rtol=1e-12)
     np.testing.assert_allclose(var, torch_var.numpy(), rtol=1e-12)
+
+
+def channel_statistics(x):
+    """Each channel's mean, biased and unbiased variance, by explicit sums over every other axis."""
+    x = np.asarray(x, dtype=np.float64)
+    means, biased, unbiased = [], [], []
+    for channel in range(x.shape[1]):
+        values = [float(v) for v in np.moveaxis(x, 1, 0)[channel].ravel()]
+        count = len(values)
+        mean = sum(values) / count
+        squares = sum((v - mean) ** 2 for v in values)
+        means.append(mean)
+        biased.append(squares / count)
+        unbiased.append(squares / (count - 1))
+    return np.array(means), np.array(biased), np.array(unbiased)
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.6])
+@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 4)])
+def test_batch_norm_running_statistics_follow_explicit_sums(shape, momentum):
+    rng = np.random.default_rng(8)
+    mean, var = np.zeros(shape[1]), np.ones(shape[1])
+    expected_mean, expected_var = np.zeros(shape[1]), np.ones(shape[1])
+    channel = (1, shape[1]) + (1,) * (len(shape) - 2)
+    for step in range(3):
+        x = rng.standard_normal(shape) * (step + 1) + step
+        y = F.batch_norm(x, mean, var, training=True, momentum=momentum, eps=1e-3)
+        batch_mean, batch_biased, batch_unbiased = channel_statistics(x)
+        expected_mean = (1 - momentum) * expected_mean + momentum * batch_mean
+        expected_var = (1 - momentum) * expected_var + momentum * batch_unbiased  # n / (n - 1), as torch
+        np.testing.assert_allclose(mean, expected_mean, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(var, expected_var, rtol=1e-12, atol=1e-14)
+        normalized = (x - batch_mean.reshape(channel)) / np.sqrt(batch_biased.reshape(channel) + 1e-3)
+        np.testing.assert_allclose(y, normalized, rtol=1e-10, atol=1e-12)
+    frozen_mean, frozen_var = mean.copy(), var.copy()
+    x = rng.standard_normal(shape)
+    y = F.batch_norm(x, mean, var, training=False, momentum=momentum, eps=1e-3)
+    np.testing.assert_array_equal(mean, frozen_mean)
+    np.testing.assert_array_equal(var, frozen_var)
+    expected = (x - frozen_mean.reshape(channel)) / np.sqrt(frozen_var.reshape(channel) + 1e-3)
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_batch_norm_second_derivative_and_errors():
