@@ -184,7 +184,8 @@ class LayerNorm(Module):
 
 class BatchNorm1d(Module):
     """Normalize each feature (axis 1 of ``(N, C)`` or ``(N, C, L)``) over the batch; keep running statistics
-    for evaluation mode.
+    for evaluation mode (an exponential average with ``momentum``, or with ``momentum=None`` the plain
+    average of every batch seen).
 
     Examples
     --------
@@ -198,7 +199,7 @@ class BatchNorm1d(Module):
         self,
         num_features: int,
         eps: float = 1e-5,
-        momentum: float = 0.1,
+        momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
         dtype: Any = None,
@@ -231,10 +232,13 @@ class BatchNorm1d(Module):
                 f"got shape {shape}"
             )
         use_batch = self.training or not self.track_running_stats
+        momentum = self.momentum
         if self.training and self.track_running_stats:
             self._buffers["num_batches_tracked"] += 1
+            if momentum is None:  # a cumulative average: every batch so far weighs the same, as in torch
+                momentum = 1.0 / float(self._buffers["num_batches_tracked"])
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, use_batch, self.momentum, self.eps
+            x, self.running_mean, self.running_var, self.weight, self.bias, use_batch, momentum, self.eps
         )
 
     def extra_repr(self) -> str:

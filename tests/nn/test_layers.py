@@ -184,6 +184,23 @@ def test_norm_layers_match_torch():
     np.testing.assert_allclose(norm(x).data, expected, rtol=1e-10, atol=1e-12)
 
 
+def test_batch_norm_without_momentum_keeps_the_plain_average_of_every_batch():
+    rng = np.random.default_rng(11)
+    norm = nn.BatchNorm1d(3, momentum=None)
+    batches = [rng.standard_normal((5, 3)) * (k + 1) + k for k in range(4)]
+    for batch in batches:
+        norm(batch)
+    statistics = [channel_statistics(batch) for batch in batches]
+    np.testing.assert_allclose(norm.running_mean, np.mean([s[0] for s in statistics], axis=0), rtol=1e-12)
+    np.testing.assert_allclose(norm.running_var, np.mean([s[2] for s in statistics], axis=0), rtol=1e-12)
+    assert int(norm.num_batches_tracked) == 4
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.BatchNorm1d(3, momentum=None, dtype=torch.float64)
+    for batch in batches:
+        theirs(torch.tensor(batch))
+    np.testing.assert_allclose(norm.running_var, theirs.running_var.numpy(), rtol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(8, 4), (5, 4, 3)])
 def test_batch_norm_layer_follows_explicit_sums(shape):
     rng = np.random.default_rng(7)
