@@ -52,6 +52,17 @@ def _zero(g: Any, out: Any, *args: Any, **kwargs: Any) -> Any:
     return np.zeros_like(g)
 
 
+def _quiet(vjp: Callable[..., Any]) -> Callable[..., Any]:
+    """``vjp`` without numpy's divide and invalid warnings, for VJPs that divide by zero (or zero by zero)
+    at inputs where the forward is quiet: their inf or nan there is the answer, not a surprise."""
+
+    def quiet_vjp(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return vjp(*args, **kwargs)
+
+    return quiet_vjp
+
+
 # -- arithmetic ----------------------------------------------------------------------------------------
 add = _ufunc_op(np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, shape_only=(0, 1))
 subtract = _ufunc_op(np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g, shape_only=(0, 1))
@@ -73,16 +84,21 @@ def _power_vjp_base(g: Any, out: Any, x: Any, y: Any) -> Any:
             if type(x) is np.ndarray and x.size >= fused.LARGE:
                 return fused.square_vjp(g, x)
             return g * (x + x)
-        return np.zeros_like(g) if y == 0 else g * (y * x ** (y - 1))
-    return g * np.where(y == 0, 0.0, y * x ** np.where(y == 0, 1.0, y - 1))
+        if y == 0:
+            return np.zeros_like(g)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -0.5 and inf * 0 ** inf: inf and nan, quietly
+        if isinstance(y, int | float):
+            return g * (y * x ** (y - 1))
+        return g * np.where(y == 0, 0.0, y * x ** np.where(y == 0, 1.0, y - 1))
 
 
 def _power_vjp_exponent(g: Any, out: Any, x: Any, y: Any) -> Any:
-    # d(x**y)/dy = x**y * log(x); taken as 0 at x == 0 (the limit for y > 0), NaN for x < 0 as in JAX.
-    return g * out * np.log(np.where(x == 0, 1.0, x))
+    # d(x**y)/dy = x**y * log(x); taken as 0 at x == 0 for y >= 0 (the limit for y > 0), as in PyTorch; for
+    # y < 0 it is inf * log(0) = -inf, the limit from x > 0. NaN for x < 0, as in JAX.
+    return g * out * np.log(np.where((plain(x) == 0) & (plain(y) >= 0), 1.0, x))
 
 
-power = _ufunc_op(np.power, _power_vjp_base, _power_vjp_exponent, keeps_output=True)
+power = _ufunc_op(np.power, _power_vjp_base, _quiet(_power_vjp_exponent), keeps_output=True)
 
 
 def _square_vjp(g: Any, out: Any, x: Any) -> Any:
@@ -99,7 +115,7 @@ def _sqrt_vjp(g: Any, out: Any, x: Any) -> Any:
 
 square = _ufunc_op(np.square, _square_vjp)
 sqrt = _ufunc_op(np.sqrt, _sqrt_vjp, shape_only=(0,), keeps_output=True)
-cbrt = _ufunc_op(np.cbrt, lambda g, out, x: g / (3 * out * out), shape_only=(0,), keeps_output=True)
+cbrt = _ufunc_op(np.cbrt, _quiet(lambda g, out, x: g / (3 * out * out)), shape_only=(0,), keeps_output=True)
 reciprocal = _ufunc_op(np.reciprocal, lambda g, out, x: -g * out * out, shape_only=(0,), keeps_output=True)
 absolute = _ufunc_op(np.absolute, lambda g, out, x: g * np.sign(x))
 
@@ -111,16 +127,24 @@ log = _ufunc_op(np.log, lambda g, out, x: g / x)
 log2 = _ufunc_op(np.log2, lambda g, out, x: g / (x * _LN2))
 log10 = _ufunc_op(np.log10, lambda g, out, x: g / (x * _LN10))
 log1p = _ufunc_op(np.log1p, lambda g, out, x: g / (1 + x))
+
+
+def _log_share(x: Any, y: Any, out: Any) -> Any:
+    """``x - out``, the log of x's share ``exp(x - out)`` of ``logaddexp(x, y)`` (base 2 for logaddexp2);
+    0 where x alone is ``+inf`` (the limit: x takes it all), not ``inf - inf``."""
+    return np.where(np.isposinf(plain(x)) & (plain(y) < np.inf), 0.0, x - out)
+
+
 logaddexp = _ufunc_op(
     np.logaddexp,
-    lambda g, out, x, y: g * np.exp(x - out),
-    lambda g, out, x, y: g * np.exp(y - out),
+    _quiet(lambda g, out, x, y: g * np.exp(_log_share(x, y, out))),
+    _quiet(lambda g, out, x, y: g * np.exp(_log_share(y, x, out))),
     keeps_output=True,
 )
 logaddexp2 = _ufunc_op(
     np.logaddexp2,
-    lambda g, out, x, y: g * np.exp2(x - out),
-    lambda g, out, x, y: g * np.exp2(y - out),
+    _quiet(lambda g, out, x, y: g * np.exp2(_log_share(x, y, out))),
+    _quiet(lambda g, out, x, y: g * np.exp2(_log_share(y, x, out))),
     keeps_output=True,
 )
 
@@ -160,22 +184,35 @@ def _tanh_vjp(g: Any, out: Any, x: Any) -> Any:
 sin = _ufunc_op(np.sin, _sin_vjp, forward=_sin)
 cos = _ufunc_op(np.cos, _cos_vjp, forward=_cos)
 tan = _ufunc_op(np.tan, lambda g, out, x: g * (1 + out * out), shape_only=(0,), keeps_output=True)
-arcsin = _ufunc_op(np.arcsin, lambda g, out, x: g / np.sqrt(1 - x * x))
-arccos = _ufunc_op(np.arccos, lambda g, out, x: -g / np.sqrt(1 - x * x))
+arcsin = _ufunc_op(np.arcsin, _quiet(lambda g, out, x: g / np.sqrt(1 - x * x)))
+arccos = _ufunc_op(np.arccos, _quiet(lambda g, out, x: -g / np.sqrt(1 - x * x)))
 arctan = _ufunc_op(np.arctan, lambda g, out, x: g / (1 + x * x))
 sinh = _ufunc_op(np.sinh, lambda g, out, x: g * np.cosh(x))
 cosh = _ufunc_op(np.cosh, lambda g, out, x: g * np.sinh(x))
 tanh = _ufunc_op(np.tanh, _tanh_vjp, shape_only=(0,), keeps_output=True)
 arcsinh = _ufunc_op(np.arcsinh, lambda g, out, x: g / np.sqrt(x * x + 1))
-arccosh = _ufunc_op(np.arccosh, lambda g, out, x: g / np.sqrt(x * x - 1))
+arccosh = _ufunc_op(np.arccosh, _quiet(lambda g, out, x: g / np.sqrt(x * x - 1)))
 arctanh = _ufunc_op(np.arctanh, lambda g, out, x: g / (1 - x * x))
+
+
+def _squared_radius(y: Any, x: Any) -> Any:
+    """``x*x + y*y``, the denominator of arctan2's derivatives, read as ``inf`` where it is 0: the gradient
+    at the origin is then 0 (signed as ``x`` and ``-y``), as in PyTorch, not 0 / 0."""
+    squares = x * x + y * y
+    return np.where(plain(squares) == 0, np.inf, squares)
+
+
 arctan2 = _ufunc_op(
     np.arctan2,
-    lambda g, out, y, x: g * x / (x * x + y * y),
-    lambda g, out, y, x: -g * y / (x * x + y * y),
+    _quiet(lambda g, out, y, x: g * x / _squared_radius(y, x)),
+    _quiet(lambda g, out, y, x: -g * y / _squared_radius(y, x)),
 )
+# At the origin both are 0 / 0 = nan, as in PyTorch.
 hypot = _ufunc_op(
-    np.hypot, lambda g, out, x, y: g * x / out, lambda g, out, x, y: g * y / out, keeps_output=True
+    np.hypot,
+    _quiet(lambda g, out, x, y: g * x / out),
+    _quiet(lambda g, out, x, y: g * y / out),
+    keeps_output=True,
 )
 deg2rad = _ufunc_op(np.deg2rad, lambda g, out, x: g * (np.pi / 180))
 rad2deg = _ufunc_op(np.rad2deg, lambda g, out, x: g * (180 / np.pi))

@@ -29,6 +29,7 @@ from numpy.lib.array_utils import normalize_axis_tuple
 
 from tape.jit import kernel
 from tape.op import Op
+from tape.tensor import plain
 
 from .reductions import as_rows, contiguous, restore_axes
 
@@ -62,10 +63,6 @@ def _shift(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """
     largest = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
     return np.where(np.isfinite(largest), largest, 0).astype(x.dtype)
-
-
-def _finite_or_zero(value: Any) -> Any:
-    return np.where(np.isfinite(value), value, 0)
 
 
 def _exp_rows(x: Any, axis: Axis) -> np.ndarray | None:
@@ -110,12 +107,17 @@ def _logsumexp(x: Any, b: Any = None, axis: Axis = None, keepdims: bool = False)
 
 def _logsumexp_weights(g: Any, out: Any, x: Any, b: Any, axis: Axis, keepdims: bool) -> Any:
     """``g * exp(x - logsumexp)``, ``g`` spread over the reduced axes, in the shape ``x`` and ``b`` broadcast
-    to: the cotangent of ``b``, and of ``x`` before the weights. 0 in an all ``-inf`` slice."""
+    to: the cotangent of ``b``, and of ``x`` before the weights.
+
+    ``x - logsumexp`` is at most 0 (unless weights below one lift x over the total), so exp never overflows.
+    As in PyTorch and JAX, a slice whose logsumexp is ``+inf`` gives nan at its ``+inf`` entries (inf - inf)
+    and 0 elsewhere, a slice holding nan gives nan throughout, and an all ``-inf`` slice nan (-inf + inf).
+    """
     shape = np.shape(x) if b is None else np.broadcast_shapes(np.shape(x), np.shape(b))
     axes = _axes(axis, len(shape))
     total = restore_axes(out, len(shape), axes, keepdims)
-    with np.errstate(over="ignore"):  # as in the forward: -big - big is -inf, and its exp is 0
-        weights = np.exp(x - _finite_or_zero(total))
+    with np.errstate(over="ignore", invalid="ignore"):
+        weights = np.exp(x - total)
     weighted = restore_axes(g, len(shape), axes, keepdims) * weights
     # With x broadcast against b, every weight that x meets takes its cotangent.
     return weighted if np.shape(weighted) == shape else np.broadcast_to(weighted, shape)
@@ -125,7 +127,11 @@ def _logsumexp_vjp_x(
     g: Any, out: Any, x: Any, b: Any = None, axis: Axis = None, keepdims: bool = False
 ) -> Any:
     weighted = _logsumexp_weights(g, out, x, b, axis, keepdims)
-    return weighted if b is None else weighted * b
+    if b is None:
+        return weighted
+    # An entry of weight zero takes no part: its x gets 0, even where its share exp(x - out) is inf or nan.
+    with np.errstate(invalid="ignore"):
+        return np.where(plain(b) != 0, weighted * b, 0.0)
 
 
 def _logsumexp_vjp_b(
@@ -150,8 +156,10 @@ def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False, b: Any = None) 
 
     Returns
     -------
-    A tensor for tensor inputs, an array for arrays. An all ``-inf`` (or empty) slice gives ``-inf``, and
-    gradient zero to its entries.
+    A tensor for tensor inputs, an array for arrays. An all ``-inf`` (or empty) slice gives ``-inf``. The
+    gradient is ``exp(x - out)`` (times ``b``), as in PyTorch and JAX: ``-inf`` entries of a slice with a
+    finite result get 0; a slice whose result is ``+inf`` gives nan at its ``+inf`` entries and 0 elsewhere;
+    a slice holding nan, or only ``-inf``, gives nan to all its entries.
 
     Examples
     --------

@@ -269,6 +269,67 @@ def test_power_at_a_zero_base(dtype):
     check_op(lambda y: np.zeros(4, dtype) ** y, np.array([1.5, 2.0, 0.7, 3.0], dtype=dtype))
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_power_exponent_gradient_at_a_zero_base_is_the_limit(dtype):
+    # d(0**y)/dy = 0**y * log(0): 0 for y >= 0 (taken so at y = 0), -inf for y < 0 (inf * -inf), as in torch.
+    x = tape.tensor(np.array([0.0, 0.0, 0.0, 0.0], dtype=dtype), requires_grad=True)
+    y = tape.tensor(np.array([2.0, 0.0, np.inf, np.nan], dtype=dtype), requires_grad=True)
+    (x**y).backward(np.ones(4, dtype))
+    np.testing.assert_array_equal(y.grad, [0.0, 0.0, 0.0, np.nan])
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, np.nan, np.nan])  # y * 0**(y-1), inf * 0 at y = inf
+    y = tape.tensor(np.array([-1.0, -np.inf], dtype=dtype), requires_grad=True)
+    with np.errstate(divide="ignore"):  # numpy's forward warns for 0 ** -1 itself
+        (np.zeros(2, dtype) ** y).backward(np.ones(2, dtype))
+    np.testing.assert_array_equal(y.grad, [-np.inf, -np.inf])
+
+
+# -- arctan2, logaddexp, cbrt and hypot at zeros and infinities ----------------------------------------------
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_arctan2_gradient_at_the_origin_is_zero_signed_as_in_pytorch(dtype):
+    # d/dy = x / (x^2 + y^2) and d/dx = -y / (x^2 + y^2), with 1 / 0 read as 0: signed as x and -y.
+    zeros = np.array([0.0, 0.0, -0.0, -0.0], dtype=dtype)
+    y = tape.tensor(zeros, requires_grad=True)
+    x = tape.tensor(zeros[[0, 2, 1, 3]], requires_grad=True)
+    np.arctan2(y, x).backward(np.ones(4, dtype))
+    np.testing.assert_array_equal(y.grad, 0.0)
+    np.testing.assert_array_equal(x.grad, 0.0)
+    np.testing.assert_array_equal(np.signbit(y.grad), np.signbit(x.data))
+    np.testing.assert_array_equal(np.signbit(x.grad), ~np.signbit(y.data))
+    # Away from the origin nothing changes; at an infinity inf / inf is nan, as in PyTorch.
+    y = tape.tensor(np.array([1.0, np.inf, 1.0], dtype=dtype), requires_grad=True)
+    x = tape.tensor(np.array([0.0, 1.0, np.inf], dtype=dtype), requires_grad=True)
+    np.arctan2(y, x).backward(np.ones(3, dtype))
+    np.testing.assert_array_equal(y.grad, [0.0, 0.0, np.nan])
+    np.testing.assert_array_equal(x.grad, [-1.0, np.nan, 0.0])
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("ufunc", [np.logaddexp, np.logaddexp2])
+def test_logaddexp_gradient_at_infinity_is_the_limit(ufunc):
+    # d/dx = 1 / (1 + base**(y - x)): 1 where x alone is +inf, 0 where y alone is; nan where both are +inf.
+    x = tape.tensor([np.inf, np.inf, np.inf, 1.0, -np.inf, np.inf], requires_grad=True)
+    y = tape.tensor([1.0, -np.inf, np.inf, np.inf, -np.inf, np.nan], requires_grad=True)
+    with np.errstate(invalid="ignore"):  # numpy's own forward warns at (inf, inf)
+        out = ufunc(x, y)
+    out.backward(np.ones(6))
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0, np.nan, 0.0, np.nan, np.nan])
+    np.testing.assert_array_equal(y.grad, [0.0, 0.0, np.nan, 1.0, np.nan, np.nan])
+
+
+@pytest.mark.filterwarnings("error")
+def test_cbrt_and_hypot_gradients_at_zero_give_no_warning():
+    x = tape.tensor([0.0, -0.0, 8.0], requires_grad=True)
+    np.cbrt(x).backward(np.ones(3))
+    np.testing.assert_array_equal(x.grad, [np.inf, np.inf, 1 / 12])  # a vertical tangent at 0
+    x = tape.tensor([0.0, 3.0], requires_grad=True)
+    y = tape.tensor([0.0, 4.0], requires_grad=True)
+    np.hypot(x, y).backward(np.ones(2))
+    np.testing.assert_array_equal(x.grad, [np.nan, 0.6])  # 0 / 0 at the origin, as in PyTorch
+    np.testing.assert_array_equal(y.grad, [np.nan, 0.8])
+
+
 # -- ties and NaN in maximum, minimum, fmax, fmin ----------------------------------------------------------
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize(

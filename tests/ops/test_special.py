@@ -231,7 +231,7 @@ def test_minus_infinity_entries_get_probability_and_gradient_zero(dtype, data):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_a_slice_of_only_minus_infinity_has_logsumexp_minus_infinity_and_gradient_zero(dtype):
+def test_a_slice_of_only_minus_infinity_has_logsumexp_minus_infinity_and_gradient_nan(dtype):
     x = tape.tensor(
         np.array([[-np.inf, -np.inf], [0.0, 1.0], [-np.inf, 2.0]], dtype=dtype), requires_grad=True
     )
@@ -240,8 +240,9 @@ def test_a_slice_of_only_minus_infinity_has_logsumexp_minus_infinity_and_gradien
         out = logsumexp(x, axis=1)
         out.backward(np.ones(3, dtype=dtype))
     np.testing.assert_allclose(out.data, [-np.inf, np.logaddexp(0.0, 1.0), 2.0], rtol=1e-6)
+    # exp(x - out) = exp(-inf + inf) in the all -inf row: nan, as PyTorch and JAX give.
     np.testing.assert_allclose(
-        x.grad, [[0.0, 0.0], naive_softmax(np.array([0.0, 1.0]), -1), [0.0, 1.0]], rtol=1e-6
+        x.grad, [[np.nan, np.nan], naive_softmax(np.array([0.0, 1.0]), -1), [0.0, 1.0]], rtol=1e-6
     )
     assert x.grad.dtype == dtype
     # A row with one finite entry has softmax one there, log_softmax zero, and no gradient leaking to -inf.
@@ -250,6 +251,79 @@ def test_a_slice_of_only_minus_infinity_has_logsumexp_minus_infinity_and_gradien
     np.testing.assert_array_equal(log_softmax(row).data, [-np.inf, 0.0, -np.inf])
     # softmax of an all -inf slice is undefined (0 / 0): nan, as the formula gives.
     assert np.isnan(softmax(np.array([-np.inf, -np.inf]))).all()
+
+
+# -- infinite and nan entries: forward and gradient as torch.logsumexp defines them -------------------------
+INF, NAN = np.inf, np.nan
+LOGSUMEXP_EDGES = [  # (x, logsumexp(x), its gradient exp(x - out))
+    ([50.0, INF], INF, [0.0, NAN]),
+    ([INF, INF], INF, [NAN, NAN]),
+    ([INF, -INF], INF, [NAN, 0.0]),
+    ([-INF, -INF], -INF, [NAN, NAN]),
+    ([-INF], -INF, [NAN]),
+    ([-INF, 1.0], 1.0, [0.0, 1.0]),
+    ([1.0, NAN], NAN, [NAN, NAN]),
+    ([NAN, -INF], NAN, [NAN, NAN]),
+    ([INF, NAN], NAN, [NAN, NAN]),
+    ([0.0, -0.0], np.log(2.0), [0.5, 0.5]),
+]
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize(("values", "expected", "gradient"), LOGSUMEXP_EDGES, ids=repr)
+def test_logsumexp_at_infinite_and_nan_entries(values, expected, gradient, dtype):
+    x = tape.tensor(np.array(values, dtype=dtype), requires_grad=True)
+    out = logsumexp(x)
+    out.backward()
+    np.testing.assert_allclose(out.data, expected, rtol=1e-6)
+    np.testing.assert_allclose(x.grad, gradient, rtol=1e-6)
+    assert x.grad.dtype == dtype
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_at_infinite_and_nan_entries_along_each_axis(keepdims):
+    x = np.array([[50.0, INF, 0.0], [-INF, -INF, -INF], [1.0, NAN, -INF], [-INF, 2.0, 2.0]])
+    for axis, expected, gradient in [
+        (1, [INF, -INF, NAN, 2.0 + np.log(2.0)], [[0, NAN, 0], [NAN, NAN, NAN], [NAN] * 3, [0, 0.5, 0.5]]),
+        (
+            0,
+            [np.logaddexp(50.0, 1.0), NAN, np.logaddexp(0.0, 2.0)],
+            [
+                [1 / (1 + np.exp(-49.0)), NAN, 1 / (1 + np.e**2)],
+                [0, NAN, 0],
+                [np.exp(-49.0), NAN, 0],
+                [0, NAN, 1 / (1 + np.e**-2)],
+            ],
+        ),
+    ]:
+        t = tape.tensor(x, requires_grad=True)
+        out = logsumexp(t, axis=axis, keepdims=keepdims)
+        out.backward(np.ones(out.shape))
+        np.testing.assert_allclose(np.squeeze(out.data, axis) if keepdims else out.data, expected)
+        np.testing.assert_allclose(t.grad, gradient)
+
+
+@pytest.mark.filterwarnings("error")
+def test_logsumexp_with_weights_at_infinite_entries():
+    # A weight of zero takes its entry out, x's gradient there is 0; the weight's own is exp(x - out).
+    x = tape.tensor([INF, 0.0, 1.0], requires_grad=True)
+    b = tape.tensor([0.0, 1.0, 2.0], requires_grad=True)
+    out = logsumexp(x, b=b)
+    out.backward()
+    total = 1.0 + 2.0 * np.e
+    np.testing.assert_allclose(out.data, np.log(total))
+    np.testing.assert_allclose(x.grad, [0.0, 1.0 / total, 2.0 * np.e / total])
+    np.testing.assert_allclose(b.grad, [INF, 1.0 / total, np.e / total])
+    # A weighted +inf entry makes the result +inf: nan at that entry, 0 at the others, as without weights.
+    x = tape.tensor([INF, 0.0], requires_grad=True)
+    b = tape.tensor([0.5, 1.0], requires_grad=True)
+    out = logsumexp(x, b=b)
+    out.backward()
+    assert out.data == INF
+    np.testing.assert_array_equal(x.grad, [NAN, 0.0])
+    np.testing.assert_array_equal(b.grad, [NAN, 0.0])
 
 
 # -- second derivatives ------------------------------------------------------------------------------------
