@@ -18,7 +18,7 @@ from .grad_mode import enable_grad, no_grad
 from .op import Op
 from .record import next_position
 from .tensor import Tensor
-from .trace import enter, first_outside, track
+from .trace import enter, first_outside, made_inside, track
 
 
 def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
@@ -62,6 +62,7 @@ def _recompute_vjp(fn: Callable[..., Any], name: str, g: Any, values: tuple[Any,
             if isinstance(value, Tensor) or (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
                 # Under create_graph an argument carries its history; _track keeps the link.
                 call_args[k] = tracked[k] = track(value, name)
+        made_inside(tracked.values())
         out = fn(*call_args)
     if not isinstance(out, Tensor) or not out.requires_grad:
         return [None] * len(values)

@@ -326,7 +326,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             create_graph=True,
             allow_unused=True,
         )
-        pairing = _pairing(pulled, directions)
+        pairing = call.run(_pairing, pulled, directions)  # recorded, whatever the caller's mode
         if isinstance(pairing, Tensor) and pairing.requires_grad:
             found = gradients(pairing, dummies, create_graph=nested, retain_graph=nested, allow_unused=True)
             for k, value in zip(differentiable, found, strict=True):
@@ -362,7 +362,7 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     found: Sequence[Any] = (None,) * len(call.tracked)
     if isinstance(value, Tensor) and value.requires_grad:
         first = gradients(value, call.tracked, create_graph=True, allow_unused=True)
-        pairing = _pairing(first, directions)
+        pairing = call.run(_pairing, first, directions)  # recorded, whatever the caller's mode
         if isinstance(pairing, Tensor) and pairing.requires_grad:
             found = gradients(
                 pairing, call.tracked, create_graph=nested, retain_graph=nested, allow_unused=True

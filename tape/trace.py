@@ -59,6 +59,14 @@ class _ActiveCalls(threading.local):
 _active = _ActiveCalls()
 
 
+def made_inside(leaves: Iterable[Tensor]) -> None:
+    """Count ``leaves`` as made inside every transform call running in this thread: a leaf that stands for
+    a plain value (``checkpoint``'s recomputation tracks its array arguments) is nobody's outside input."""
+    ids = [id(leaf) for leaf in leaves]
+    for call in _active.calls:
+        call._inside.update(ids)
+
+
 class TransformCall:
     """The inputs a transform call tracks, and whether its results must stay recorded (``nested``).
 
@@ -86,9 +94,9 @@ class TransformCall:
 
     def made(self, leaves: Iterable[Tensor]) -> None:
         """Count ``leaves`` as made by this call (and so inside every call enclosing it)."""
-        ids = [id(leaf) for leaf in leaves]
-        for call in (self, *_active.calls):
-            call._inside.update(ids)
+        leaves = list(leaves)
+        self._inside.update(id(leaf) for leaf in leaves)
+        made_inside(leaves)
 
     def run(self, f: Callable[..., Any], *args: Any) -> Any:
         """``f(*args)``, recorded whatever the caller's grad mode."""

@@ -142,6 +142,33 @@ def test_a_transform_inside_no_grad_still_differentiates():
         assert not isinstance(tape.grad(lambda x: x**3)(tape.tensor(2.0, requires_grad=True)), tape.Tensor)
 
 
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda: tape.grad(f, 1)(X, Y),
+        lambda: tape.jvp(lambda a: np.sin(a * a[0]), (X,), (Y[:1] * np.ones(2),))[1],
+        lambda: tape.hvp(lambda a: f(a, Y), (X,), (Y,))[0],
+        lambda: tape.jacobian(lambda a: np.sin(a) * Y, 0)(X),
+        lambda: tape.hessian(f, 0)(X, Y),
+    ],
+    ids=["grad", "jvp", "hvp", "jacobian", "hessian"],
+)
+def test_every_transform_gives_the_same_numbers_inside_no_grad(transform):
+    outside = transform()
+    with tape.no_grad():
+        inside = transform()
+    assert np.any(outside != 0)
+    np.testing.assert_array_equal(inside, outside)
+
+
+def test_second_derivative_through_checkpoint_of_a_plain_array_is_plain():
+    # checkpoint tracks its plain array arguments to recompute: those leaves are no outside input.
+    inner = lambda a: np.sum(tape.checkpoint(lambda a, b: np.sin(a * b), a, Y))
+    got = tape.grad(lambda a: np.sum(tape.grad(inner)(a)))(X)
+    assert type(got) is np.ndarray
+    np.testing.assert_allclose(got, -np.sin(X * Y) * Y * Y, rtol=1e-12)
+
+
 def test_a_transform_of_recorded_inputs_stays_on_the_tape():
     x = tape.tensor(X, requires_grad=True)
     gradient = tape.grad(lambda a: np.sum(np.sin(a) ** 2))(x)

@@ -421,33 +421,9 @@ SINGLES = [(name,) for name in NAMES]
 PAIRS = [(outer, inner) for outer in NAMES for inner in NAMES]
 TRIPLES = [*latin_triples(NAMES, (1, 3)), *latin_triples(NAMES, (5, 12))]
 
-ZERO_TANGENTS_UNDER_NO_GRAD = (
-    "jvp and hvp return zero tangents when called under no_grad, and checkpoint runs its forward under "
-    "no_grad: the checkpointed value is wrong (its gradient, recomputed with grad enabled, is right)"
-)
-RECORDED_AT_TOP_LEVEL = (
-    "a second derivative through checkpoint(fn, a, b) where b is a plain array comes back at top level "
-    "as a Tensor that requires grad (right values), so turning it into an array raises"
-)
-KNOWN_BUGS = {
-    ("checkpoint", "jvp_x"): ZERO_TANGENTS_UNDER_NO_GRAD,
-    ("checkpoint", "jvp_y"): ZERO_TANGENTS_UNDER_NO_GRAD,
-    ("checkpoint", "hvp"): ZERO_TANGENTS_UNDER_NO_GRAD,
-    ("hessian0", "checkpoint"): RECORDED_AT_TOP_LEVEL,
-    ("hessian0", "checkpoint", "jacobian0"): RECORDED_AT_TOP_LEVEL,
-}
-
-
 def chain_cases(chains: list[tuple[str, ...]]) -> list[Any]:
-    """One pytest case per chain, named outermost first ("grad0-of-jvp_x"), known bugs marked."""
-    return [
-        pytest.param(
-            chain,
-            id="-of-".join(chain),
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[chain])] if chain in KNOWN_BUGS else [],
-        )
-        for chain in chains
-    ]
+    """One pytest case per chain, named outermost first ("grad0-of-jvp_x")."""
+    return [pytest.param(chain, id="-of-".join(chain)) for chain in chains]
 
 
 CHAINS = chain_cases(SINGLES + PAIRS + TRIPLES)
