@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from .grad_mode import state
-from .op import Op, apply
+from .op import UNREAD_OUTPUT, Op, apply
 from .record import Record
+from .saved import saved_output
 from .tensor import Tensor, new_tensor
 from .views import refresh_view
 
@@ -103,8 +104,12 @@ def _bases(target: Tensor) -> list[Tensor]:
 def _take_history(target: Tensor, record: Record | None) -> None:
     """Make ``record`` (whose output now lives in ``target``'s buffer) ``target``'s history."""
     if record is not None:
-        record.out = target.data
-        record.out_versions = ((target._vc, target._vc[0]),)
+        if record.op.keeps_output:
+            record.out = target.data
+            record.out_versions = ((target._vc, target._vc[0]),)
+        else:  # its VJPs never read the output: later writes to the target are free
+            record.out = saved_output(target.data, record.op.name)
+            record.out_versions = UNREAD_OUTPUT
     target._record = record
     target._index = None
     target.requires_grad = record is not None
@@ -143,7 +148,12 @@ def _snapshot(target: Tensor) -> Tensor:
     snapshot.requires_grad = target.requires_grad
     record, index = target._record, target._index
     k = index or 0
-    if record is not None and not record.released and record.out_versions[k][1] == target._vc[0]:
+    if (
+        record is not None
+        and record.op.keeps_output
+        and not record.released
+        and record.out_versions[k][1] == target._vc[0]
+    ):
         # The record that made the old value must keep seeing it after the buffer is overwritten. (If the
         # buffer already changed since, through a view, the stale version stays so that backward refuses.)
         if index is None:

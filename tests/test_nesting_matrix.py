@@ -421,6 +421,7 @@ SINGLES = [(name,) for name in NAMES]
 PAIRS = [(outer, inner) for outer in NAMES for inner in NAMES]
 TRIPLES = [*latin_triples(NAMES, (1, 3)), *latin_triples(NAMES, (5, 12))]
 
+
 def chain_cases(chains: list[tuple[str, ...]]) -> list[Any]:
     """One pytest case per chain, named outermost first ("grad0-of-jvp_x")."""
     return [pytest.param(chain, id="-of-".join(chain)) for chain in chains]
