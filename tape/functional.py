@@ -17,7 +17,7 @@ import numpy as np
 
 from .backward import propagate, seed_cotangent
 from .pytree import flatten, unflatten
-from .tensor import Tensor
+from .tensor import Tensor, leaf
 from .trace import TransformCall
 
 
@@ -126,10 +126,10 @@ def _cotangent_leaves(cotangent: Any, treedef: Any, outputs: Sequence[Any], call
         raise ValueError(
             f"{caller}: the cotangent's structure {given} does not match the output's structure {treedef}"
         )
-    for k, (leaf, out) in enumerate(zip(leaves, outputs, strict=True)):
-        if np.shape(leaf) != np.shape(out):
+    for k, (cotangent, out) in enumerate(zip(leaves, outputs, strict=True)):
+        if np.shape(cotangent) != np.shape(out):
             raise ValueError(
-                f"{caller}: cotangent leaf {k} has shape {np.shape(leaf)} but the output has shape "
+                f"{caller}: cotangent leaf {k} has shape {np.shape(cotangent)} but the output has shape "
                 f"{np.shape(out)}"
             )
     return leaves
@@ -316,7 +316,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     tangents_out: list[Any] = [_zeros_like_output(o) for o in outputs]
     if differentiable:
         # The VJP is linear in its cotangent u: the derivative of <VJP(u), tangents> in u is J v.
-        dummies = [Tensor(np.zeros_like(outputs[k].data), requires_grad=True) for k in differentiable]
+        dummies = [leaf(np.zeros_like(outputs[k].data), requires_grad=True) for k in differentiable]
         call.made(dummies)
         pulled = gradients(
             [outputs[k] for k in differentiable],

@@ -70,7 +70,7 @@ def gradcheck(
     wrt = list(floating)
     if not wrt:
         raise ValueError("gradcheck: no floating-point input to differentiate")
-    leaves = {i: Tensor(floating[i].copy(), requires_grad=True) for i in wrt}
+    leaves = {i: Tensor(floating[i], requires_grad=True) for i in wrt}
     call_args = [leaves.get(i, x) for i, x in enumerate(inputs)]
     outputs = _as_tuple(f(*call_args))
     positions = [k for k, out in enumerate(outputs) if isinstance(out, Tensor) and out.requires_grad]

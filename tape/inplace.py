@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .anomaly import bump
 from .grad_mode import state
 from .op import UNREAD_OUTPUT, Op, apply
 from .record import Record
@@ -49,7 +50,7 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         values = [a.data if isinstance(a, Tensor) else a for a in args]
         if not _ufunc_into(op, target, values, kwargs):
             _write_into(op, target, op.forward(target.data, *values, **kwargs))
-        target._vc[0] += 1
+        bump(target._vc)
         return target
     old_bases = [_snapshot(base) for base in bases]
     old = _snapshot(target)
@@ -58,7 +59,7 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     args = tuple(_snapshot(a) if isinstance(a, Tensor) and a._vc is target._vc else a for a in args)
     result = apply(op, (old, *args), kwargs)
     _write_into(op, target, result.data)
-    target._vc[0] += 1
+    bump(target._vc)
     _take_history(target, result._record)
     _stamp(target)
     # The write went through ``target`` into the buffers of the tensors it is a view of: each of them is

@@ -66,7 +66,8 @@ def _comparison(ufunc: np.ufunc) -> Callable[..., Any]:
     """A comparison: a boolean tensor, which carries no gradient."""
 
     def method(self: Tensor, other: Any) -> Tensor:
-        return Tensor(ufunc(self.data, other.data if isinstance(other, Tensor) else other))
+        result = ufunc(self.data, other.data if isinstance(other, Tensor) else other)
+        return new_tensor(result, None, None, [0])
 
     method.__name__ = ufunc.__name__
     return method
@@ -107,7 +108,9 @@ class Tensor:
     grad: Any
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
-        array = data.data if isinstance(data, Tensor) else np.asarray(data)
+        # A copy, as torch.Tensor(array) makes: an array the caller keeps could otherwise change the
+        # tensor's values, and the values records saved, behind the tape's back.
+        array = np.array(data.data if isinstance(data, Tensor) else data, copy=True)
         if requires_grad and array.dtype.kind not in _FLOAT_KINDS:
             raise TypeError(
                 "tensor: only floating-point tensors can require grad, got dtype "
@@ -185,9 +188,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """Return a tensor with the same data that is cut from the tape and does not require grad."""
-        detached = Tensor(self.data)
-        detached._vc = self._vc  # same buffer, same version counter
-        return detached
+        return new_tensor(self.data, None, None, self._vc)  # same buffer, same version counter
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` on a leaf tensor in place and return it."""
@@ -232,10 +233,9 @@ class Tensor:
             return self.data.astype(dtype)
         if copy:
             return self.data.copy()
-        if self.requires_grad:
-            # Records may have saved this buffer: a write through a plain array would go unnoticed.
-            return self.numpy()
-        return self.data
+        # Records may have saved this buffer (this tensor's, or one it shares through detach()): a write
+        # through a plain array would go unnoticed, so the array numpy gets refuses writes.
+        return self.numpy()
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
@@ -411,6 +411,16 @@ def plain(value: Any) -> np.ndarray:
     array([False,  True])
     """
     return value.data if isinstance(value, Tensor) else np.asarray(value)
+
+
+def leaf(array: np.ndarray, requires_grad: bool = False) -> Tensor:
+    """A leaf tensor over ``array`` itself, for arrays nobody else holds (fresh results, fresh copies): what
+    ``Tensor(array)`` makes, without its copy."""
+    if requires_grad and array.dtype.kind not in _FLOAT_KINDS:
+        Tensor(array[:0], requires_grad=True)  # raises the constructor's error
+    tensor = new_tensor(array, None, None, [0])
+    tensor.requires_grad = bool(requires_grad)
+    return tensor
 
 
 def new_tensor(

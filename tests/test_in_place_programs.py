@@ -176,7 +176,9 @@ TORCH_MODIFIED = (
 
 def saved_value_changed(op: str, which: str = r"input \d") -> Refused:
     """Refused at backward: ``op`` saved a value (``which``: an input or its output) that was changed."""
-    return Refused("backward", RuntimeError, f"{op}: its {which} was changed in place", TORCH_MODIFIED)
+    return Refused(
+        "backward", RuntimeError, rf"{op}: its {which} \(.*\) was changed in place", TORCH_MODIFIED
+    )
 
 
 @dataclass(frozen=True)

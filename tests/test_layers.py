@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINE = [
     "tape.dtypes",
     "tape.grad_mode",
+    "tape.anomaly",
     "tape.record",
     "tape.reads",
     "tape.saved",

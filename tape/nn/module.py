@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..anomaly import bump
 from ..grad_mode import no_grad
 from ..tensor import Tensor
 
@@ -214,7 +215,7 @@ class Module:
             for parameter in self.parameters():
                 if parameter.dtype != target:
                     parameter.data = parameter.data.astype(target)
-                    parameter._vc[0] += 1  # the old values are gone from this tensor: records refuse
+                    bump(parameter._vc)  # the old values are gone from this tensor: records refuse
                     if parameter.grad is not None:
                         parameter.grad = np.asarray(parameter.grad).astype(target)
         for module in self.modules():

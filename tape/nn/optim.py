@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..anomaly import bump
 from ..grad_mode import no_grad
 from ..tensor import Tensor
 from . import optim_kernels
@@ -90,7 +91,7 @@ class Optimizer:
                     if update is None:
                         # The rule wrote into the parameter's buffer itself: bump its version as an
                         # in-place tensor operation does, so that records holding the old value notice.
-                        parameter._vc[0] += 1
+                        bump(parameter._vc)
                     else:
                         parameter -= update
 
