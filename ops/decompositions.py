@@ -740,9 +740,11 @@ def _norm_vjp(g: Any, out: Any, x: Any, ord: Any = None, axis: Any = None, keepd
     if not keepdims:
         # Put the reduced axes back (length one), so g and the norm broadcast against x.
         g, out = np.expand_dims(g, axes), np.expand_dims(out, axes)
-    if kind == "vector":
-        return g * _vector_norm_gradient(x, out, ord, axes)
-    return g * _matrix_norm_gradient(x, out, ord, *axes)
+    # inf / inf at an infinite entry, 0 / 0 in the shares of a nan maximum (ord=inf): nan, quietly.
+    with np.errstate(invalid="ignore"):
+        if kind == "vector":
+            return g * _vector_norm_gradient(x, out, ord, axes)
+        return g * _matrix_norm_gradient(x, out, ord, *axes)
 
 
 norm_op = Op(_norm, _norm_vjp, name="norm")
@@ -788,7 +790,8 @@ def _vector_norm_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool 
         axes = tuple(int(a) % ndim for a in axes)
     if not keepdims:
         g, out = np.expand_dims(g, axes), np.expand_dims(out, axes)
-    return g * _vector_norm_gradient(x, out, ord, axes)
+    with np.errstate(invalid="ignore"):  # as in _norm_vjp
+        return g * _vector_norm_gradient(x, out, ord, axes)
 
 
 vector_norm_op = Op(_vector_norm, _vector_norm_vjp, name="vector_norm")

@@ -2,9 +2,12 @@
 
 ``reduction`` is ``'mean'`` (the default), ``'sum'`` or ``'none'`` (the per-element losses). Inputs whose
 shapes do not fit raise a ``ValueError`` naming the loss and the shapes. ``cross_entropy`` is one fused op
-(log-softmax, pick, weight and reduce) whose VJP is ``softmax - target``; the other losses are compositions
-of recorded numpy ops, so they get their VJPs (and higher derivatives) from those ops. Targets that are
-class indices or labels are constants; probability targets may be differentiated.
+(log-softmax, pick, weight and reduce) whose VJP is ``softmax - target``; ``smooth_l1_loss`` and
+``huber_loss`` are one op each on ``input - target`` (their VJP is the clipped difference); the other losses
+are compositions of recorded numpy ops, so they get their VJPs (and higher derivatives) from those ops.
+Targets that are class indices or labels are constants; probability targets may be differentiated. An
+argument read as plain data (class weights of ``cross_entropy``/``nll_loss``, ``label_smoothing``, labels)
+refuses a tensor that requires grad instead of dropping its gradient.
 
 ``cross_entropy`` of a float32/float64 batch of logits ``(N, C)`` against class indices ``(N,)`` (the
 classifier's case) is its own op, ``cross_entropy_rows_op``, with two numba kernels (``tape/jit.py``):
@@ -27,6 +30,7 @@ from tape.jit import Kernel, kernel
 from tape.op import Op
 from tape.tensor import Tensor
 
+from .nn import refuse_grad
 from .reductions import KERNEL_DTYPES
 from .special import log_softmax_op, softmax_op, softmax_rows
 
@@ -122,10 +126,46 @@ def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
     return _reduce(np.abs(input - target), reduction)
 
 
+# smooth_l1 and huber are one op each on the difference: their VJPs are the clipped difference, which is
+# the limit (+-1, +-delta) at an infinite difference, where the composition's np.where gave 0 * inf = nan.
+def _smooth_l1(difference: Any, beta: Any) -> Any:
+    distance = np.abs(difference)
+    return np.where(distance < beta, difference * difference * (0.5 / beta), distance - 0.5 * beta)
+
+
+def _smooth_l1_vjp_difference(g: Any, out: Any, difference: Any, beta: Any) -> Any:
+    return g * np.clip(difference / beta, -1, 1)
+
+
+def _smooth_l1_vjp_beta(g: Any, out: Any, difference: Any, beta: Any) -> Any:
+    share = difference / beta
+    return g * np.where(np.abs(difference) < beta, share * share * -0.5, -0.5)
+
+
+smooth_l1_op = Op(_smooth_l1, _smooth_l1_vjp_difference, _smooth_l1_vjp_beta, name="smooth_l1_loss")
+
+
+def _huber(difference: Any, delta: Any) -> Any:
+    distance = np.abs(difference)
+    return np.where(distance < delta, difference * difference * 0.5, (distance - 0.5 * delta) * delta)
+
+
+def _huber_vjp_difference(g: Any, out: Any, difference: Any, delta: Any) -> Any:
+    return g * np.clip(difference, -delta, delta)
+
+
+def _huber_vjp_delta(g: Any, out: Any, difference: Any, delta: Any) -> Any:
+    distance = np.abs(difference)
+    return g * np.where(distance < delta, 0, distance - delta)
+
+
+huber_op = Op(_huber, _huber_vjp_difference, _huber_vjp_delta, name="huber_loss")
+
+
 def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float = 1.0) -> Any:
     """``0.5 d^2 / beta`` where ``|d| < beta``, ``|d| - 0.5 beta`` elsewhere (``d = input - target``).
 
-    ``beta=0`` is the L1 loss.
+    ``beta=0`` is the L1 loss. The gradient is ``clip(d / beta, -1, 1)``: +-1 at an infinite ``d``.
 
     Examples
     --------
@@ -136,16 +176,15 @@ def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float
     _same_shape("smooth_l1_loss", input=input, target=target)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
-    distance = np.abs(input - target)
     if beta == 0:
-        return _reduce(distance, reduction)
-    return _reduce(
-        np.where(distance < beta, distance * distance * (0.5 / beta), distance - 0.5 * beta), reduction
-    )
+        return _reduce(np.abs(input - target), reduction)
+    return _reduce(smooth_l1_op(input - target, beta), reduction)
 
 
 def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 1.0) -> Any:
     """``0.5 d^2`` where ``|d| < delta``, ``delta (|d| - 0.5 delta)`` elsewhere: ``delta * smooth_l1``.
+
+    The gradient is ``clip(d, -delta, delta)``: +-delta at an infinite ``d``.
 
     Examples
     --------
@@ -156,10 +195,7 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
     _same_shape("huber_loss", input=input, target=target)
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
-    distance = np.abs(input - target)
-    return _reduce(
-        np.where(distance < delta, distance * distance * 0.5, (distance - 0.5 * delta) * delta), reduction
-    )
+    return _reduce(huber_op(input - target, delta), reduction)
 
 
 # -- binary classification -----------------------------------------------------------------------------------
@@ -200,11 +236,7 @@ def binary_cross_entropy_with_logits(
     name = "binary_cross_entropy_with_logits"
     _check_reduction(name, reduction)
     _same_shape(name, input=input, target=target)
-    # -log sigmoid(x) = log(1 + exp(-x)) = logaddexp(0, -x); -log(1 - sigmoid(x)) = x + logaddexp(0, -x).
-    softplus_of_minus = np.logaddexp(-input, 0)
-    if pos_weight is None:
-        loss = (1 - target) * input + softplus_of_minus
-    else:
+    if pos_weight is not None:
         try:
             np.broadcast_shapes(_shape(pos_weight), _shape(input))
         except ValueError:
@@ -212,7 +244,14 @@ def binary_cross_entropy_with_logits(
                 f"{name}: pos_weight of shape {_shape(pos_weight)} does not broadcast to the input's shape "
                 f"{_shape(input)}"
             ) from None
-        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus_of_minus
+    # -log sigmoid(x) = log(1 + exp(-x)) = logaddexp(0, -x); -log(1 - sigmoid(x)) = x + logaddexp(0, -x).
+    # A nan logit, or -inf (-inf + inf), gives nan, as torch does: quietly.
+    with np.errstate(invalid="ignore"):
+        softplus_of_minus = np.logaddexp(-input, 0)
+        if pos_weight is None:
+            loss = (1 - target) * input + softplus_of_minus
+        else:
+            loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus_of_minus
     return _reduce(_weighted(loss, weight, name), reduction)
 
 
@@ -534,6 +573,10 @@ def cross_entropy(
     """
     name = "cross_entropy"
     _check_reduction(name, reduction)
+    refuse_grad(name, "weight", weight, "torch does not differentiate it either")
+    refuse_grad(name, "label_smoothing", label_smoothing, "it is a number", instead=".item()")
+    if isinstance(label_smoothing, Tensor):
+        label_smoothing = label_smoothing.item()
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
     shape = _shape(input)
@@ -613,6 +656,7 @@ def nll_loss(
     """
     name = "nll_loss"
     _check_reduction(name, reduction)
+    refuse_grad(name, "weight", weight, "torch does not differentiate it either")
     shape = _shape(input)
     target_data = _data(target)
     if target_data.dtype.kind not in "iu":
@@ -655,6 +699,7 @@ def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = 
 
 # -- embeddings and rankings ---------------------------------------------------------------------------------
 def _labels(name: str, y: Any, expected: tuple[int, ...]) -> np.ndarray:
+    refuse_grad(name, "target", y, "it holds labels, 1 or -1")
     labels = _data(y)
     if labels.shape != expected:
         raise ValueError(f"{name}: expected labels of shape {expected}, got {labels.shape}")

@@ -48,6 +48,21 @@ def _shape(x: Any) -> tuple[int, ...]:
     return np.shape(_data(x))
 
 
+def refuse_grad(function: str, argument: str, value: Any, why: str, instead: str = ".detach()") -> None:
+    """A tensor that requires grad where ``function`` reads ``argument`` as plain data is refused, not ignored
+    (the gradient would be dropped); ``instead`` is what to pass."""
+    if isinstance(value, Tensor) and value.requires_grad:
+        raise TypeError(
+            f"{function}: {argument} is not differentiated ({why}), but a tensor that requires grad was "
+            f"given; pass {argument}{instead}"
+        )
+
+
+def _refuse_grad_of_numbers(function: str, **numbers: Any) -> None:
+    for argument, value in numbers.items():
+        refuse_grad(function, argument, value, "it is a number", ".item()")
+
+
 # -- activations ---------------------------------------------------------------------------------------------
 # Each activation's VJP takes a one-pass kernel (elementwise_kernels) on large plain arrays, and stays the
 # numpy expression below it on small arrays and on tensors (create_graph), where it is recorded.
@@ -92,6 +107,8 @@ def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
     >>> leaky_relu(np.array([-1.0, 2.0]), 0.1)
     array([-0.1,  2. ])
     """
+    if isinstance(negative_slope, Tensor):
+        _refuse_grad_of_numbers("leaky_relu", negative_slope=negative_slope)
     return leaky_relu_op(x, negative_slope=negative_slope)
 
 
@@ -117,6 +134,8 @@ def elu(x: Any, alpha: float = 1.0) -> Any:
     >>> elu(np.array([0.0, 2.0]))
     array([0., 2.])
     """
+    if isinstance(alpha, Tensor):
+        _refuse_grad_of_numbers("elu", alpha=alpha)
     return elu_op(x, alpha=alpha)
 
 
@@ -141,6 +160,8 @@ _SQRT_HALF = float(np.sqrt(0.5))
 _INVERSE_SQRT_TAU = float(1 / np.sqrt(2 * np.pi))  # the standard normal density at 0
 
 
+# gelu's VJPs at +-inf (inf * 0) give nan, as torch does, quietly. Its forward at -inf gives nan too, with
+# numpy's warning: a guard there would cost a fifth of a small forward.
 def _gelu(x: Any) -> Any:
     return x * (np.tanh((x + x * x * x * _GELU_K) * _GELU_C) + 1) * 0.5
 
@@ -148,8 +169,9 @@ def _gelu(x: Any) -> Any:
 def _gelu_vjp(g: Any, out: Any, x: Any) -> Any:
     if type(x) is np.ndarray and x.size >= fused.LARGE_TRANSCENDENTAL:
         return fused.gelu_vjp(g, x)
-    t = np.tanh((x + x * x * x * _GELU_K) * _GELU_C)
-    return g * ((t + 1) * 0.5 + x * (1 - t * t) * (x * x * (3 * _GELU_K) + 1) * (0.5 * _GELU_C))
+    with np.errstate(invalid="ignore"):
+        t = np.tanh((x + x * x * x * _GELU_K) * _GELU_C)
+        return g * ((t + 1) * 0.5 + x * (1 - t * t) * (x * x * (3 * _GELU_K) + 1) * (0.5 * _GELU_C))
 
 
 gelu_op = Op(_gelu, _gelu_vjp, name="gelu")
@@ -161,7 +183,8 @@ def _gelu_exact(x: Any) -> Any:
 
 def _gelu_exact_vjp(g: Any, out: Any, x: Any) -> Any:
     # d/dx x Phi(x) = Phi(x) + x phi(x), with Phi(x) = (1 + erf(x / sqrt 2)) / 2 and phi the normal density.
-    return g * ((erf_op(x * _SQRT_HALF) + 1) * 0.5 + x * np.exp(x * x * -0.5) * _INVERSE_SQRT_TAU)
+    with np.errstate(invalid="ignore"):
+        return g * ((erf_op(x * _SQRT_HALF) + 1) * 0.5 + x * np.exp(x * x * -0.5) * _INVERSE_SQRT_TAU)
 
 
 gelu_exact_op = Op(_gelu_exact, _gelu_exact_vjp, name="gelu")
@@ -253,6 +276,8 @@ def softplus(x: Any, beta: float = 1.0, threshold: float | None = 20.0) -> Any:
     >>> round(float(softplus(np.array(0.0))), 6)
     0.693147
     """
+    if isinstance(beta, Tensor) or isinstance(threshold, Tensor):
+        _refuse_grad_of_numbers("softplus", beta=beta, threshold=threshold)
     if beta <= 0:
         raise ValueError(f"softplus: beta must be positive, got {beta}")
     return softplus_op(x, beta=beta, threshold=threshold)
@@ -275,6 +300,8 @@ def hardtanh(x: Any, min_val: float = -1.0, max_val: float = 1.0) -> Any:
     >>> hardtanh(np.array([-3.0, 0.5, 3.0]))
     array([-1. ,  0.5,  1. ])
     """
+    if isinstance(min_val, Tensor) or isinstance(max_val, Tensor):
+        _refuse_grad_of_numbers("hardtanh", min_val=min_val, max_val=max_val)
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
     return hardtanh_op(x, min_val=min_val, max_val=max_val)
@@ -351,6 +378,7 @@ def dropout(x: Any, p: float = 0.5, training: bool = True, rng: np.random.Genera
     >>> dropout(np.ones(4), p=0.5, training=False)
     array([1., 1., 1., 1.])
     """
+    _refuse_grad_of_numbers("dropout", p=p)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
@@ -447,6 +475,7 @@ def layer_norm(
     >>> np.round(layer_norm(np.array([1.0, 3.0]), 2), 4)
     array([-1.,  1.])
     """
+    _refuse_grad_of_numbers("layer_norm", eps=eps)
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     x_shape = _shape(x)
     k = len(normalized_shape)
@@ -524,6 +553,9 @@ def batch_norm(
     (array([[-1., -1.],
            [ 1.,  1.]]), array([0.1, 0.2]))
     """
+    _refuse_grad_of_numbers("batch_norm", momentum=momentum, eps=eps)
+    for name, value in (("running_mean", running_mean), ("running_var", running_var)):
+        refuse_grad("batch_norm", name, value, "it is a running statistic, updated in place without a record")
     x_shape = _shape(x)
     if len(x_shape) < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got shape {x_shape}")

@@ -170,7 +170,8 @@ def _prod_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, kee
     # out / x is the product of the others, but only a recorded VJP would be differentiated through the
     # division, which cancels catastrophically near zero: recorded VJPs take the exact product instead.
     if not isinstance(x, Tensor) and np.all(x != 0):
-        return g * restore_axes(out, ndim, axis, keepdims) / x
+        with np.errstate(invalid="ignore"):  # an infinite x gives inf / inf = nan there, as torch's VJP does
+            return g * restore_axes(out, ndim, axis, keepdims) / x
     return g * _product_of_others(x, normalize_axes(axis, ndim))
 
 

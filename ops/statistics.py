@@ -776,10 +776,12 @@ def _cumprod_cotangent(g: Any, x: Any, out: Any, axis: int, depth: int) -> Any:
 def _cumprod_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None) -> Any:
     if dtype is not None:  # compute in the dtype numpy multiplied in
         x = x.astype(np.result_type(x.dtype, dtype))
-    if _flat_axis(x, axis):
-        flat = _cumprod_cotangent(g, np.reshape(x, -1), out, 0, depth=2)
-        return np.reshape(flat, np.shape(x))
-    return _cumprod_cotangent(g, x, out, axis, depth=2)
+    # An infinite x gives inf - inf and inf / inf (nan) in the sums and divisions, as torch's VJP does.
+    with np.errstate(invalid="ignore"):
+        if _flat_axis(x, axis):
+            flat = _cumprod_cotangent(g, np.reshape(x, -1), out, 0, depth=2)
+            return np.reshape(flat, np.shape(x))
+        return _cumprod_cotangent(g, x, out, axis, depth=2)
 
 
 cumprod = Op(_cumprod, _cumprod_vjp, name="cumprod")

@@ -506,3 +506,121 @@ def test_embedding_and_ranking_losses_match_torch():
 def test_loss_errors_name_the_loss_and_shapes(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# -- arguments read as plain data refuse a tensor that requires grad; the others are differentiated --------
+def _requires_grad(values):
+    return tape.tensor(np.asarray(values, dtype=float), requires_grad=True)
+
+
+LOGITS, CLASSES = np.array([[0.2, -0.4, 1.0], [0.5, 0.1, -0.3]]), np.array([0, 2])
+LABELS = np.array([1, -1, 1])
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: L.nll_loss(_requires_grad(LOGITS), CLASSES, weight=_requires_grad([1, 2, 3])),
+            r"nll_loss: weight is not differentiated .*; pass weight\.detach\(\)",
+        ),
+        (
+            lambda: L.cross_entropy(_requires_grad(LOGITS), CLASSES, weight=_requires_grad([1, 2, 3])),
+            r"cross_entropy: weight is not differentiated .*; pass weight\.detach\(\)",
+        ),
+        (
+            lambda: L.cross_entropy(
+                LOGITS[None].transpose(1, 2, 0), CLASSES[:, None], _requires_grad([1, 2, 3])
+            ),
+            r"cross_entropy: weight is not differentiated",
+        ),
+        (
+            lambda: L.cross_entropy(LOGITS, np.full((2, 3), 1 / 3), weight=_requires_grad([1, 2, 3])),
+            r"cross_entropy: weight is not differentiated",
+        ),
+        (
+            lambda: L.cross_entropy(LOGITS, CLASSES, label_smoothing=_requires_grad(0.1)),
+            r"cross_entropy: label_smoothing is not differentiated .*; pass label_smoothing\.item\(\)",
+        ),
+        (
+            lambda: L.hinge_embedding_loss(np.ones(3), _requires_grad(LABELS)),
+            r"hinge_embedding_loss: target is not differentiated .*; pass target\.detach\(\)",
+        ),
+        (
+            lambda: L.cosine_embedding_loss(np.ones((3, 2)), np.ones((3, 2)), _requires_grad(LABELS)),
+            r"cosine_embedding_loss: target is not differentiated",
+        ),
+        (
+            lambda: L.margin_ranking_loss(np.ones(3), np.zeros(3), _requires_grad(LABELS)),
+            r"margin_ranking_loss: target is not differentiated",
+        ),
+    ],
+)
+def test_arguments_read_as_plain_data_refuse_a_tensor_that_requires_grad(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_arguments_read_as_plain_data_take_tensors_without_grad():
+    weight = tape.tensor([1.0, 2.0, 3.0])
+    for loss in (L.nll_loss, L.cross_entropy):
+        np.testing.assert_allclose(
+            loss(LOGITS, CLASSES, weight=weight), loss(LOGITS, CLASSES, weight=weight.data)
+        )
+    np.testing.assert_allclose(
+        L.cross_entropy(LOGITS, CLASSES, label_smoothing=tape.tensor(0.1)),
+        L.cross_entropy(LOGITS, CLASSES, label_smoothing=0.1),
+    )
+    np.testing.assert_allclose(
+        L.margin_ranking_loss(np.ones(3), np.zeros(3), tape.tensor(LABELS)),
+        L.margin_ranking_loss(np.ones(3), np.zeros(3), LABELS),
+    )
+
+
+def test_weights_margins_and_scales_given_as_tensors_are_differentiated():
+    rng = np.random.default_rng(9)
+    p, t = rng.uniform(0.1, 0.9, (2, 3)), rng.uniform(0.1, 0.9, (2, 3))
+    weight, pos_weight, x = rng.uniform(0.5, 2.0, 3), rng.uniform(0.5, 3.0, 3), rng.uniform(-2, 2, (2, 3))
+    check_op(lambda p, t, w: L.binary_cross_entropy(p, t, w), p, t, weight)
+    check_op(
+        lambda x, t, w, pw: L.binary_cross_entropy_with_logits(x, t, w, "sum", pw), x, t, weight, pos_weight
+    )
+    # input - target stays away from the kinks at +-beta and +-delta.
+    d = np.array([0.2, -0.5, 1.7, -2.4, 0.9])
+    target = rng.uniform(-1, 1, 5)
+    for beta in (np.array(1.2), np.array(0.6)):
+        check_op(lambda x, t, b: L.smooth_l1_loss(x, t, "sum", beta=b), target + d, target, beta)
+        check_op(lambda x, t, b: L.huber_loss(x, t, "sum", delta=b), target + d, target, beta)
+    distances, labels = np.array([0.3, 0.4, 1.6, 2.0, 0.2]), np.array([1, -1, -1, 1, -1])
+    check_op(lambda x, m: L.hinge_embedding_loss(x, labels, margin=m), distances, np.array(1.0))
+    a, b = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    check_op(lambda a, b, m: L.cosine_embedding_loss(a, b, labels, m), a, b, np.array(-0.9))
+    x1, x2 = rng.standard_normal(5), rng.standard_normal(5)
+    check_op(lambda x1, x2, m: L.margin_ranking_loss(x1, x2, labels, m), x1, x2, np.array(0.1))
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_smooth_l1_and_huber_gradients_at_infinite_inputs_are_the_limits(dtype):
+    torch = pytest.importorskip("torch")
+    values, target = np.array([np.inf, -np.inf, 3.0, 0.25], dtype), np.full(4, 0.5, dtype)
+    for loss, options, limit in (
+        (L.smooth_l1_loss, {"beta": 0.5}, [1.0, -1.0, 1.0, -0.5]),
+        (L.huber_loss, {"delta": 2.0}, [2.0, -2.0, 2.0, -0.25]),
+    ):
+        for reduction, scale in (("none", 1.0), ("sum", 1.0), ("mean", 0.25)):
+            x = tape.tensor(values, requires_grad=True)
+            np.sum(loss(x, target, reduction, **options)).backward()
+            np.testing.assert_array_equal(x.grad, np.array(limit, dtype) * dtype(scale))
+            assert x.grad.dtype == dtype
+            peer = torch.tensor(values, requires_grad=True)
+            getattr(torch.nn.functional, loss.__name__)(
+                peer, torch.tensor(target), reduction=reduction, **options
+            ).sum().backward()
+            np.testing.assert_allclose(x.grad, peer.grad.numpy(), rtol=1e-6)
+    assert tape.gradgradcheck(
+        lambda x: L.smooth_l1_loss(x, target[:2].astype(float), beta=0.5), np.array([0.3, -1.7])
+    )
+    assert tape.gradgradcheck(
+        lambda x: L.huber_loss(x, target[:2].astype(float), delta=2.0), np.array([0.3, -3.1])
+    )

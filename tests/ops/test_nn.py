@@ -380,3 +380,74 @@ def test_batch_norm_second_derivative_and_errors():
         F.batch_norm(np.zeros((1, 3)), np.zeros(3), np.ones(3), training=True)
     with pytest.raises(ValueError, match="batch_norm: out of training the running mean and variance"):
         F.batch_norm(np.zeros((2, 3)), None, None, training=False)
+
+
+# -- arguments read as plain data refuse a tensor that requires grad ---------------------------------------
+def _requires_grad(values):
+    return tape.tensor(np.asarray(values, dtype=float), requires_grad=True)
+
+
+X = np.array([[-0.5, 0.25, 1.5], [0.75, -1.25, 0.5]])
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: F.leaky_relu(X, _requires_grad(0.1)), r"leaky_relu: negative_slope is not differentiated"),
+        (lambda: F.elu(X, alpha=_requires_grad(1.0)), r"elu: alpha is not differentiated"),
+        (lambda: F.softplus(X, beta=_requires_grad(2.0)), r"softplus: beta is not differentiated"),
+        (
+            lambda: F.softplus(_requires_grad(X), threshold=_requires_grad(1.0)),
+            r"softplus: threshold is not differentiated .*; pass threshold\.item\(\)",
+        ),
+        (lambda: F.hardtanh(X, max_val=_requires_grad(1.0)), r"hardtanh: max_val is not differentiated"),
+        (lambda: F.dropout(_requires_grad(X), p=_requires_grad(0.5)), r"dropout: p is not differentiated"),
+        (lambda: F.layer_norm(X, 3, eps=_requires_grad(1e-5)), r"layer_norm: eps is not differentiated"),
+        (
+            lambda: F.batch_norm(_requires_grad(X), _requires_grad(np.zeros(3)), np.ones(3)),
+            r"batch_norm: running_mean is not differentiated .*; pass running_mean\.detach\(\)",
+        ),
+        (
+            lambda: F.batch_norm(X, np.zeros(3), _requires_grad(np.ones(3)), training=True),
+            r"batch_norm: running_var is not differentiated",
+        ),
+        (
+            lambda: F.batch_norm(X, np.zeros(3), np.ones(3), training=True, momentum=_requires_grad(0.1)),
+            r"batch_norm: momentum is not differentiated",
+        ),
+        (
+            lambda: F.batch_norm(X, np.zeros(3), np.ones(3), eps=_requires_grad(1e-5)),
+            r"batch_norm: eps is not",
+        ),
+    ],
+)
+def test_arguments_read_as_plain_data_refuse_a_tensor_that_requires_grad(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_running_statistics_may_be_tensors_without_grad():
+    mean, var = tape.tensor(np.zeros(3)), tape.tensor(np.ones(3))
+    x = _requires_grad(X)
+    y = F.batch_norm(x, mean, var, training=True)
+    np.testing.assert_allclose(mean.data, 0.1 * X.mean(axis=0))
+    np.sum(y * y).backward()
+    assert x.grad is not None
+
+
+# The forwards warn as numpy's own formula does (a guard would cost a fifth of a small forward); the
+# backward passes are quiet.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_gelu_and_softplus_at_infinities_and_nan_give_torchs_values():
+    # The values and gradients torch gives there.
+    edges = np.array([np.inf, -np.inf, np.nan])
+    for function, values, gradients in (
+        (F.gelu, [np.inf, np.nan, np.nan], [np.nan, np.nan, np.nan]),
+        (lambda x: F.gelu(x, approximate="tanh"), [np.inf, np.nan, np.nan], [np.nan, np.nan, np.nan]),
+        (F.softplus, [np.inf, 0.0, np.nan], [1.0, 0.0, np.nan]),
+    ):
+        x = tape.tensor(edges, requires_grad=True)
+        y = function(x)
+        y.backward(np.ones(3))
+        np.testing.assert_array_equal(y.data, values)
+        np.testing.assert_array_equal(x.grad, gradients)

@@ -219,3 +219,11 @@ def test_an_axis_out_of_range_is_refused_naming_the_op():
     x = tape.tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(ValueError, match=r"^axis 2 is out of bounds for array of dimension 2\nsum: array"):
         np.sum(x, axis=2)
+
+
+@pytest.mark.filterwarnings("error")
+def test_prod_gradient_at_an_infinite_entry_is_quiet():
+    # out / x is inf / inf there: nan, as torch's gradient, without a numpy warning.
+    x = tape.tensor([1.5, np.inf, -0.5], requires_grad=True)
+    np.prod(x).backward()
+    np.testing.assert_array_equal(x.grad, [-np.inf, np.nan, np.inf])

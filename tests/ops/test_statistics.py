@@ -479,3 +479,11 @@ def test_unsupported_keywords_of_the_other_functions_are_refused():
         x.cumprod(include_initial=True)
     with pytest.raises(ValueError, match=r"^axis 1 is out of bounds.*\nvar: array arguments"):
         np.var(x, axis=1)
+
+
+@pytest.mark.filterwarnings("error")
+def test_cumprod_gradient_at_an_infinite_entry_is_quiet():
+    # The reversed sums hold inf - inf and inf / inf: nan, as torch's gradient, without a numpy warning.
+    x = tape.tensor([1.5, np.inf, -0.5], requires_grad=True)
+    np.cumprod(x).backward(np.ones(3))
+    np.testing.assert_array_equal(x.grad, [np.nan, np.nan, np.inf])
