@@ -87,7 +87,7 @@ def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str)
                 f"{caller}: the tensor has shape {root.shape}; a gradient can only be implied for a "
                 f"single-element tensor, so pass gradient= with shape {root.shape}"
             )
-        seed: Any = np.ones_like(root.data)
+        seed: Any = np.ones_like(root._data)
     else:
         seed = gradient if isinstance(gradient, Tensor) else np.asarray(gradient)
         if seed.shape != root.shape:
@@ -99,7 +99,7 @@ def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str)
             seed = seed.astype(root.dtype)
     if create_graph:
         return seed if isinstance(seed, Tensor) else Tensor(seed)
-    return seed.data if isinstance(seed, Tensor) else seed
+    return seed._data if isinstance(seed, Tensor) else seed
 
 
 # Seed dtypes that cast to a tensor's dtype without losing what they mean: numbers to real tensors; for

@@ -28,7 +28,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     tensor([1., 2.], dtype=float32, requires_grad=True)
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     array = np.array(data, dtype=dtype, copy=True)
     if dtype is None and not isinstance(data, np.ndarray | np.generic) and array.dtype == np.float64:
         array = array.astype(floating(None), copy=False)  # Python floats take the default dtype

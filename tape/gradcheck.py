@@ -83,7 +83,7 @@ def gradcheck(
     for i in wrt:
         leaf = leaves[i]
         entry = reached.get(id(leaf))
-        grad = np.zeros_like(leaf.data) if entry is None else entry[1]
+        grad = np.zeros_like(leaf._data) if entry is None else entry[1]
         if grad.shape != leaf.shape or grad.dtype != leaf.dtype:
             raise GradcheckError(
                 f"gradcheck: the gradient of input {i} has shape {grad.shape} and dtype {grad.dtype}, "
@@ -205,7 +205,7 @@ def gradgradcheck(
 
 def _as_array(x: Any) -> np.ndarray | None:
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if isinstance(x, np.ndarray):
         return x
     if isinstance(x, float):

@@ -223,7 +223,7 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
     shape_only = op.shape_only
     for argnum, arg in enumerate(args):
         if isinstance(arg, Tensor):
-            values[argnum] = arg.data
+            values[argnum] = arg._data
             if arg._view_of is not None and arg._view_of[4] != arg._vc[0] and state.grad_enabled:
                 refresh_view(arg)
             checked = _UNCHECKED if argnum in shape_only else arg._vc

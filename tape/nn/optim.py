@@ -39,7 +39,7 @@ def _gradient(parameter: Tensor) -> np.ndarray | None:
     grad = parameter.grad
     if grad is None:
         return None
-    return grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+    return grad._data if isinstance(grad, Tensor) else np.asarray(grad)
 
 
 class Optimizer:
@@ -87,7 +87,7 @@ class Optimizer:
                     if grad is None:
                         continue
                     state = self.state.setdefault(id(parameter), {})
-                    update = self._update(parameter.data, grad, state, group)
+                    update = self._update(parameter._data, grad, state, group)
                     if update is None:
                         # The rule wrote into the parameter's buffer itself: bump its version as an
                         # in-place tensor operation does, so that records holding the old value notice.
