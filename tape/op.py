@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import saved
 from .anomaly import user_line
 from .grad_mode import state
-from .reads import OUTPUT, Everything, values_read
+from .reads import EVERYTHING, OUTPUT, Everything, values_read
 from .record import Record, next_position
 from .saved import saved_arguments, saved_keywords, saved_output
 from .tensor import Tensor, new_tensor
@@ -220,6 +221,7 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
     values = list(args)
     inputs = []  # (argnum, node, index, version counter, version) per tensor argument
     wants_grad = False
+    needs_saving = False  # whether an argument may need more than keeping as it is (see ``saved``)
     shape_only = op.shape_only
     for argnum, arg in enumerate(args):
         if isinstance(arg, Tensor):
@@ -227,11 +229,15 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
             if arg._view_of is not None and arg._view_of[4] != arg._vc[0] and state.grad_enabled:
                 refresh_view(arg)
             checked = _UNCHECKED if argnum in shape_only else arg._vc
+            if not needs_saving and arg._data.size >= saved.KEEP_SMALLER_THAN:
+                needs_saving = True  # large: dropped if no VJP reads it
             if arg.requires_grad:
                 wants_grad = True
                 inputs.append((argnum, arg._record or arg, arg._index, checked, checked[0]))
             else:
                 inputs.append((argnum, None, None, checked, checked[0]))
+        elif type(arg) is ndarray or type(arg) is tuple:
+            needs_saving = True  # plain: copied if a VJP reads it
     try:
         out = op.forward(*values, **kwargs) if kwargs else op.forward(*values)
     except (ValueError, TypeError) as error:
@@ -262,15 +268,20 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
             reads = _reads_of(op, inputs)
         record = _new_record(Record)  # Record(...), without the cost of calling a class
         record.op = op
-        record.args = saved_arguments(args, values, reads, op.name)
+        record.args = saved_arguments(args, values, reads, op.name) if needs_saving else tuple(values)
         record.kwargs = saved_keywords(kwargs) if kwargs else kwargs
-        record.inputs = tuple(inputs) if _checks_only_reads(inputs, reads) else _check_only(inputs, reads)
+        record.inputs = tuple(inputs)
+        if reads is not EVERYTHING:
+            for argnum, _, _, checked, _ in inputs:
+                if checked is not _UNCHECKED and argnum not in reads:
+                    record.inputs = _check_only(inputs, reads)
+                    break
         # An output no VJP reads (a view op's, whose buffer later writes may change, or add's) is not kept.
         if op.keeps_output and view_of is None:
             record.out = out
             record.out_versions = ((counter, 0),)
         else:
-            record.out = saved_output(out, op.name)
+            record.out = out if out.size < saved.KEEP_SMALLER_THAN else saved_output(out, op.name)
             record.out_versions = UNREAD_OUTPUT
         record.position = next_position()
         if state.anomaly:
@@ -283,16 +294,11 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
 def _reads_of(op: Op, inputs: list[tuple[int, Any, int | None, list[int], int]]) -> Any:
     """What the VJPs that will run (those of the arguments that require grad) read of the saved values."""
     reads = op.reads
-    union: Any = frozenset()
+    union: Any = None
     for argnum, node, _, _, _ in inputs:
-        if node is not None and argnum < len(reads):
-            union = union | reads[argnum]
+        if node is not None:  # (an argument without a VJP was refused before)
+            union = reads[argnum] if union is None else union | reads[argnum]
     return union
-
-
-def _checks_only_reads(inputs: list[tuple[int, Any, int | None, list[int], int]], reads: Any) -> bool:
-    """Whether every argument whose version ``inputs`` checks is one a VJP reads."""
-    return all(argnum in reads or counter is _UNCHECKED for argnum, _, _, counter, _ in inputs)
 
 
 def _check_only(inputs: list[tuple[int, Any, int | None, list[int], int]], reads: Any) -> tuple[Any, ...]:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .reads import Everything
+
 #: Arrays with fewer elements than this are kept by records as they are when no VJP reads them.
 KEEP_SMALLER_THAN = 4096
 
@@ -53,8 +55,9 @@ def saved_arguments(args: tuple[Any, ...], values: list[Any], reads: Any, op_nam
     """The arguments a record keeps: ``values`` (arrays in place of ``args``' tensors), with large arrays no
     VJP reads (``reads``: their positions, or everything) made ``ShapeOnly``, and plain arrays a VJP reads
     copied."""
+    everything = isinstance(reads, Everything)  # (asked once: its ``in`` is a Python call)
     for argnum, value in enumerate(values):
-        if argnum not in reads:
+        if not everything and argnum not in reads:
             if type(value) is ndarray and value.size >= KEEP_SMALLER_THAN:
                 values[argnum] = ShapeOnly(value, op_name)
         elif type(args[argnum]) is ndarray:
