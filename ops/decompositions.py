@@ -662,7 +662,7 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, Any, Any]:
     if isinstance(rcond, Tensor):
         raise TypeError("numpy.linalg.lstsq: rcond must be a number, not a tensor")
     x, residuals, rank, singular_values = lstsq_op(a, b, rcond=rcond)
-    return x, residuals, rank.data[()], singular_values
+    return x, residuals, rank._data[()], singular_values
 
 
 # -- norm, vector_norm, matrix_norm ------------------------------------------------------------------------
@@ -864,6 +864,6 @@ def matrix_rank(a: Any, tol: Any = None, hermitian: bool = False, *, rtol: Any =
     """
 
     def data(value: Any) -> Any:
-        return value.data if isinstance(value, Tensor) else value
+        return value._data if isinstance(value, Tensor) else value
 
     return Tensor(np.linalg.matrix_rank(data(a), tol=data(tol), hermitian=hermitian, rtol=data(rtol)))

@@ -23,11 +23,11 @@ from .scatter import scatter_add_into
 def plain_index(index: Any) -> Any:
     """``index`` with every tensor inside replaced by its data (indices carry no gradient)."""
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if type(index) is tuple:
-        return tuple(item.data if isinstance(item, Tensor) else item for item in index)
+        return tuple(item._data if isinstance(item, Tensor) else item for item in index)
     if type(index) is list and any(isinstance(item, Tensor) for item in index):
-        return [item.data if isinstance(item, Tensor) else item for item in index]
+        return [item._data if isinstance(item, Tensor) else item for item in index]
     return index
 
 
@@ -121,3 +121,35 @@ def _is_own_view(value: Any, target: Tensor, index: Any) -> bool:
 
 implements(operator.getitem)(getitem)
 implements(operator.setitem)(setitem)
+
+
+@implements(np.copyto)
+def copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -> None:
+    """``np.copyto`` on tensors: ``dst[...] = src``, recorded when recording, with numpy's broadcasting,
+    ``casting`` rule and ``where`` mask.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> v = tape.tensor([1.0, 2.0], requires_grad=True)
+    >>> buffer = tape.zeros((2, 2))
+    >>> np.copyto(buffer, v * v, where=np.array([True, False]))
+    >>> buffer.sum().backward()
+    >>> v.grad
+    array([4., 0.])
+    """
+    if not isinstance(dst, Tensor):
+        # Into a plain array: numpy's own copy, refused (by __array__) where it would drop a gradient.
+        np.copyto(dst, np.asarray(src), casting=casting, where=np.asarray(where))
+        return
+    source_dtype = src.dtype if isinstance(src, Tensor) else np.result_type(src)
+    if not np.can_cast(source_dtype, dst.dtype, casting=casting):
+        raise TypeError(
+            f"numpy.copyto: cannot cast {source_dtype} into the {dst.dtype} tensor with casting={casting!r}"
+        )
+    if where is not True:
+        src = np.where(where, src, dst)
+    setitem(dst, Ellipsis, src)
+
+
+copyto.takes_where = True  # type: ignore[attr-defined]

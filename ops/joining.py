@@ -450,7 +450,7 @@ def _piece_bounds(
 ) -> tuple[tuple[int, int], ...]:
     """(start, stop) of each piece along the axis, 0 <= start <= stop <= length, as numpy slices them."""
     if isinstance(indices_or_sections, Tensor):
-        indices_or_sections = indices_or_sections.data
+        indices_or_sections = indices_or_sections._data
     try:
         sections = operator.index(indices_or_sections)
     except TypeError:

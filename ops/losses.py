@@ -57,7 +57,7 @@ FLOAT32_EXP_KERNEL_LIMIT = 8192
 
 
 def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x._data if isinstance(x, Tensor) else np.asarray(x)
 
 
 def _shape(x: Any) -> tuple[int, ...]:

@@ -41,7 +41,7 @@ __all__ = [
 
 
 def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _shape(x: Any) -> tuple[int, ...]:

@@ -18,7 +18,7 @@ from tape.tensor import Tensor
 
 def _data(value: Any) -> Any:
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if type(value) in (list, tuple):
         return type(value)(_data(item) for item in value)
     return value

@@ -137,7 +137,7 @@ def repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
     array([3., 1.])
     """
     if isinstance(repeats, Tensor):
-        repeats = repeats.data
+        repeats = repeats._data
     return repeat_op(a, repeats, axis=axis)
 
 
@@ -392,7 +392,7 @@ def _constant(values: Any) -> Any:
                 "pad: constant_values is not differentiated on tape tensors, but a tensor that requires "
                 "grad was given; pass constant_values.detach(), or pad with zeros and add the constant"
             )
-        return values.data
+        return values._data
     if isinstance(values, tuple | list):
         return type(values)(_constant(item) for item in values)
     return values

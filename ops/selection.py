@@ -28,7 +28,7 @@ _SORT_KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
 
 
 def _data(value: Any) -> Any:
-    return value.data if isinstance(value, Tensor) else value
+    return value._data if isinstance(value, Tensor) else value
 
 
 def _operand(value: Any) -> Any:

@@ -646,7 +646,7 @@ def _constant(name: str, what: str, value: Any) -> Any:
     if isinstance(value, Tensor):
         if value.requires_grad:
             raise TypeError(f"numpy.{name}: {what} is not differentiable; pass it detached (q.detach())")
-        return value.data
+        return value._data
     return value
 
 

@@ -42,6 +42,7 @@ def _load_ops_from_checkout() -> None:
 from . import jit, registry
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .dtypes import get_default_dtype, set_default_dtype
+from .anomaly import detect_anomaly, is_detecting_anomaly
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .inplace import apply_in_place
 from .op import Op, gate, op
@@ -71,6 +72,7 @@ __all__ = [
     "apply_in_place",
     "arange",
     "checkpoint",
+    "detect_anomaly",
     "enable_grad",
     "erf",
     "full",
@@ -82,6 +84,7 @@ __all__ = [
     "gradients",
     "hessian",
     "hvp",
+    "is_detecting_anomaly",
     "is_grad_enabled",
     "jacobian",
     "jit",

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .anomaly import changed_at
 from .batched import batched_cotangents
 from .cotangents import fit_cotangent
 from .grad_mode import state
@@ -86,7 +87,7 @@ def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str)
                 f"{caller}: the tensor has shape {root.shape}; a gradient can only be implied for a "
                 f"single-element tensor, so pass gradient= with shape {root.shape}"
             )
-        seed: Any = np.ones_like(root.data)
+        seed: Any = np.ones_like(root._data)
     else:
         seed = gradient if isinstance(gradient, Tensor) else np.asarray(gradient)
         if seed.shape != root.shape:
@@ -98,7 +99,7 @@ def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str)
             seed = seed.astype(root.dtype)
     if create_graph:
         return seed if isinstance(seed, Tensor) else Tensor(seed)
-    return seed.data if isinstance(seed, Tensor) else seed
+    return seed._data if isinstance(seed, Tensor) else seed
 
 
 # Seed dtypes that cast to a tensor's dtype without losing what they mean: numbers to real tensors; for
@@ -241,10 +242,10 @@ class _Sweep:
                     )
                 for argnum, _, _, counter, version in inputs:
                     if counter[0] != version:
-                        _raise_modified(record, argnum, counter, version)
+                        _raise_modified(record, saved, argnum, counter, version)
                 for counter, version in record.out_versions:
                     if counter[0] != version:
-                        _raise_output_modified(record)
+                        _raise_output_modified(record, saved)
                 if type(g) is list:
                     g = tuple(
                         _zeros_for(item, batch) if slot is None else slot
@@ -342,19 +343,30 @@ def _output_count(record: Record) -> int:
     return len(record.out)
 
 
-def _raise_output_modified(record: Record) -> None:
+def _raise_output_modified(record: Record, saved: Any) -> None:
     for k, (counter, version) in enumerate(record.out_versions):
         if counter[0] != version:
-            _raise_modified(record, -1 - k, counter, version)
+            _raise_modified(record, saved, -1 - k, counter, version)
 
 
-def _raise_modified(record: Record, argnum: int, counter: list[int], version: int) -> None:
+def _raise_modified(record: Record, saved: Any, argnum: int, counter: list[Any], version: int) -> None:
+    """Refuse a record whose input ``argnum`` (or output ``-1 - argnum``), which its VJPs read, changed."""
     name = record.op.name
-    what = f"its input {argnum}" if argnum >= 0 else "its output"
+    if argnum >= 0:
+        what, value = f"its input {argnum}", saved[argnum]
+    else:
+        outputs = record.out if type(record.out) is tuple else (record.out,)
+        what, value = "its output", outputs[-1 - argnum]
+    described = f"a tensor of shape {np.shape(value)}, {getattr(value, 'dtype', None)}"
+    recorded, changed = getattr(record, "where", None), changed_at(counter)
+    if recorded is None and changed is None:
+        lines = "; run it under `with tape.detect_anomaly():` to see where each happened"
+    else:
+        lines = f". Recorded at {recorded or 'a line not noted'}; changed at {changed or 'a line not noted'}"
     raise RuntimeError(
-        f"{name}: {what} was changed in place after {name} was recorded (version {version}, now "
-        f"{counter[0]}), so its gradient would be wrong; change a copy (x.copy()) instead, or "
-        "change it after backward"
+        f"{name}: {what} ({described}) was changed in place after {name} was recorded (version {version}, "
+        f"now {counter[0]}), and {name} reads it to compute its gradient, which would be wrong{lines}. "
+        f"Make the change on a copy (y = t.copy(); y[...] = ...; use y from then on), or after backward"
     )
 
 

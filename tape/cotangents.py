@@ -30,7 +30,7 @@ def fit_cotangent(cotangent: Any, args: Any, argnum: int, out: Any, op_name: str
     value = args[argnum]
     if isinstance(cotangent, Tensor):
         if not create_graph:
-            cotangent = cotangent.data
+            cotangent = cotangent._data
     elif not isinstance(cotangent, np.ndarray):
         cotangent = np.asarray(cotangent)
     if cotangent.shape != value.shape:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .dtypes import floating
-from .tensor import Tensor
+from .tensor import Tensor, leaf
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -28,28 +28,28 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     tensor([1., 2.], dtype=float32, requires_grad=True)
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     array = np.array(data, dtype=dtype, copy=True)
     if dtype is None and not isinstance(data, np.ndarray | np.generic) and array.dtype == np.float64:
         array = array.astype(floating(None), copy=False)  # Python floats take the default dtype
-    return Tensor(array, requires_grad=requires_grad)
+    return leaf(array, requires_grad=requires_grad)
 
 
 def zeros(shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A leaf tensor of zeros, as ``np.zeros`` (in the default floating dtype unless ``dtype`` is given)."""
-    return Tensor(np.zeros(shape, dtype=floating(dtype)), requires_grad=requires_grad)
+    return leaf(np.zeros(shape, dtype=floating(dtype)), requires_grad=requires_grad)
 
 
 def ones(shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A leaf tensor of ones, as ``np.ones`` (in the default floating dtype unless ``dtype`` is given)."""
-    return Tensor(np.ones(shape, dtype=floating(dtype)), requires_grad=requires_grad)
+    return leaf(np.ones(shape, dtype=floating(dtype)), requires_grad=requires_grad)
 
 
 def full(shape: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A leaf tensor filled with ``fill_value``, as ``np.full`` (a float fills the default floating dtype)."""
     if dtype is None and isinstance(fill_value, float):
         dtype = floating(None)
-    return Tensor(np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
+    return leaf(np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
 
 
 def arange(*args: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -57,16 +57,16 @@ def arange(*args: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
     values = np.arange(*args, dtype=dtype)
     if dtype is None and values.dtype == np.float64:
         values = values.astype(floating(None), copy=False)
-    return Tensor(values, requires_grad=requires_grad)
+    return leaf(values, requires_grad=requires_grad)
 
 
 def randn(*shape: int, dtype: Any = None, requires_grad: bool = False, seed: Any = None) -> Tensor:
     """Standard normal samples of the given shape, from ``np.random.default_rng(seed)``."""
     samples = np.random.default_rng(seed).standard_normal(shape).astype(floating(dtype), copy=False)
-    return Tensor(samples, requires_grad=requires_grad)
+    return leaf(samples, requires_grad=requires_grad)
 
 
 def rand(*shape: int, dtype: Any = None, requires_grad: bool = False, seed: Any = None) -> Tensor:
     """Uniform samples in [0, 1) of the given shape, from ``np.random.default_rng(seed)``."""
     samples = np.random.default_rng(seed).random(shape).astype(floating(dtype), copy=False)
-    return Tensor(samples, requires_grad=requires_grad)
+    return leaf(samples, requires_grad=requires_grad)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .grad_mode import state
 from .registry import FUNCTIONS, UFUNCS
 
 # ufunc methods that are reductions of a registered function: np.add.reduce(t) is np.sum(t).
@@ -33,6 +34,7 @@ def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dic
     op = UFUNCS.get(ufunc)
     if op is None:
         raise TypeError(f"{name} is not supported on tape tensors (it has no VJP); {_HOW_TO_PROCEED}")
+    out = _out_outside_recording(name, kwargs)
     _refuse_unsupported(name, kwargs)
     dtype = kwargs.pop("dtype", None)
     if kwargs:
@@ -40,7 +42,10 @@ def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dic
     if dtype is not None:
         # Compute in ``dtype``, as numpy does: tensors and arrays are cast first (a tensor's cast is recorded)
         inputs = tuple(x.astype(dtype) if hasattr(x, "astype") else x for x in inputs)
-    return op(*inputs)
+    if out is None:
+        return op(*inputs)
+    written = _write_out(out, op(*inputs))
+    return written[0] if len(written) == 1 else written  # numpy's ufuncs return a lone out itself
 
 
 def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -49,9 +54,32 @@ def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     name = public_name(func)
     if handler is None:
         raise TypeError(f"{name} is not supported on tape tensors (it has no VJP); {_HOW_TO_PROCEED}")
-    _refuse_unsupported(name, kwargs)
-    kwargs.pop("out", None)
-    return handler(*args, **kwargs)
+    out = _out_outside_recording(name, kwargs)
+    # A handler whose function's where= is its own argument (np.copyto's mask) says so.
+    _refuse_unsupported(name, kwargs, where_is_an_argument=getattr(handler, "takes_where", False))
+    result = handler(*args, **kwargs)
+    return result if out is None else _write_out(out, result)
+
+
+def _out_outside_recording(name: str, kwargs: dict[str, Any]) -> Any:
+    """``out=`` taken from ``kwargs`` when nothing is recorded (under ``no_grad``): the result is written
+    into it as an in-place write, counted like ``out[...] = result``. While recording it stays in ``kwargs``
+    and is refused: a gradient through a buffer written behind the op would be lost."""
+    out = kwargs.get("out")
+    if out is None or state.grad_enabled:
+        return None
+    del kwargs["out"]
+    return out
+
+
+def _write_out(out: Any, result: Any) -> Any:
+    targets = out if type(out) is tuple else (out,)
+    results = result if type(result) is tuple else (result,)
+    if len(targets) != len(results):
+        raise ValueError(f"out= has {len(targets)} arrays for {len(results)} results")
+    for target, value in zip(targets, results, strict=True):
+        np.copyto(target, value)  # a tensor target takes it as target[...] = value
+    return out
 
 
 def public_name(func: Any) -> str:
@@ -61,13 +89,16 @@ def public_name(func: Any) -> str:
     return f"{public}.{func.__name__}"
 
 
-def _refuse_unsupported(name: str, kwargs: dict[str, Any]) -> None:
+def _refuse_unsupported(name: str, kwargs: dict[str, Any], where_is_an_argument: bool = False) -> None:
     if kwargs.get("out") is not None:
         raise TypeError(
-            f"{name}: out= is not supported on tape tensors; assign the result instead "
-            "(y = f(x), or y[...] = f(x) to write into an existing tensor)"
+            f"{name}: out= is not supported on tape tensors while recording (the gradient would not follow "
+            "the written buffer); assign the result instead (y = f(x), or y[...] = f(x) to write into an "
+            "existing tensor), or use out= under tape.no_grad()"
         )
     kwargs.pop("out", None)
+    if where_is_an_argument:
+        return
     where = kwargs.pop("where", True)
     if where is not True:
         raise TypeError(f"{name}: where= is not supported on tape tensors; use np.where(cond, f(x), y)")

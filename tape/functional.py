@@ -17,7 +17,7 @@ import numpy as np
 
 from .backward import propagate, seed_cotangent
 from .pytree import flatten, unflatten
-from .tensor import Tensor
+from .tensor import Tensor, leaf
 from .trace import TransformCall
 
 
@@ -79,7 +79,10 @@ def _normalize_argnums(argnums: int | Sequence[int], count: int, caller: str) ->
             raise ValueError(
                 f"{caller}: argnums {argnums} out of range for a function called with {count} arguments"
             )
-    return tuple(number % count for number in numbers)
+    normalized = tuple(number % count for number in numbers)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{caller}: argnums {argnums} names an argument twice; name each argument once")
+    return normalized
 
 
 def track_arguments(
@@ -109,7 +112,7 @@ def structure_like_argnums(
 def _zeros_where_unused(call: TransformCall, found: Sequence[Any], nested: bool) -> list[Any]:
     """Each gradient as the caller wants it, with zeros for tracked inputs the outputs did not reach."""
     return [
-        call.result(np.zeros_like(t.data) if g is None else g, nested)
+        call.result(np.zeros_like(t._data) if g is None else g, nested)
         for g, t in zip(found, call.tracked, strict=True)
     ]
 
@@ -126,10 +129,10 @@ def _cotangent_leaves(cotangent: Any, treedef: Any, outputs: Sequence[Any], call
         raise ValueError(
             f"{caller}: the cotangent's structure {given} does not match the output's structure {treedef}"
         )
-    for k, (leaf, out) in enumerate(zip(leaves, outputs, strict=True)):
-        if np.shape(leaf) != np.shape(out):
+    for k, (cotangent, out) in enumerate(zip(leaves, outputs, strict=True)):
+        if np.shape(cotangent) != np.shape(out):
             raise ValueError(
-                f"{caller}: cotangent leaf {k} has shape {np.shape(leaf)} but the output has shape "
+                f"{caller}: cotangent leaf {k} has shape {np.shape(cotangent)} but the output has shape "
                 f"{np.shape(out)}"
             )
     return leaves
@@ -137,7 +140,7 @@ def _cotangent_leaves(cotangent: Any, treedef: Any, outputs: Sequence[Any], call
 
 def _zeros_like_output(output: Any) -> np.ndarray:
     """The tangent or cotangent of an output that depends on no input: zeros, floating."""
-    array = np.asarray(output.data if isinstance(output, Tensor) else output)
+    array = np.asarray(output._data if isinstance(output, Tensor) else output)
     return np.zeros(array.shape, dtype=array.dtype if array.dtype.kind == "f" else np.float64)
 
 
@@ -316,7 +319,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     tangents_out: list[Any] = [_zeros_like_output(o) for o in outputs]
     if differentiable:
         # The VJP is linear in its cotangent u: the derivative of <VJP(u), tangents> in u is J v.
-        dummies = [Tensor(np.zeros_like(outputs[k].data), requires_grad=True) for k in differentiable]
+        dummies = [leaf(np.zeros_like(outputs[k]._data), requires_grad=True) for k in differentiable]
         call.made(dummies)
         pulled = gradients(
             [outputs[k] for k in differentiable],

@@ -1,4 +1,4 @@
-"""Per-thread recording state: whether operations on tensors are recorded.
+"""Per-thread recording state: whether operations on tensors are recorded (and where, in anomaly mode).
 
 Each thread has its own switch, so ``no_grad`` in one thread never changes what another thread records.
 This module holds state only; it knows nothing about tensors or ops.
@@ -21,6 +21,7 @@ class _ThreadState(threading.local):
 
     def __init__(self) -> None:
         self.grad_enabled = True
+        self.anomaly = False  # records and in-place writes note the user's line (``tape.detect_anomaly``)
 
 
 state = _ThreadState()

@@ -70,7 +70,7 @@ def gradcheck(
     wrt = list(floating)
     if not wrt:
         raise ValueError("gradcheck: no floating-point input to differentiate")
-    leaves = {i: Tensor(floating[i].copy(), requires_grad=True) for i in wrt}
+    leaves = {i: Tensor(floating[i], requires_grad=True) for i in wrt}
     call_args = [leaves.get(i, x) for i, x in enumerate(inputs)]
     outputs = _as_tuple(f(*call_args))
     positions = [k for k, out in enumerate(outputs) if isinstance(out, Tensor) and out.requires_grad]
@@ -83,7 +83,7 @@ def gradcheck(
     for i in wrt:
         leaf = leaves[i]
         entry = reached.get(id(leaf))
-        grad = np.zeros_like(leaf.data) if entry is None else entry[1]
+        grad = np.zeros_like(leaf._data) if entry is None else entry[1]
         if grad.shape != leaf.shape or grad.dtype != leaf.dtype:
             raise GradcheckError(
                 f"gradcheck: the gradient of input {i} has shape {grad.shape} and dtype {grad.dtype}, "
@@ -205,7 +205,7 @@ def gradgradcheck(
 
 def _as_array(x: Any) -> np.ndarray | None:
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if isinstance(x, np.ndarray):
         return x
     if isinstance(x, float):

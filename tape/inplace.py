@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from .anomaly import bump
 from .grad_mode import state
-from .op import Op, apply
+from .op import UNREAD_OUTPUT, Op, apply
 from .record import Record
+from .saved import saved_output
 from .tensor import Tensor, new_tensor
 from .views import refresh_view
 
@@ -45,10 +47,10 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
                     "`with tape.no_grad():`, or write `x = x + y` to make a new tensor"
                 )
     if not recording:
-        values = [a.data if isinstance(a, Tensor) else a for a in args]
+        values = [a._data if isinstance(a, Tensor) else a for a in args]
         if not _ufunc_into(op, target, values, kwargs):
-            _write_into(op, target, op.forward(target.data, *values, **kwargs))
-        target._vc[0] += 1
+            _write_into(op, target, op.forward(target._data, *values, **kwargs))
+        bump(target._vc)
         return target
     old_bases = [_snapshot(base) for base in bases]
     old = _snapshot(target)
@@ -56,8 +58,8 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     # record when the result is written; give the record a copy of it instead.
     args = tuple(_snapshot(a) if isinstance(a, Tensor) and a._vc is target._vc else a for a in args)
     result = apply(op, (old, *args), kwargs)
-    _write_into(op, target, result.data)
-    target._vc[0] += 1
+    _write_into(op, target, result._data)
+    bump(target._vc)
     _take_history(target, result._record)
     _stamp(target)
     # The write went through ``target`` into the buffers of the tensors it is a view of: each of them is
@@ -84,7 +86,7 @@ def _ufunc_into(op: Op, target: Tensor, values: list[Any], kwargs: dict[str, Any
     if type(forward) is not np.ufunc or kwargs:
         return False
     try:
-        forward(target.data, *values, out=target.data, casting="same_kind")
+        forward(target._data, *values, out=target._data, casting="same_kind")
     except (ValueError, TypeError):
         return False  # a shape or dtype that does not fit: the general path explains it
     return True
@@ -103,8 +105,12 @@ def _bases(target: Tensor) -> list[Tensor]:
 def _take_history(target: Tensor, record: Record | None) -> None:
     """Make ``record`` (whose output now lives in ``target``'s buffer) ``target``'s history."""
     if record is not None:
-        record.out = target.data
-        record.out_versions = ((target._vc, target._vc[0]),)
+        if record.op.keeps_output:
+            record.out = target._data
+            record.out_versions = ((target._vc, target._vc[0]),)
+        else:  # its VJPs never read the output: later writes to the target are free
+            record.out = saved_output(target._data, record.op.name)
+            record.out_versions = UNREAD_OUTPUT
     target._record = record
     target._index = None
     target.requires_grad = record is not None
@@ -138,12 +144,17 @@ write_through_view = Op(
 
 def _snapshot(target: Tensor) -> Tensor:
     """A tensor holding a copy of ``target``'s current value, with ``target``'s history."""
-    copy = target.data.copy()
+    copy = target._data.copy()
     snapshot = new_tensor(copy, target._record, target._index, [0])
     snapshot.requires_grad = target.requires_grad
     record, index = target._record, target._index
     k = index or 0
-    if record is not None and not record.released and record.out_versions[k][1] == target._vc[0]:
+    if (
+        record is not None
+        and record.op.keeps_output
+        and not record.released
+        and record.out_versions[k][1] == target._vc[0]
+    ):
         # The record that made the old value must keep seeing it after the buffer is overwritten. (If the
         # buffer already changed since, through a view, the stale version stays so that backward refuses.)
         if index is None:
@@ -158,14 +169,14 @@ def _snapshot(target: Tensor) -> Tensor:
 
 def _write_into(op: Op, target: Tensor, result: Any) -> None:
     result = np.asarray(result)
-    if result.shape != target.data.shape:
+    if result.shape != target._data.shape:
         raise ValueError(
             f"{op.name} (in place): the result has shape {result.shape}, which does not fit the target's "
-            f"shape {target.data.shape}"
+            f"shape {target._data.shape}"
         )
-    if not np.can_cast(result.dtype, target.data.dtype, casting="same_kind"):
+    if not np.can_cast(result.dtype, target._data.dtype, casting="same_kind"):
         raise TypeError(
             f"{op.name} (in place): cannot write a {result.dtype.name} result into a "
-            f"{target.data.dtype.name} tensor"
+            f"{target._data.dtype.name} tensor"
         )
-    np.copyto(target.data, result, casting="same_kind")
+    np.copyto(target._data, result, casting="same_kind")

@@ -25,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import saved
+from .anomaly import user_line
 from .grad_mode import state
+from .reads import EVERYTHING, OUTPUT, Everything, values_read
 from .record import Record, next_position
-from .shape_only import saved_arguments, saved_output
+from .saved import saved_arguments, saved_keywords, saved_output
 from .tensor import Tensor, new_tensor
 from .views import refresh_view
 
@@ -35,7 +38,8 @@ VJP = Callable[..., Any]
 
 # The version counter given to arguments whose values no VJP reads: it never changes, so never complains.
 _UNCHECKED = [0]
-_VIEW_OUTPUT = ((_UNCHECKED, 0),)
+#: The version check of an output no VJP reads (a view op's, add's): none, so writes to it are free.
+UNREAD_OUTPUT = ((_UNCHECKED, 0),)
 _FLOATS = frozenset(np.dtype(code) for code in "efdg")
 # Results that could carry a gradient but that no record follows: complex and object arrays.
 _LOSSY_KINDS = frozenset("cO")
@@ -88,10 +92,13 @@ class Op:
     __slots__ = (
         "backward",
         "batched",
+        "declared_keeps_output",
         "forward",
         "has_vjp",
         "keeps_output",
         "name",
+        "reads",
+        "reads_always",
         "shape_only",
         "view",
         "vjp_prefix",
@@ -100,6 +107,8 @@ class Op:
     backward: Callable[..., Sequence[Any]] | None
     has_vjp: frozenset[int] | _EveryArgument
     name: str
+    reads: tuple[frozenset[int] | Everything, ...]
+    reads_always: frozenset[int] | Everything | None
 
     if TYPE_CHECKING:  # __call__ is ``_call`` below, set after the class: the per-op hot path in one frame
 
@@ -128,7 +137,8 @@ class Op:
         self.view = view
         self.shape_only = frozenset(shape_only)
         self.batched = batched
-        self.keeps_output = keeps_output
+        self.declared_keeps_output = keeps_output
+        self._plan_reads()
 
     def defvjp(self, *vjps: VJP | None) -> Op:
         """Set the VJPs, one per positional argument (``None`` for non-differentiable ones); return self."""
@@ -138,7 +148,34 @@ class Op:
         # calls with no more arguments than ``vjp_prefix`` (the leading run of VJPs) need no check at all.
         self.has_vjp = frozenset(argnum for argnum, vjp in enumerate(vjps) if vjp is not None)
         self.vjp_prefix = next((argnum for argnum, vjp in enumerate(vjps) if vjp is None), len(vjps))
+        if hasattr(self, "shape_only"):  # VJPs given after the op was made (the ``op`` decorator)
+            self._plan_reads()
         return self
+
+    def _plan_reads(self) -> None:
+        """What each VJP reads of the saved values (``tape.reads``), less what the op declared shape-only.
+
+        ``reads`` holds one read set per argument's VJP; ``reads_always`` is the read set whatever
+        requires grad (a joint backward, or VJPs that all read alike), else None; ``keeps_output``
+        whether some VJP reads the output's values (and the op did not declare that none does).
+        """
+        if self.backward is not None:
+            self.reads = ()
+            self.reads_always = self._without_shape_only(values_read(self.backward))
+        else:
+            self.reads = tuple(
+                frozenset() if vjp is None else self._without_shape_only(values_read(vjp))
+                for vjp in self.vjps
+            )
+            distinct = {id(read) if isinstance(read, Everything) else read for read in self.reads}
+            self.reads_always = self.reads[0] if len(distinct) == 1 else None
+        every = self.reads_always if self.reads_always is not None else _union(self.reads)
+        self.keeps_output = self.declared_keeps_output and OUTPUT in every
+
+    def _without_shape_only(self, reads: frozenset[int] | Everything) -> frozenset[int] | Everything:
+        if isinstance(reads, Everything) or not self.shape_only:
+            return reads
+        return reads - self.shape_only
 
     def differentiable(self, argnum: int) -> bool:
         """Whether a cotangent can be computed for positional argument ``argnum``."""
@@ -146,6 +183,13 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<Op {self.name}>"
+
+
+def _union(read_sets: Sequence[frozenset[int] | Everything]) -> frozenset[int] | Everything:
+    union: frozenset[int] | Everything = frozenset()
+    for reads in read_sets:
+        union = union | reads
+    return union
 
 
 def op(forward: Callable[..., Any]) -> Op:
@@ -177,18 +221,23 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
     values = list(args)
     inputs = []  # (argnum, node, index, version counter, version) per tensor argument
     wants_grad = False
+    needs_saving = False  # whether an argument may need more than keeping as it is (see ``saved``)
     shape_only = op.shape_only
     for argnum, arg in enumerate(args):
         if isinstance(arg, Tensor):
-            values[argnum] = arg.data
+            values[argnum] = arg._data
             if arg._view_of is not None and arg._view_of[4] != arg._vc[0] and state.grad_enabled:
                 refresh_view(arg)
             checked = _UNCHECKED if argnum in shape_only else arg._vc
+            if not needs_saving and arg._data.size >= saved.KEEP_SMALLER_THAN:
+                needs_saving = True  # large: dropped if no VJP reads it
             if arg.requires_grad:
                 wants_grad = True
                 inputs.append((argnum, arg._record or arg, arg._index, checked, checked[0]))
             else:
                 inputs.append((argnum, None, None, checked, checked[0]))
+        elif type(arg) is ndarray or type(arg) is tuple:
+            needs_saving = True  # plain: copied if a VJP reads it
     try:
         out = op.forward(*values, **kwargs) if kwargs else op.forward(*values)
     except (ValueError, TypeError) as error:
@@ -214,18 +263,49 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
             for argnum, node, _, _, _ in inputs:
                 if node is not None and argnum not in op.has_vjp:
                     _refuse_non_differentiable(op, argnum)
+        reads = op.reads_always
+        if reads is None:
+            reads = _reads_of(op, inputs)
         record = _new_record(Record)  # Record(...), without the cost of calling a class
         record.op = op
-        record.args = saved_arguments(values, shape_only, op.name) if shape_only else tuple(values)
-        record.kwargs = kwargs
+        record.args = saved_arguments(args, values, reads, op.name) if needs_saving else tuple(values)
+        record.kwargs = saved_keywords(kwargs) if kwargs else kwargs
         record.inputs = tuple(inputs)
-        # A view op's VJP never reads its output, which later writes to the shared buffer may change.
-        record.out = out if op.keeps_output else saved_output(out, op.name)
-        record.out_versions = _VIEW_OUTPUT if view_of is not None else ((counter, 0),)
+        if reads is not EVERYTHING:
+            for argnum, _, _, checked, _ in inputs:
+                if checked is not _UNCHECKED and argnum not in reads:
+                    record.inputs = _check_only(inputs, reads)
+                    break
+        # An output no VJP reads (a view op's, whose buffer later writes may change, or add's) is not kept.
+        if op.keeps_output and view_of is None:
+            record.out = out
+            record.out_versions = ((counter, 0),)
+        else:
+            record.out = out if out.size < saved.KEEP_SMALLER_THAN else saved_output(out, op.name)
+            record.out_versions = UNREAD_OUTPUT
         record.position = next_position()
+        if state.anomaly:
+            record.where = user_line()
     elif wants_grad and out.dtype.kind in _LOSSY_KINDS and state.grad_enabled:
         _refuse_lossy_result(op, out.dtype)
     return new_tensor(out, record, None, counter, view_of)
+
+
+def _reads_of(op: Op, inputs: list[tuple[int, Any, int | None, list[int], int]]) -> Any:
+    """What the VJPs that will run (those of the arguments that require grad) read of the saved values."""
+    reads = op.reads
+    union: Any = None
+    for argnum, node, _, _, _ in inputs:
+        if node is not None:  # (an argument without a VJP was refused before)
+            union = reads[argnum] if union is None else union | reads[argnum]
+    return union
+
+
+def _check_only(inputs: list[tuple[int, Any, int | None, list[int], int]], reads: Any) -> tuple[Any, ...]:
+    """``inputs`` with the version checks of the arguments no VJP reads dropped: writes to them are free."""
+    return tuple(
+        entry if entry[0] in reads else (entry[0], entry[1], entry[2], _UNCHECKED, 0) for entry in inputs
+    )
 
 
 def _add_context(op: Op, values: list[Any], error: Exception) -> None:
@@ -310,8 +390,15 @@ def _wrap_outputs(
             new_tensor(item, None, None, counter) for item, counter in zip(outs, counters, strict=True)
         )
     _check_differentiable(op, inputs)
-    saved = saved_arguments(values, op.shape_only, op.name) if op.shape_only else tuple(values)
-    record = Record(op, saved, kwargs, tuple(inputs), outs, tuple((counter, 0) for counter in counters))
+    reads = op.reads_always if op.reads_always is not None else _reads_of(op, inputs)
+    saved = saved_arguments(args, values, reads, op.name)
+    out_versions = (
+        tuple((counter, 0) for counter in counters) if op.keeps_output else UNREAD_OUTPUT * len(outs)
+    )
+    keywords = saved_keywords(kwargs) if kwargs else kwargs
+    record = Record(op, saved, keywords, _check_only(inputs, reads), outs, out_versions)
+    if state.anomaly:
+        record.where = user_line()
     return tuple(
         new_tensor(item, record if item.dtype.kind == "f" else None, k, counter)
         for k, (item, counter) in enumerate(zip(outs, counters, strict=True))

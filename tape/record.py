@@ -33,9 +33,12 @@ class Record:
     out : the output array, or a tuple of them for ops with several outputs.
     out_versions : ``(counter, version)`` for each output.
     position : the record's place on the tape.
+    where : in anomaly mode (``tape.detect_anomaly``), the line of user code that made the record; unset
+        otherwise.
     """
 
-    __slots__ = ("op", "args", "kwargs", "inputs", "out", "out_versions", "position", "__weakref__")
+    __slots__ = ("op", "args", "kwargs", "inputs", "out", "out_versions", "position", "where", "__weakref__")
+    where: str
     # None once released (``release``).
     args: tuple[Any, ...] | Any
     kwargs: dict[str, Any] | Any

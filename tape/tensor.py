@@ -66,7 +66,8 @@ def _comparison(ufunc: np.ufunc) -> Callable[..., Any]:
     """A comparison: a boolean tensor, which carries no gradient."""
 
     def method(self: Tensor, other: Any) -> Tensor:
-        return Tensor(ufunc(self.data, other.data if isinstance(other, Tensor) else other))
+        result = ufunc(self._data, other._data if isinstance(other, Tensor) else other)
+        return new_tensor(np.asarray(result), None, None, [0])
 
     method.__name__ = ufunc.__name__
     return method
@@ -100,20 +101,22 @@ class Tensor:
     array([2., 4., 6.])
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_record", "_index", "_vc", "_view_of", "__weakref__")
+    __slots__ = ("_data", "requires_grad", "grad", "_record", "_index", "_vc", "_view_of", "__weakref__")
     # numpy defers binary operators with an ndarray on the left to this class.
     __array_priority__ = 1000.0
-    data: np.ndarray
+    _data: np.ndarray
     grad: Any
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
-        array = data.data if isinstance(data, Tensor) else np.asarray(data)
+        # A copy, as torch.Tensor(array) makes: an array the caller keeps could otherwise change the
+        # tensor's values, and the values records saved, behind the tape's back.
+        array = np.array(data._data if isinstance(data, Tensor) else data, copy=True)
         if requires_grad and array.dtype.kind not in _FLOAT_KINDS:
             raise TypeError(
                 "tensor: only floating-point tensors can require grad, got dtype "
                 f"{_dtype_name(array.dtype)}; pass dtype=np.float64 (or float32) when creating it"
             )
-        self.data = array
+        self._data = array
         self.requires_grad = bool(requires_grad)
         self.grad: Any = None
         self._record: Any = None
@@ -125,24 +128,42 @@ class Tensor:
 
     # -- basic attributes ------------------------------------------------------------------------------
     @property
+    def data(self) -> np.ndarray:
+        """The values, as a read-only numpy view of the tensor's buffer (no copy), as ``numpy()`` gives.
+
+        Records may have saved this buffer for backward, and a write through a plain array would be
+        invisible to the tape, so the view refuses writes: change a tensor with its own operators
+        (``t[i] = v``, ``t += v``; under ``tape.no_grad()`` for parameters), which are counted.
+        """
+        return self.numpy()
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        raise AttributeError(
+            "a tensor's data cannot be replaced: it could differ from what records saved without the tape "
+            "knowing; write into it with t[...] = value (under tape.no_grad() for a parameter), or make a "
+            "new tensor"
+        )
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """The shape of the data."""
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
         """The number of dimensions."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
         """The numpy dtype of the data."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self) -> int:
         """The number of elements."""
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -171,23 +192,21 @@ class Tensor:
         the tape, so the view refuses writes. Change a tensor with its own operators (``t += 1``,
         ``t[i] = v``, which are recorded or refused), or write ``t.numpy().copy()`` for an array of your own.
         """
-        view = self.data.view()
+        view = self._data.view()
         view.flags.writeable = False
         return view
 
     def item(self) -> Any:
         """Return the only element as a Python scalar."""
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
         """Return the data as nested Python lists."""
-        return self.data.tolist()
+        return self._data.tolist()
 
     def detach(self) -> Tensor:
         """Return a tensor with the same data that is cut from the tape and does not require grad."""
-        detached = Tensor(self.data)
-        detached._vc = self._vc  # same buffer, same version counter
-        return detached
+        return new_tensor(self._data, None, None, self._vc)  # same buffer, same version counter
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` on a leaf tensor in place and return it."""
@@ -195,10 +214,10 @@ class Tensor:
             raise RuntimeError(
                 "requires_grad_: only leaf tensors can change requires_grad; use .detach() for a non-leaf"
             )
-        if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
+        if requires_grad and self._data.dtype.kind not in _FLOAT_KINDS:
             raise TypeError(
                 f"requires_grad_: only floating-point tensors can require grad, got dtype "
-                f"{_dtype_name(self.data.dtype)}"
+                f"{_dtype_name(self._data.dtype)}"
             )
         self.requires_grad = bool(requires_grad)
         return self
@@ -228,20 +247,19 @@ class Tensor:
                 "t[i] = v on a tensor made with tape.zeros), or take the data explicitly: t.detach() or "
                 "t.numpy() where no gradient is wanted, or compute under tape.no_grad()"
             )
-        if dtype is not None and np.dtype(dtype) != self.data.dtype:
-            return self.data.astype(dtype)
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self._data.astype(dtype)
         if copy:
-            return self.data.copy()
-        if self.requires_grad:
-            # Records may have saved this buffer: a write through a plain array would go unnoticed.
-            return self.numpy()
-        return self.data
+            return self._data.copy()
+        # Records may have saved this buffer (this tensor's, or one it shares through detach()): a write
+        # through a plain array would go unnoticed, so the array numpy gets refuses writes.
+        return self.numpy()
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extras = []
-        if self.data.dtype != np.float64 and self.data.dtype != np.int64 and self.data.dtype != np.bool_:
-            extras.append(f"dtype={_dtype_name(self.data.dtype)}")
+        if self._data.dtype != np.float64 and self._data.dtype != np.int64 and self._data.dtype != np.bool_:
+            extras.append(f"dtype={_dtype_name(self._data.dtype)}")
         if self._record is not None:
             extras.append(f"op={self._record.op.name}")
         elif self.requires_grad:
@@ -249,15 +267,15 @@ class Tensor:
         return f"tensor({body}{''.join(', ' + extra for extra in extras)})"
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self) -> Iterator[Tensor]:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(len(self.data)))
+        return (self[i] for i in range(len(self._data)))
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
         return float(self._scalar("float"))
@@ -266,14 +284,14 @@ class Tensor:
         return int(self._scalar("int"))
 
     def _scalar(self, caller: str) -> np.ndarray:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise TypeError(
                 f"{caller}() of a tensor of shape {self.shape}: only a single-element tensor has one"
             )
-        return self.data.reshape(())
+        return self._data.reshape(())
 
     def __index__(self) -> int:
-        return self.data.__index__()
+        return self._data.__index__()
 
     __hash__ = object.__hash__
 
@@ -410,7 +428,17 @@ def plain(value: Any) -> np.ndarray:
     >>> plain(tape.tensor([1.0, 2.0], requires_grad=True)) > 1.5
     array([False,  True])
     """
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+    return value._data if isinstance(value, Tensor) else np.asarray(value)
+
+
+def leaf(array: np.ndarray, requires_grad: bool = False) -> Tensor:
+    """A leaf tensor over ``array`` itself, for arrays nobody else holds (fresh results, fresh copies): what
+    ``Tensor(array)`` makes, without its copy."""
+    if requires_grad and array.dtype.kind not in _FLOAT_KINDS:
+        Tensor(array[:0], requires_grad=True)  # raises the constructor's error
+    tensor = new_tensor(array, None, None, [0])
+    tensor.requires_grad = bool(requires_grad)
+    return tensor
 
 
 def new_tensor(
@@ -419,7 +447,7 @@ def new_tensor(
     """Wrap an op's output (``index``: which of ``record``'s outputs): the fast path that skips
     ``Tensor.__init__``'s checks. It requires grad exactly when it has a record."""
     tensor = _new(Tensor)
-    tensor.data = data
+    tensor._data = data
     tensor.requires_grad = record is not None
     tensor.grad = None
     tensor._record = record

@@ -39,7 +39,7 @@ def track(value: Any, caller: str, link: bool = True) -> Tensor:
         if value.requires_grad and link:
             with enable_grad():
                 return enter(value)
-        value = value.data
+        value = value._data
     array = np.asarray(value)
     if array.dtype.kind != "f":
         raise TypeError(
@@ -117,7 +117,7 @@ class TransformCall:
         """``value`` as the caller gets it: a recorded tensor when nested, plain data otherwise."""
         if nested or not isinstance(value, Tensor):
             return value
-        return value.data
+        return value._data
 
 
 def _reaches_outside(outputs: list[Any], inside: set[int], start: int) -> bool:

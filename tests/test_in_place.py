@@ -41,7 +41,7 @@ def test_parameter_update_under_no_grad_changes_the_leaf_in_place():
     (w * w).sum().backward()
     with tape.no_grad():
         w -= 0.1 * w.grad
-    assert w.data is buffer and w.is_leaf and w.requires_grad
+    assert np.shares_memory(w.data, buffer) and w.is_leaf and w.requires_grad
     np.testing.assert_allclose(w.data, [0.8, 1.6])
 
 
@@ -50,7 +50,11 @@ def test_changing_a_saved_input_is_caught_at_backward():
     loss = (w * w).sum()
     with tape.no_grad():
         w -= 1.0  # changes the value multiply saved
-    with pytest.raises(RuntimeError, match=r"multiply: its input 0 was changed in place .*version 0, now 1"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"multiply: its input 0 \(a tensor of shape \(2,\), float64\) was changed in place "
+        r".*version 0, now 1\), and multiply reads it to compute its gradient",
+    ):
         loss.backward()
 
 
@@ -59,7 +63,7 @@ def test_changing_a_saved_output_is_caught_at_backward():
     y = np.exp(x)  # exp's VJP uses its output
     with tape.no_grad():
         y += 1.0
-    with pytest.raises(RuntimeError, match="exp: its output was changed in place"):
+    with pytest.raises(RuntimeError, match=r"exp: its output \(.*\) was changed in place"):
         y.backward(np.ones(2))
 
 
@@ -76,7 +80,7 @@ def test_changing_a_tensor_another_record_saved_is_caught():
     h = x * 1.0
     product = h * h  # saves h
     h += 1.0
-    with pytest.raises(RuntimeError, match="multiply: its input 0 was changed in place"):
+    with pytest.raises(RuntimeError, match=r"multiply: its input 0 \(.*\) was changed in place"):
         product.sum().backward()
 
 
@@ -154,7 +158,7 @@ def test_a_view_used_before_its_base_changed_is_caught():
     view = y[:1]
     product = view * view  # saves the view's values
     y *= 3.0
-    with pytest.raises(RuntimeError, match="multiply: its input 0 was changed in place"):
+    with pytest.raises(RuntimeError, match=r"multiply: its input 0 \(.*\) was changed in place"):
         product.sum().backward()
 
 

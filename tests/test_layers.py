@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINE = [
     "tape.dtypes",
     "tape.grad_mode",
+    "tape.anomaly",
     "tape.record",
-    "tape.shape_only",
+    "tape.reads",
+    "tape.saved",
     "tape.jit",
     "tape.pytree",
     "tape.diagonal",

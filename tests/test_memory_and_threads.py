@@ -197,10 +197,10 @@ def test_records_do_not_keep_large_arguments_their_vjps_only_need_the_shape_of()
 
 
 def test_a_vjp_reading_a_shape_only_argument_is_an_error_naming_the_op():
-    from tape import shape_only
+    from tape import saved
 
     wrong = tape.Op(np.sin, lambda g, out, x: g * np.cos(x), name="wrongly_shape_only", shape_only=(0,))
-    x = tape.tensor(np.linspace(0, 1, shape_only.KEEP_SMALLER_THAN), requires_grad=True)
+    x = tape.tensor(np.linspace(0, 1, saved.KEEP_SMALLER_THAN), requires_grad=True)
     y = wrong(x)
     with pytest.raises(RuntimeError, match="wrongly_shape_only: a VJP read the values of an argument"):
         y.sum().backward()

@@ -228,6 +228,12 @@ def test_jvp_and_vjp_of_tree_outputs():
         pullback(np.ones(2))
 
 
+@pytest.mark.parametrize("transform", [tape.grad, tape.jacobian, tape.hessian, tape.value_and_grad])
+def test_an_argument_named_twice_in_argnums_is_refused(transform):
+    with pytest.raises(ValueError, match=r"argnums \(0, -2\) names an argument twice"):
+        transform(f, (0, -2))(X, Y)
+
+
 def test_transforms_refuse_what_they_cannot_differentiate():
     with pytest.raises(TypeError, match=r"^grad: can only differentiate with respect to floating-point"):
         tape.grad(lambda n: n * 2.0)(3)

@@ -154,7 +154,7 @@ def load(path: str | os.PathLike[str], module: Module, optimizer: Any = None, st
         module_state = {}
         for key, (owner, name, is_parameter) in targets.items():
             if key in stored:
-                current = owner._parameters[name].data if is_parameter else owner._buffers[name]
+                current = owner._parameters[name]._data if is_parameter else owner._buffers[name]
                 module_state[key] = _read_entry(
                     archive,
                     entries[_MODULE_PREFIX + key],

@@ -23,7 +23,7 @@ __all__ = ["AvgPool2d", "Conv1d", "Conv2d", "MaxPool2d"]
 
 
 def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(x.data if isinstance(x, Tensor) else x)
+    return np.shape(x._data if isinstance(x, Tensor) else x)
 
 
 def _tuple(value: Any, length: int, name: str, owner: str) -> tuple[int, ...]:

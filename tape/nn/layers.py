@@ -57,7 +57,7 @@ __all__ = [
 
 
 def _shape(x: Any) -> tuple[int, ...]:
-    return np.shape(x.data if isinstance(x, Tensor) else x)
+    return np.shape(x._data if isinstance(x, Tensor) else x)
 
 
 # -- parameterized layers ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..anomaly import bump
 from ..grad_mode import no_grad
 from ..tensor import Tensor
 
@@ -36,7 +37,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
-        array = data.data if isinstance(data, Tensor) else np.asarray(data)
+        array = data._data if isinstance(data, Tensor) else np.asarray(data)
         if array.dtype.kind != "f":
             raise TypeError(f"Parameter: expected floating-point data, got dtype {array.dtype.name}")
         super().__init__(array, requires_grad=requires_grad)
@@ -213,8 +214,8 @@ class Module:
         with no_grad():
             for parameter in self.parameters():
                 if parameter.dtype != target:
-                    parameter.data = parameter.data.astype(target)
-                    parameter._vc[0] += 1  # the old values are gone from this tensor: records refuse
+                    parameter._data = parameter._data.astype(target)
+                    bump(parameter._vc)  # the old values are gone from this tensor: records refuse
                     if parameter.grad is not None:
                         parameter.grad = np.asarray(parameter.grad).astype(target)
         for module in self.modules():
@@ -252,7 +253,7 @@ class Module:
             dotted = f"{module_name}." if module_name else ""
             for name, parameter in module._parameters.items():
                 if parameter is not None:
-                    state[dotted + name] = parameter.data.copy()
+                    state[dotted + name] = parameter._data.copy()
             for name, buffer in module._buffers.items():
                 if buffer is not None:
                     state[dotted + name] = np.array(buffer, copy=True)
@@ -315,10 +316,10 @@ class Module:
         for key, (module, name, is_parameter) in targets.items():
             if key not in state_dict:
                 continue
-            current = module._parameters[name].data if is_parameter else module._buffers[name]
+            current = module._parameters[name]._data if is_parameter else module._buffers[name]
             value = state_dict[key]
             try:
-                value = value.data if isinstance(value, Tensor) else np.asarray(value)
+                value = value._data if isinstance(value, Tensor) else np.asarray(value)
             except (TypeError, ValueError) as error:
                 problems.append(f"{key}: not an array ({error})")
                 continue

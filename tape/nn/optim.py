@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..anomaly import bump
 from ..grad_mode import no_grad
 from ..tensor import Tensor
 from . import optim_kernels
@@ -38,7 +39,7 @@ def _gradient(parameter: Tensor) -> np.ndarray | None:
     grad = parameter.grad
     if grad is None:
         return None
-    return grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+    return grad._data if isinstance(grad, Tensor) else np.asarray(grad)
 
 
 class Optimizer:
@@ -86,11 +87,11 @@ class Optimizer:
                     if grad is None:
                         continue
                     state = self.state.setdefault(id(parameter), {})
-                    update = self._update(parameter.data, grad, state, group)
+                    update = self._update(parameter._data, grad, state, group)
                     if update is None:
                         # The rule wrote into the parameter's buffer itself: bump its version as an
                         # in-place tensor operation does, so that records holding the old value notice.
-                        parameter._vc[0] += 1
+                        bump(parameter._vc)
                     else:
                         parameter -= update
 

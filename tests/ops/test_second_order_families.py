@@ -69,6 +69,12 @@ def case(op: Any, function: Callable[..., Any], *inputs: st.SearchStrategy[np.nd
 
 
 # -- in-place operators, each on a fresh intermediate so that the leaf itself is never written ------------
+def _copy_into(x):
+    y = x * 1.0
+    np.copyto(y, np.sin(x[1]), where=np.array([True, False, True, True]))
+    return y * x
+
+
 def _add_in_place(x):
     y = x * 1.0
     y += np.sin(x)
@@ -143,6 +149,7 @@ SECOND_ORDER = {
     "around": case(np.around, lambda x: np.around(x) * x, off_grid((3, 4))),
     "floor_divide": case(np.floor_divide, lambda x: np.floor_divide(x, 0.3) * x, off_grid((3, 4))),
     # in-place operators
+    "copyto": case(np.copyto, _copy_into, off_grid((3, 4))),
     "iadd": case(operator.iadd, _add_in_place, off_grid((3, 4))),
     "isub": case(operator.isub, _subtract_in_place, off_grid((3, 4))),
     "imul": case(operator.imul, _multiply_in_place, off_grid((3, 4))),
@@ -403,6 +410,7 @@ FLOAT32 = {
     "tile": case(np.tile, lambda x: np.sin(np.tile(x, (2, 1))), off_grid((3, 2))),
     "getitem repeated": case(operator.getitem, lambda x: x[[0, 0, 2]] ** 3, off_grid((3, 4))),
     "setitem": case(operator.setitem, _set_rows, off_grid((3, 4))),
+    "copyto": case(np.copyto, _copy_into, off_grid((3, 4))),
     "sort": case(np.sort, lambda x: np.sort(x, axis=0) ** 2, off_grid((3, 4))),
     "take_along_axis": case(
         np.take_along_axis, lambda x: np.take_along_axis(x, REPEATED, 1) ** 2, off_grid((3, 4))
