@@ -20,7 +20,7 @@ import numpy as np
 from tape.inplace import apply_in_place
 from tape.op import Op
 from tape.registry import implements
-from tape.tensor import plain
+from tape.tensor import Tensor, plain
 
 from . import elementwise_kernels as fused
 
@@ -78,7 +78,8 @@ fmod = _ufunc_op(np.fmod, lambda g, out, x, y: g, lambda g, out, x, y: -g * np.t
 
 
 def _power_vjp_base(g: Any, out: Any, x: Any, y: Any) -> Any:
-    # d(x**y)/dx = y * x**(y-1), taken as 0 where y == 0 (rather than 0 * inf at x == 0).
+    # d(x**y)/dx = y * x**(y-1), taken as 0 wherever y == 0 (x**0 is constant, whatever x, as in PyTorch).
+    # There it is written y / x (x made safe): 0, yet its derivative in y, 1/x, survives for second order.
     if isinstance(y, int | float):
         if y == 2:  # x ** 2, the common case: no power, and one pass for large arrays
             if type(x) is np.ndarray and x.size >= fused.LARGE:
@@ -89,7 +90,10 @@ def _power_vjp_base(g: Any, out: Any, x: Any, y: Any) -> Any:
     with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -0.5 and inf * 0 ** inf: inf and nan, quietly
         if isinstance(y, int | float):
             return g * (y * x ** (y - 1))
-        return g * np.where(y == 0, 0.0, y * x ** np.where(y == 0, 1.0, y - 1))
+        base, exponent = plain(x), plain(y)
+        constant = exponent == 0
+        safe = np.where(constant & (base != 0) & np.isfinite(base), x, 1.0)
+        return g * np.where(constant, y / safe, y * x ** np.where(constant, 1.0, y - 1))
 
 
 def _power_vjp_exponent(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -118,6 +122,7 @@ sqrt = _ufunc_op(np.sqrt, _sqrt_vjp, shape_only=(0,), keeps_output=True)
 cbrt = _ufunc_op(np.cbrt, _quiet(lambda g, out, x: g / (3 * out * out)), shape_only=(0,), keeps_output=True)
 reciprocal = _ufunc_op(np.reciprocal, lambda g, out, x: -g * out * out, shape_only=(0,), keeps_output=True)
 absolute = _ufunc_op(np.absolute, lambda g, out, x: g * np.sign(x))
+fabs = _ufunc_op(np.fabs, lambda g, out, x: g * np.sign(x))
 
 # -- exponentials and logarithms ---------------------------------------------------------------------
 exp = _ufunc_op(np.exp, lambda g, out, x: g * out, shape_only=(0,), keeps_output=True)
@@ -218,6 +223,94 @@ deg2rad = _ufunc_op(np.deg2rad, lambda g, out, x: g * (np.pi / 180))
 rad2deg = _ufunc_op(np.rad2deg, lambda g, out, x: g * (180 / np.pi))
 implements(np.radians)(deg2rad)
 implements(np.degrees)(rad2deg)
+
+
+# sinc'(x) = (cos(pi x) - sinc(x)) / x loses digits to cancellation near 0, where its Taylor series
+# -(pi^2/3) x + (pi^4/30) x^3 - (pi^6/840) x^5 + (pi^8/45360) x^7 is exact to the dtype's precision instead.
+# Both branches are numpy code, so the slope differentiates again (to sinc''(0) = -pi^2/3 and beyond).
+_SINC_SLOPE_SERIES = (-(np.pi**2) / 3, np.pi**4 / 30, -(np.pi**6) / 840, np.pi**8 / 45360)
+_SINC_SERIES_BELOW = {np.dtype(np.float16): 0.5, np.dtype(np.float32): 0.25}
+
+
+def _sinc_slope(x: Any) -> Any:
+    """The derivative of ``np.sinc`` at ``x``: 0 at 0, finite everywhere, differentiable again."""
+    near_zero = np.abs(plain(x)) < _SINC_SERIES_BELOW.get(np.result_type(plain(x)), 0.02)
+    away = np.where(near_zero, 1.0, x)  # the formula's branch never sees 0, nor its derivatives a 0 / 0
+    formula = (np.cos(np.pi * away) - np.sinc(away)) / away
+    near = np.where(near_zero, x, 0.0)
+    square = near * near
+    series = near * (
+        _SINC_SLOPE_SERIES[0]
+        + square * (_SINC_SLOPE_SERIES[1] + square * (_SINC_SLOPE_SERIES[2] + square * _SINC_SLOPE_SERIES[3]))
+    )
+    return np.where(near_zero, series, formula)
+
+
+def _sinc(x: Any) -> Any:
+    return np.sinc(x)
+
+
+sinc_op = Op(_sinc, lambda g, out, x: g * _sinc_slope(x), name="sinc", batched=True)
+
+
+@implements(np.sinc)
+def sinc(x: Any) -> Any:
+    """``np.sinc`` on tensors: ``sin(pi x) / (pi x)``, 1 at 0, with a gradient that is 0 at 0.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> x = tape.tensor([0.0, 0.5], requires_grad=True)
+    >>> np.sum(np.sinc(x)).backward()
+    >>> np.round(x.grad, 5)
+    array([-0.     , -1.27324])
+    """
+    return sinc_op(x)
+
+
+def _nan_to_num(x: Any, nan: Any = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
+    return np.nan_to_num(x, copy=True, nan=nan, posinf=posinf, neginf=neginf)
+
+
+# The replaced values are constants: the gradient flows through the finite elements only.
+nan_to_num_op = Op(
+    _nan_to_num,
+    lambda g, out, x, nan=0.0, posinf=None, neginf=None: g * np.isfinite(plain(x)),
+    name="nan_to_num",
+    batched=True,
+)
+
+
+@implements(np.nan_to_num)
+def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
+    """``np.nan_to_num`` on tensors: NaN and infinities replaced by ``nan``, ``posinf`` and ``neginf``.
+
+    The gradient is 1 where ``x`` is finite and 0 where a value was replaced. The replacements are
+    constants (a tensor that requires grad there is refused). ``copy=False`` gives a new tensor too:
+    numpy replaces in place only when no conversion is needed, and a tensor is never written in place
+    here, so use the returned value, as numpy's documentation advises.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> x = tape.tensor([1.0, np.nan, np.inf], requires_grad=True)
+    >>> y = np.nan_to_num(x, posinf=9.0)
+    >>> y.data
+    array([1., 0., 9.])
+    >>> np.sum(y).backward()
+    >>> x.grad
+    array([1., 0., 0.])
+    """
+    replacements = {"nan": nan, "posinf": posinf, "neginf": neginf}
+    for keyword, value in replacements.items():
+        if isinstance(value, Tensor):
+            if value.requires_grad:
+                raise TypeError(
+                    f"nan_to_num: {keyword}= is a constant and is not differentiated, but a tensor that "
+                    f"requires grad was given; pass {keyword}={keyword}.detach() or a number"
+                )
+            replacements[keyword] = value._data
+    return nan_to_num_op(x, **replacements)
 
 
 # -- selection between two arguments -------------------------------------------------------------------

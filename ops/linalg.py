@@ -81,17 +81,62 @@ def linalg_matmul(x1: Any, x2: Any, /) -> Any:
     return matmul(x1, x2)
 
 
+def _summed_axis_of_b(b: Any) -> int:
+    """The axis of ``b`` that ``np.dot`` sums against the last axis of ``a``: the second-to-last, or the
+    only one of a 1-D ``b``."""
+    return max(np.ndim(b) - 2, 0)
+
+
+def _dot(a: Any, b: Any) -> Any:
+    a_shape, b_shape = np.shape(a), np.shape(b)
+    summed = _summed_axis_of_b(b)
+    if a_shape[-1] != b_shape[summed]:
+        raise ValueError(
+            f"dot: shapes {a_shape} and {b_shape} do not align ({a_shape[-1]} (axis {len(a_shape) - 1}) "
+            f"!= {b_shape[summed]} (axis {summed})); dot sums the last axis of a with the second-to-last of b"
+        )
+    return np.dot(a, b)
+
+
+def _dot_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
+    # out[I, K, m] = sum_j a[I, j] b[K, j, m]: contract g's K and m axes with b's
+    summed = _summed_axis_of_b(b)
+    kept_b = [axis for axis in range(np.ndim(b)) if axis != summed]
+    free_a = np.ndim(a) - 1
+    return np.tensordot(g, b, axes=(list(range(free_a, free_a + len(kept_b))), kept_b))
+
+
+def _dot_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
+    free_a = list(range(np.ndim(a) - 1))
+    return np.moveaxis(np.tensordot(a, g, axes=(free_a, free_a)), 0, _summed_axis_of_b(b))
+
+
+# np.dot of operands with more than two axes (numpy computes it differently from matmul and tensordot).
+dot_op = Op(_dot, _dot_vjp_a, _dot_vjp_b, name="dot")
+
+
 @implements(np.dot)
-def dot(a: Any, b: Any) -> Any:
-    """``np.dot`` on tensors: a product with a scalar, or a matrix product of 1-D and 2-D operands."""
+def dot(a: Any, b: Any, out: Any = None) -> Any:
+    """``np.dot`` on tensors: a product with a scalar, a matrix product of 1-D and 2-D operands, and for
+    more axes a sum over the last axis of ``a`` and the second-to-last of ``b`` (its only one if 1-D):
+    ``dot(a, b)[i, j, k, m] = sum(a[i, j, :] * b[k, :, m])``.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> a = tape.tensor(np.ones((2, 3, 4)), requires_grad=True)
+    >>> b = tape.tensor(np.ones((5, 4, 6)), requires_grad=True)
+    >>> np.sum(np.dot(a, b)).backward()
+    >>> np.dot(a, b).shape, a.grad[0, 0, 0]
+    ((2, 3, 5, 6), np.float64(30.0))
+    """
+    if out is not None:
+        raise TypeError("numpy.dot: out= is not supported on tape tensors; assign the result instead")
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         return np.multiply(a, b)
-    if np.ndim(a) > 2 or np.ndim(b) > 2:
-        raise TypeError(
-            f"numpy.dot: operands of shapes {np.shape(a)} and {np.shape(b)}; dot of arrays with more than "
-            "two dimensions is not supported on tape tensors, use np.matmul or np.tensordot"
-        )
-    return matmul(a, b)
+    if np.ndim(a) <= 2 and np.ndim(b) <= 2:
+        return matmul(a, b)
+    return dot_op(a, b)
 
 
 # -- vdot, inner, outer -----------------------------------------------------------------------------------

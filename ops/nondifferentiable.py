@@ -1,7 +1,10 @@
 """numpy calls on tensors whose results carry no gradient: comparisons, predicates, queries, constants.
 
 They run on the data. Comparisons and predicates return boolean tensors; queries of shape and closeness
-return what numpy returns; ``zeros_like`` and friends return constant tensors. None of them is recorded.
+return what numpy returns; ``zeros_like`` and friends, and the integer queries ``searchsorted``,
+``digitize``, ``bincount`` and ``histogram``'s counts, return constant tensors. None of them is recorded,
+except the one part that is linear in data: the weights of ``bincount`` and ``histogram``, summed into
+bins, whose cotangent is the bin's cotangent picked back out (``g[x]``).
 """
 
 from __future__ import annotations
@@ -88,3 +91,76 @@ for _func in (
     np.full_like,
 ):
     implements(_func)(_as_constant_tensor(_func))
+
+for _func in (np.searchsorted, np.digitize):
+    implements(_func)(_as_constant_tensor(_func))
+
+
+# -- weighted counts: differentiable in the weights ------------------------------------------------------
+def _bincount(x: Any, weights: Any, minlength: int = 0) -> Any:
+    return np.bincount(x, weights, minlength)
+
+
+# out[b] = sum of weights[i] over x[i] == b, so weights[i] gets g[x[i]].
+bincount_op = Op(_bincount, None, lambda g, out, x, weights, minlength=0: g[x], name="bincount")
+
+
+@implements(np.bincount)
+def bincount(x: Any, weights: Any = None, minlength: int = 0) -> Any:
+    """``np.bincount`` on tensors: counts are constant integers; with ``weights`` the sums are float64, as
+    numpy gives them, and differentiable in the weights.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> w = tape.tensor([0.5, 1.0, 2.0], requires_grad=True)
+    >>> np.sum(np.bincount(np.array([0, 2, 2]), w) ** 2).backward()
+    >>> w.grad
+    array([1., 6., 6.])
+    """
+    if weights is None:
+        return Tensor(np.bincount(_data(x), minlength=_data(minlength)))
+    return bincount_op(_data(x), weights, minlength=_data(minlength))
+
+
+def _weighted_histogram(weights: Any, a: Any, bins: Any, range_: Any) -> Any:
+    return np.histogram(a, bins, range_, weights=weights)[0]
+
+
+def _weighted_histogram_vjp(g: Any, out: Any, weights: Any, a: Any, bins: Any, range_: Any) -> Any:
+    # numpy's bins are [edge_k, edge_k+1), the last one closed; values outside the edges count nowhere.
+    edges = np.histogram_bin_edges(a, bins, range_)
+    bin_of = np.searchsorted(edges, a, side="right") - 1
+    bin_of = np.where(a == edges[-1], len(edges) - 2, bin_of)
+    counted = (bin_of >= 0) & (bin_of < len(edges) - 1)
+    return np.where(counted, g[np.where(counted, bin_of, 0)], 0)
+
+
+weighted_histogram = Op(
+    _weighted_histogram, _weighted_histogram_vjp, None, None, None, name="histogram", shape_only=(0,)
+)
+
+
+@implements(np.histogram)
+def histogram(a: Any, bins: Any = 10, range: Any = None, density: Any = None, weights: Any = None) -> Any:
+    """``np.histogram`` on tensors: the counts and edges are constant tensors (``a`` is not differentiated);
+    with ``weights`` the weighted counts (and densities) are differentiable in the weights.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> w = tape.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> counts, edges = np.histogram(np.array([0.1, 0.2, 0.9]), bins=2, range=(0, 1), weights=w)
+    >>> counts.data
+    array([3., 3.])
+    """
+    a, bins, range = _data(a), _data(bins), _data(range)
+    if not isinstance(weights, Tensor):
+        counts, edges = np.histogram(a, bins, range, density, weights)
+        return Tensor(counts), Tensor(edges)
+    edges = np.histogram_bin_edges(a, bins, range)
+    counts = weighted_histogram(weights, a, bins, range)
+    if density:
+        widths = np.array(np.diff(edges), float)  # numpy divides in float64
+        return counts / widths / np.sum(counts), Tensor(edges)
+    return counts, Tensor(edges)

@@ -1,13 +1,13 @@
-"""Rearranging ops: tile, repeat, flip, roll, rot90, pad, diagonals (diag, diagflat, diagonal, trace),
-triangles (triu, tril) and atleast_1d/2d/3d; each beside its VJP.
+"""Rearranging ops: tile, repeat, flip, roll, rot90, rollaxis, pad, diagonals (diag, diagflat, diagonal,
+trace), triangles (triu, tril) and atleast_1d/2d/3d; each beside its VJP.
 
 Every op here copies, moves or drops elements without combining them, so each VJP sends every output
 cell's cotangent back to the input cell it came from, summing where one input cell fed several outputs
 (tile, repeat, edge and reflect padding). VJPs use only registered numpy functions and ops whose own
 VJPs are known (``scatter_add``; ``unpad``, the transpose of padding, whose VJP is ``pad``), never
 in-place writes, so they are differentiable again under ``create_graph``. The forwards that numpy computes
-as views (flip, rot90, diagonal, atleast_*d) return the same views here, marked ``view=True``; the others
-return new arrays, as numpy does.
+as views (flip, rot90, rollaxis, diagonal, atleast_*d) return the same views here, marked ``view=True``; the
+others return new arrays, as numpy does.
 """
 
 from __future__ import annotations
@@ -243,6 +243,39 @@ def rot90(m: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
             [1., 3.]])
     """
     return rot90_op(m, k, axes)
+
+
+def _rollaxis(x: Any, axis: int, start: int = 0) -> Any:
+    return np.rollaxis(x, axis, start)
+
+
+def _rolled_to(ndim: int, axis: int, start: int) -> tuple[int, int]:
+    """Where ``np.rollaxis(x, axis, start)`` takes an axis from and puts it, as moveaxis's (source,
+    destination); the arguments are those the forward accepted."""
+    axis = axis % ndim
+    start = start + ndim if start < 0 else start
+    return axis, start - 1 if axis < start else start
+
+
+def _rollaxis_vjp(g: Any, out: Any, x: Any, axis: int, start: int = 0) -> Any:
+    source, destination = _rolled_to(np.ndim(x), axis, start)
+    return np.moveaxis(g, destination, source)
+
+
+rollaxis_op = Op(_rollaxis, _rollaxis_vjp, name="rollaxis", view=True, shape_only=(0,))
+
+
+@implements(np.rollaxis)
+def rollaxis(a: Any, axis: int, start: int = 0) -> Any:
+    """``np.rollaxis`` on tensors (a view, as in numpy): ``axis`` moved to just before ``start``.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> np.rollaxis(tape.zeros((2, 3, 4)), 2).shape
+    (4, 2, 3)
+    """
+    return rollaxis_op(a, axis, start)
 
 
 # -- pad -------------------------------------------------------------------------------------------------

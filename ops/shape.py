@@ -1,4 +1,4 @@
-"""Shape ops: reshape, transpose, axes added, removed, swapped or broadcast; each beside its VJP.
+"""Shape ops: reshape, transpose, axes added, removed, swapped or broadcast, meshgrid; each beside its VJP.
 
 These ops move data without changing it, so each VJP moves the cotangent back. ``broadcast_to``'s VJP is
 the identity: the engine's central unbroadcast sums the cotangent back to the input's shape.
@@ -167,3 +167,33 @@ def where(condition: Any, *values: Any) -> Any:
     if len(values) != 2:
         raise TypeError("numpy.where: give either only a condition, or a condition, x and y")
     return where_op(condition, *values)
+
+
+@implements(np.meshgrid)
+def meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = "xy") -> tuple[Any, ...]:
+    """``np.meshgrid`` on tensors: each input flattened along its own axis and broadcast to the grid (with
+    ``copy=False``, broadcast views; with ``sparse=True``, not broadcast), differentiable in every input.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> x = tape.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> xx, yy = np.meshgrid(x, np.array([0.0, 1.0]))
+    >>> np.sum(xx * yy).backward()
+    >>> xx.shape, x.grad
+    ((2, 3), array([1., 1., 1.]))
+    """
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    ndim = len(xi)
+    grids = [np.reshape(x, (1,) * k + (-1,) + (1,) * (ndim - k - 1)) for k, x in enumerate(xi)]
+    if indexing == "xy" and ndim > 1:
+        # Cartesian indexing: the first two inputs vary along axes 1 and 0.
+        grids[0] = np.reshape(grids[0], (1, -1) + (1,) * (ndim - 2))
+        grids[1] = np.reshape(grids[1], (-1, 1) + (1,) * (ndim - 2))
+    if not sparse:
+        shape = np.broadcast_shapes(*(np.shape(grid) for grid in grids))
+        grids = [np.broadcast_to(grid, shape) for grid in grids]
+    if copy:
+        grids = [np.copy(grid) for grid in grids]
+    return tuple(grids)

@@ -805,6 +805,49 @@ implements(np.cumsum)(_cumulative_handler(cumsum))
 implements(np.cumprod)(_cumulative_handler(cumprod))
 
 
+def _cumulative_array_api_handler(op: Op, identity: float) -> Callable[..., Any]:
+    name = {"cumsum": "cumulative_sum", "cumprod": "cumulative_prod"}[op.name]
+
+    def handler(
+        x: Any, /, *, axis: Any = None, dtype: Any = None, out: Any = None, include_initial: bool = False
+    ) -> Any:
+        if out is not None:
+            raise TypeError(f"numpy.{name}: out= is not supported on tape tensors; assign the result instead")
+        x = np.atleast_1d(x)
+        if axis is None:
+            if np.ndim(x) >= 2:
+                raise ValueError(
+                    f"{name}: an array of shape {np.shape(x)} has more than one axis, so axis= is required"
+                )
+            axis = 0
+        result = op(x, axis=axis, dtype=dtype)
+        if not include_initial:
+            return result
+        initial_shape = list(np.shape(result))
+        initial_shape[axis] = 1
+        return np.concatenate([np.full(initial_shape, identity, dtype=result.dtype), result], axis=axis)
+
+    handler.__name__ = name
+    handler.__doc__ = f"""``np.{name}`` on tensors (numpy 2.1's array-API ``{op.name}``): along ``axis``,
+    which a 0-d or 1-d array may omit, with ``include_initial`` putting {identity:g} first.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> x = tape.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = np.{name}(x, include_initial=True)
+    >>> np.sum(y).backward()
+    >>> y.shape, x.grad.shape
+    ((4,), (3,))
+    """
+    return handler
+
+
+if hasattr(np, "cumulative_sum"):  # numpy >= 2.1
+    implements(np.cumulative_sum)(_cumulative_array_api_handler(cumsum, 0.0))
+    implements(np.cumulative_prod)(_cumulative_array_api_handler(cumprod, 1.0))
+
+
 # -- ptp and diff ------------------------------------------------------------------------------------------
 @implements(np.ptp)
 def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: Any = _NO_VALUE) -> Any:

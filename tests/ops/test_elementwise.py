@@ -74,6 +74,7 @@ UNARY = [  # (ufunc, where its inputs are drawn: inside the domain and away from
     (np.cbrt, NONZERO),
     (np.reciprocal, NONZERO),
     (np.absolute, NONZERO),
+    (np.fabs, NONZERO),
     (np.exp, ANY),
     (np.exp2, ANY),
     (np.expm1, ANY),
@@ -520,3 +521,74 @@ def test_shapes_that_do_not_broadcast_are_refused_naming_the_op(combine, name):
     message = rf"^operands could not be broadcast together with shapes.*\n{name}: array arguments of shapes"
     with pytest.raises(ValueError, match=message):
         combine(x, y)
+
+
+# -- fabs, sinc, nan_to_num ------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize(
+    ("function", "values"),
+    [
+        (np.sinc, ANY),
+        (lambda x: np.nan_to_num(x, nan=1.5, posinf=2.0, neginf=-2.0), ANY),
+        (lambda x: np.nan_to_num(x, copy=False), ANY),
+    ],
+    ids=["sinc", "nan_to_num", "nan_to_num_copy_false"],
+)
+@given(data=st.data())
+def test_sinc_nan_to_num(function, values, dtype, data):
+    check_op(function, data.draw(values(data.draw(shapes), dtype)))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_fabs_second_derivative(dtype):
+    assert tape.gradgradcheck(lambda x: np.fabs(x) ** 3, np.array([-1.5, -0.3, 0.4, 2.0], dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_sinc_gradient_is_finite_at_zero_and_differentiable_again(dtype):
+    x = np.array([0.0, 1e-9, 0.01, 0.019, 0.021, 0.24, 0.26, 0.5, -1.5], dtype)
+    assert tape.gradcheck(np.sinc, x)
+    assert tape.gradgradcheck(np.sinc, x)
+    second = tape.grad(lambda t: np.sum(tape.grad(lambda u: np.sum(np.sinc(u)))(t)))(tape.tensor(x[:1]))
+    np.testing.assert_allclose(second, [-(np.pi**2) / 3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_nan_to_num_gradient_is_zero_where_replaced_and_copy_false_leaves_the_tensor(dtype):
+    data = np.array([1.0, np.nan, np.inf, -np.inf, -2.0], dtype)
+    x = tape.tensor(data, requires_grad=True)
+    y = np.nan_to_num(x, copy=False, posinf=5.0)
+    np.testing.assert_array_equal(y.data, np.nan_to_num(data, posinf=5.0))
+    assert np.isnan(x.data[1])
+    np.sum(y * 3).backward()
+    np.testing.assert_array_equal(x.grad, np.array([3, 0, 0, 0, 3], dtype))
+    assert tape.gradgradcheck(lambda t: np.nan_to_num(t) ** 3, data[[0, 4]])
+
+
+def test_nan_to_num_refuses_a_replacement_that_requires_grad():
+    with pytest.raises(TypeError, match=r"^nan_to_num: nan= is a constant"):
+        np.nan_to_num(tape.tensor([np.nan]), nan=tape.tensor(1.0, requires_grad=True))
+
+
+@pytest.mark.parametrize("name", ["sinc", "nan_to_num"])
+def test_sinc_and_nan_to_num_match_torch(name):
+    torch = pytest.importorskip("torch")
+    data = np.array([0.0, 0.3, -1.7, 2.5, np.nan, np.inf, -np.inf])
+    x = tape.tensor(data, requires_grad=True)
+    reference = torch.tensor(data, requires_grad=True)
+    getattr(np, name)(x).sum().backward() if name == "nan_to_num" else np.sum(np.sinc(x[:4])).backward()
+    if name == "nan_to_num":
+        getattr(torch, name)(reference, nan=0.0, posinf=np.finfo(np.float64).max).sum().backward()
+        np.testing.assert_array_equal(x.grad, reference.grad.numpy())
+    else:
+        torch.sinc(reference[:4]).sum().backward()
+        np.testing.assert_allclose(x.grad, reference.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_power_second_derivative_at_a_zero_exponent():
+    # d/dy of d(x**y)/dx = y x**(y-1) at y = 0 is 1/x: masking y == 0 in the first derivative would lose it.
+    exponents, bases = np.array([0.0, 1.0, 0.0]), np.array([2.0, 0.5, 3.0])
+    assert tape.gradgradcheck(lambda y, x: np.power(x, y), exponents, bases)
+    x = tape.tensor([0.0, 2.0], requires_grad=True)
+    np.sum(x ** tape.tensor([0.0, 0.0], requires_grad=True)).backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])  # 0 at the origin too, not 0 * inf

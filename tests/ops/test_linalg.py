@@ -139,14 +139,6 @@ def test_batch_axes_that_do_not_broadcast_are_refused_naming_the_op():
         x @ np.ones((5, 4, 2))
 
 
-def test_dot_of_more_than_two_dimensions_is_refused():
-    x = tape.tensor(np.ones((2, 3, 4)), requires_grad=True)
-    with pytest.raises(
-        TypeError, match=r"numpy\.dot: operands of shapes \(2, 3, 4\) and \(4,\); dot of arrays"
-    ):
-        np.dot(x, np.ones(4))
-
-
 UNSUPPORTED = {  # numpy function name: how to call it on a tensor
     "numpy.fft.fft": lambda x: np.fft.fft(x),
     "numpy.fft.ifft": lambda x: np.fft.ifft(x),
@@ -807,3 +799,34 @@ def test_products_of_operands_that_do_not_fit_are_refused(call, error, message):
     x = tape.tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(error, match=message):
         call(x)
+
+
+# -- dot of arrays with more than two axes ---------------------------------------------------------------
+DOT_SHAPES = [
+    ((2, 3, 4), (5, 4, 2)),
+    ((4,), (2, 4, 3)),
+    ((2, 3, 4), (4,)),
+    ((2, 3, 4), (4, 2)),
+    ((3, 4), (2, 4, 3)),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize(("a_shape", "b_shape"), DOT_SHAPES, ids=str)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_dot_of_more_than_two_axes(a_shape, b_shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(a_shape).astype(dtype), rng.standard_normal(b_shape).astype(dtype)
+    check_op(np.dot, a, b)
+
+
+@pytest.mark.parametrize(("a_shape", "b_shape"), DOT_SHAPES, ids=str)
+def test_dot_of_more_than_two_axes_second_derivative(a_shape, b_shape):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    assert tape.gradgradcheck(lambda a, b: np.dot(a, b) ** 2, a, b)
+
+
+def test_dot_of_more_than_two_axes_refuses_misaligned_shapes():
+    with pytest.raises(ValueError, match=r"^dot: shapes \(2, 3, 4\) and \(5, 3, 2\) do not align"):
+        np.dot(tape.tensor(np.ones((2, 3, 4))), tape.tensor(np.ones((5, 3, 2))))

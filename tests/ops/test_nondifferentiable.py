@@ -175,3 +175,88 @@ def test_masks_combine_with_bitwise_operators_and_carry_no_gradient():
     np.testing.assert_array_equal(((x > 0) ^ np.array([True, True, False])).data, [False, True, True])
     np.testing.assert_array_equal((~(x > 0)).data, plain <= 0)
     assert not both.requires_grad
+
+
+# -- searchsorted, digitize, bincount, histogram ---------------------------------------------------------
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize(
+    "query",
+    [
+        lambda a, v: np.searchsorted(a, v),
+        lambda a, v: np.searchsorted(a, v, side="right"),
+        lambda a, v: np.digitize(v, a),
+        lambda a, v: np.digitize(v, a, right=True),
+    ],
+    ids=["searchsorted", "searchsorted_right", "digitize", "digitize_right"],
+)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_searchsorted_and_digitize_give_constant_integers(query, dtype, data, seed):
+    rng = np.random.default_rng(seed)
+    a = np.sort(rng.integers(0, 4, size=5)).astype(dtype)  # ties, so both sides are exercised
+    v = rng.integers(-1, 5, size=data.draw(shapes)).astype(dtype)
+    result = query(tape.tensor(a, requires_grad=True), tape.tensor(v, requires_grad=True))
+    assert_constant_like_numpy(result, query(a, v))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 6))
+def test_bincount_is_differentiable_in_its_weights(dtype, seed, size):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, size=size)
+    weights = rng.standard_normal(size).astype(dtype)
+    check_op(lambda w: np.bincount(x, w, minlength=3), weights, keeps_dtype=False)
+    assert_constant_like_numpy(np.bincount(tape.tensor(x)), np.bincount(x))
+    if size:
+        assert tape.gradgradcheck(lambda w: np.bincount(tape.tensor(x), w) ** 2, weights.astype(np.float64))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"bins": 4},
+        {"bins": 3, "range": (-1.0, 1.0)},
+        {"bins": np.array([-2.0, -0.5, 0.0, 3.0])},
+        {"density": True},
+    ],
+    ids=["bins", "range", "edges", "density"],
+)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_histogram_counts_are_constant_and_weights_differentiable(options, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(12).astype(dtype)
+    counts, edges = np.histogram(tape.tensor(a, requires_grad=True), **options)
+    expected_counts, expected_edges = np.histogram(a, **options)
+    assert_constant_like_numpy(counts, expected_counts)
+    assert_constant_like_numpy(edges, expected_edges)
+    weights = rng.random(12).astype(dtype)
+    check_op(
+        lambda w: np.histogram(a, weights=w, **options)[0], weights, keeps_dtype="density" not in options
+    )
+    assert tape.gradgradcheck(
+        lambda w: np.histogram(a, weights=w, **options)[0] ** 2, weights.astype(np.float64)
+    )
+
+
+def test_searchsorted_bucketize_and_bincount_match_torch():
+    torch = pytest.importorskip("torch")
+    boundaries = np.array([0.0, 1.0, 1.0, 2.5])
+    values = np.array([[-1.0, 1.0], [1.5, 3.0]])
+    for right in (False, True):
+        np.testing.assert_array_equal(
+            np.searchsorted(
+                tape.tensor(boundaries), tape.tensor(values), side="right" if right else "left"
+            ).data,
+            torch.searchsorted(torch.tensor(boundaries), torch.tensor(values), right=right).numpy(),
+        )
+        np.testing.assert_array_equal(
+            np.digitize(tape.tensor(values), boundaries, right=right).data,
+            torch.bucketize(torch.tensor(values), torch.tensor(boundaries), right=not right).numpy(),
+        )
+    x = np.array([0, 3, 3, 1])
+    weights = np.array([0.5, -1.0, 2.0, 1.5])
+    # torch's bincount has no derivative: compare the weighted sums only.
+    np.testing.assert_array_equal(
+        np.bincount(x, tape.tensor(weights, requires_grad=True), minlength=5).data,
+        torch.bincount(torch.tensor(x), torch.tensor(weights), minlength=5).numpy(),
+    )

@@ -503,3 +503,20 @@ def test_trace_refuses_out():
         np.trace(leaf((2, 2)), 0, 0, 1, None, np.empty(()))
     with pytest.raises(TypeError, match=r"^numpy\.trace: out= is not supported on tape tensors"):
         np.trace(leaf((2, 2)), out=np.empty(()))
+
+
+# -- rollaxis --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize(("axis", "start"), [(0, 0), (2, 0), (-1, 1), (0, 3), (1, -1), (0, 2)])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_rollaxis_is_a_view_with_the_inverse_move_as_vjp(axis, start, dtype, seed):
+    x = np.random.default_rng(seed).standard_normal((2, 3, 4)).astype(dtype)
+    check_op(lambda x: np.rollaxis(x, axis, start), x)
+    leaf = tape.tensor(x)
+    assert np.shares_memory(np.rollaxis(leaf, axis, start).data, leaf.data)
+    assert tape.gradgradcheck(lambda x: np.rollaxis(x, axis, start) ** 3, x)
+
+
+def test_rollaxis_refuses_an_axis_out_of_range():
+    with pytest.raises(np.exceptions.AxisError):
+        np.rollaxis(tape.zeros((2, 3)), 2)

@@ -472,6 +472,7 @@ NOT_DIFFERENTIABLE = (
     *(np.all, np.any, np.allclose, np.isclose, np.array_equal, np.count_nonzero, np.nonzero),
     *(np.argmax, np.argmin, np.argsort, np.shape, np.size, np.ndim, np.iscomplexobj, np.isrealobj),
     *(np.empty_like, np.zeros_like, np.ones_like, np.full_like),
+    *(np.searchsorted, np.digitize),
     tape.Tensor.backward,  # the reverse sweep, registered beside the ops but not one of them
 )
 #: ops/linalg.py and ops/decompositions.py: checked by tests/ops/test_linalg.py and test_decompositions.py.
@@ -501,11 +502,16 @@ CHECKED_ELSEWHERE = {
     ),
     "tests/ops/test_statistics.py": (
         *(np.var, np.std, np.nanvar, np.average, np.cumsum, np.cumprod, np.quantile, np.diff),
+        *(np.cumulative_sum, np.cumulative_prod),
     ),
     "tests/ops/test_rearrange.py": (
         *(np.tile, np.repeat, np.flip, np.roll, np.rot90, np.diag, np.diagflat, np.diagonal, np.trace),
-        *(np.triu, np.tril, np.atleast_3d, np.pad),
+        *(np.triu, np.tril, np.atleast_3d, np.pad, np.rollaxis),
     ),
+    "tests/ops/test_elementwise.py": (np.fabs, np.sinc, np.nan_to_num),
+    "tests/ops/test_shape.py": (np.meshgrid,),
+    "tests/ops/test_nondifferentiable.py": (np.bincount, np.histogram),
+    "tests/ops/test_ranges.py": (np.linspace, np.logspace),
     "tests/ops/test_selection.py": (np.take, np.put_along_axis, np.sort),
     "tests/ops/test_joining.py": (np.concatenate, np.stack, np.block, np.split, np.unstack),
     "tests/ops/test_nn.py": (
@@ -521,6 +527,12 @@ CHECKED_ELSEWHERE = {
     "tests/ops/test_conv.py": (F.conv1d, F.conv2d, F.avg_pool2d, F.max_pool2d),
     "tests/ops/test_special.py": (F.softmax, F.log_softmax),
     "tests/ops/test_losses.py": (F.cross_entropy,),
+    # scipy.special's ufuncs, registered only once tape.ops.scipy_special is imported (lazily, by dispatch).
+    "tests/ops/test_scipy_special.py": getattr(getattr(tape.ops, "scipy_special", None), "REGISTERED", ()),
+    "tests/ops/test_signal.py": (
+        *(np.convolve, np.correlate, np.interp, np.polyval, np.gradient),
+        *(np.real, np.imag, np.angle, np.real_if_close),
+    ),
 }
 
 

@@ -294,3 +294,36 @@ def test_impossible_shapes_are_refused_naming_the_op(call: Any, error: type, mes
     x = tape.tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(error, match=message):
         call(x)
+
+
+# -- meshgrid ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("indexing", ["xy", "ij"])
+@pytest.mark.parametrize(("sparse", "copy"), [(False, True), (True, True), (False, False)])
+@pytest.mark.parametrize("count", [1, 2, 3])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_meshgrid(count, sparse, copy, indexing, dtype, seed):
+    rng = np.random.default_rng(seed)
+    inputs = [rng.standard_normal(size).astype(dtype) for size in (3, 2, 4)[:count]]
+    for k in range(count):
+        check_op(
+            lambda *xs, k=k: np.meshgrid(*xs, sparse=sparse, copy=copy, indexing=indexing)[k] * (k + 1),
+            *inputs,
+        )
+
+
+def test_meshgrid_second_derivative_and_errors():
+    x, y = np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.3])
+    assert tape.gradgradcheck(lambda x, y: np.prod(np.stack(np.meshgrid(x, y)), axis=0) ** 2, x, y)
+    with pytest.raises(ValueError, match=r"^meshgrid: indexing must be 'xy' or 'ij', got 'yx'"):
+        np.meshgrid(tape.tensor(x), indexing="yx")
+
+
+def test_meshgrid_matches_torch():
+    torch = pytest.importorskip("torch")
+    x, y = np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.3])
+    for indexing in ("xy", "ij"):
+        ours = np.meshgrid(tape.tensor(x), tape.tensor(y), indexing=indexing)
+        theirs = torch.meshgrid(torch.tensor(x), torch.tensor(y), indexing=indexing)
+        for grid, reference in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(grid.data, reference.numpy())

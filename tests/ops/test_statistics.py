@@ -487,3 +487,43 @@ def test_cumprod_gradient_at_an_infinite_entry_is_quiet():
     x = tape.tensor([1.5, np.inf, -0.5], requires_grad=True)
     np.cumprod(x).backward(np.ones(3))
     np.testing.assert_array_equal(x.grad, [np.nan, np.nan, np.inf])
+
+
+# -- cumulative_sum and cumulative_prod (numpy >= 2.1) -----------------------------------------------------
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", ["cumulative_sum", "cumulative_prod"])
+@pytest.mark.parametrize("include_initial", [False, True])
+@given(data=st.data())
+def test_cumulative_sum_and_prod(name, include_initial, dtype, data):
+    x = data.draw(arrays(data.draw(shapes), dtype, -1.5, 1.5, away_from=0.0, margin=0.5))
+    axis = (
+        data.draw(st.integers(-x.ndim, x.ndim - 1)) if x.ndim > 1 else data.draw(st.sampled_from([None, 0]))
+    )
+    function = getattr(np, name)
+    check_op(lambda x: function(x, axis=axis, include_initial=include_initial), x)
+
+
+@pytest.mark.parametrize("name", ["cumulative_sum", "cumulative_prod"])
+def test_cumulative_dtype_and_second_derivative(name):
+    function = getattr(np, name)
+    x = np.array([[0.5, -1.2, 0.8], [1.5, 0.7, -0.9]], np.float32)
+    check_op(lambda x: function(x, axis=1, dtype=np.float64, include_initial=True), x, keeps_dtype=False)
+    assert tape.gradgradcheck(lambda x: function(x, axis=0, include_initial=True) ** 2, x.astype(np.float64))
+
+
+@pytest.mark.parametrize("name", ["cumulative_sum", "cumulative_prod"])
+def test_cumulative_errors_name_the_function(name):
+    x = tape.tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=rf"^{name}: an array of shape \(2, 3\) has more than one axis"):
+        getattr(np, name)(x)
+    with pytest.raises(TypeError, match=rf"numpy\.{name}: out= is not supported"):
+        getattr(np, name)(x, axis=0, out=np.empty((2, 3)))
+
+
+def test_cumulative_sum_matches_torch_cumsum():
+    torch = pytest.importorskip("torch")
+    data = np.random.default_rng(3).standard_normal((3, 4))
+    x, reference = tape.tensor(data, requires_grad=True), torch.tensor(data, requires_grad=True)
+    np.sum(np.cumulative_sum(x, axis=1) ** 2).backward()
+    (torch.cumsum(reference, 1) ** 2).sum().backward()
+    np.testing.assert_allclose(x.grad, reference.grad.numpy(), rtol=1e-12)
