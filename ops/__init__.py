@@ -6,6 +6,8 @@ registers every op with ``tape.registry``, which is how numpy calls and ``Tensor
 transforms, ``tape.nn`` or the facade. Nothing here is compiled at import.
 """
 
+from tape.registry import LAZY_UFUNC_MODULES
+
 from . import (
     conv,
     decompositions,
@@ -26,6 +28,9 @@ from . import (
     special,
     statistics,
 )
+
+# scipy.special's ufuncs: their ops import scipy, so they are registered when one first meets a tensor.
+LAZY_UFUNC_MODULES["scipy.special"] = f"{__name__}.scipy_special"
 
 __all__ = [
     "conv",

@@ -2,16 +2,22 @@
 
 A numpy callable with no registered op fails here, at forward time, with its name and the ways forward,
 never later in backward and never by silently dropping the gradient.
+
+The ops for scipy.special's ufuncs are registered lazily: ``import tape`` must not import scipy, so the
+first scipy.special ufunc that meets a tensor imports their op module (``registry.LAZY_UFUNC_MODULES``),
+and the lookup is tried again.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from typing import Any
 
 import numpy as np
 
 from .grad_mode import state
-from .registry import FUNCTIONS, UFUNCS
+from .registry import FUNCTIONS, LAZY_UFUNC_MODULES, UFUNCS
 
 # ufunc methods that are reductions of a registered function: np.add.reduce(t) is np.sum(t).
 _REDUCE_AS = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
@@ -24,14 +30,16 @@ _HOW_TO_PROCEED = (
 
 def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run ``ufunc.method(*inputs, **kwargs)`` on tensors through its registered op."""
-    name = f"numpy.{ufunc.__name__}"
-    if method == "reduce" and ufunc.__name__ in _REDUCE_AS:
+    name = ufunc_name(ufunc)
+    if method == "reduce" and ufunc.__name__ in _REDUCE_AS and name.startswith("numpy."):
         reduction = getattr(np, _REDUCE_AS[ufunc.__name__])
         kwargs.setdefault("axis", 0)
         return dispatch_function(reduction, inputs, kwargs)
     if method != "__call__":
         raise TypeError(f"{name}.{method} is not supported on tape tensors; {_HOW_TO_PROCEED}")
     op = UFUNCS.get(ufunc)
+    if op is None:
+        op = _register_lazily(ufunc)
     if op is None:
         raise TypeError(f"{name} is not supported on tape tensors (it has no VJP); {_HOW_TO_PROCEED}")
     out = _out_outside_recording(name, kwargs)
@@ -46,6 +54,44 @@ def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dic
         return op(*inputs)
     written = _write_out(out, op(*inputs))
     return written[0] if len(written) == 1 else written  # numpy's ufuncs return a lone out itself
+
+
+def ufunc_name(ufunc: Any) -> str:
+    """``numpy.sin`` for ``np.sin``, ``scipy.special.gammaln`` for scipy's (scipy's ufuncs have no module).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ufunc_name(np.true_divide)
+    'numpy.divide'
+    """
+    name = ufunc.__name__
+    if getattr(np, name, None) is ufunc:
+        return f"numpy.{name}"
+    package = _lazy_package_of(ufunc)
+    if package is not None:
+        return f"{package}.{name}"
+    module = getattr(ufunc, "__module__", None)
+    return f"{module}.{name}" if module else name
+
+
+def _lazy_package_of(ufunc: Any) -> str | None:
+    """The package in ``LAZY_UFUNC_MODULES`` that ``ufunc`` is a public name of, if it is imported: a ufunc of
+    a package that is not yet imported cannot have been called, so nothing is imported here."""
+    for package in LAZY_UFUNC_MODULES:
+        module = sys.modules.get(package)
+        if module is not None and getattr(module, ufunc.__name__, None) is ufunc:
+            return package
+    return None
+
+
+def _register_lazily(ufunc: Any) -> Any:
+    """The op for ``ufunc`` once the op module of its package is imported, or None."""
+    package = _lazy_package_of(ufunc)
+    if package is None:
+        return None
+    importlib.import_module(LAZY_UFUNC_MODULES[package])
+    return UFUNCS.get(ufunc)
 
 
 def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

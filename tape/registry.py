@@ -22,6 +22,12 @@ UFUNCS: dict[Any, Callable[..., Any]] = {}
 FUNCTIONS: dict[Any, Callable[..., Any]] = {}
 
 
+#: ``"scipy.special"`` -> the module that registers the ops for that package's ufuncs. Such a module imports
+#: the package, which ``import tape`` must not do, so it is imported when one of the package's ufuncs first
+#: meets a tensor (``tape.dispatch``); ``tape.ops`` fills this table.
+LAZY_UFUNC_MODULES: dict[str, str] = {}
+
+
 def implements(*callables: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated handler as what each of ``callables`` runs on tensors.
 

@@ -245,7 +245,9 @@ class Tensor:
                 "plain numpy array while recording, which would drop its gradient. Build results from "
                 "tensors (np.stack([a, b]) rather than a list given to a numpy function, np.concatenate, "
                 "t[i] = v on a tensor made with tape.zeros), or take the data explicitly: t.detach() or "
-                "t.numpy() where no gradient is wanted, or compute under tape.no_grad()"
+                "t.numpy() where no gradient is wanted, or compute under tape.no_grad(). scipy.special's "
+                "logsumexp, softmax, log_softmax and polygamma, which do not dispatch to tensors, have "
+                "differentiable twins in tape.scipy.special (import tape.scipy.special)"
             )
         if dtype is not None and np.dtype(dtype) != self._data.dtype:
             return self._data.astype(dtype)

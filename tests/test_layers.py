@@ -46,8 +46,8 @@ def layer_of(module: str) -> str:
         return "engine"
     if module == "tape.ops" or module.startswith("tape.ops."):
         return "ops"
-    if module in TRANSFORMS:
-        return "transforms"
+    if module in TRANSFORMS or module == "tape.scipy" or module.startswith("tape.scipy."):
+        return "transforms"  # tape.scipy.special: scipy's functions on tensors, built on the ops
     if module == "tape.nn" or module.startswith("tape.nn."):
         return "nn"
     if module == "tape":
