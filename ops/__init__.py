@@ -9,6 +9,7 @@ transforms, ``tape.nn`` or the facade. Nothing here is compiled at import.
 from tape.registry import LAZY_UFUNC_MODULES
 
 from . import (
+    complex_parts,
     conv,
     decompositions,
     elementwise,
@@ -33,6 +34,7 @@ from . import (
 LAZY_UFUNC_MODULES["scipy.special"] = f"{__name__}.scipy_special"
 
 __all__ = [
+    "complex_parts",
     "conv",
     "decompositions",
     "elementwise",

@@ -34,8 +34,12 @@ def _ufunc_op(
     shape_only: tuple[int, ...] = (),
     keeps_output: bool = False,
     forward: Callable[..., Any] | None = None,
+    complex_rule: str = "refused",
 ) -> Op:
-    """The op for ``ufunc``, run by ``np.<ufunc>(tensor)``; ``forward`` replaces the ufunc itself."""
+    """The op for ``ufunc``, run by ``np.<ufunc>(tensor)``; ``forward`` replaces the ufunc itself.
+
+    ``complex_rule`` (see ``tape.Op``): the analytic ufuncs below are ``"holomorphic"``, their VJPs the
+    derivative times ``g``, which the engine conjugates for complex values."""
     op = Op(
         forward or ufunc,
         *vjps,
@@ -43,6 +47,7 @@ def _ufunc_op(
         shape_only=shape_only,
         batched=True,
         keeps_output=keeps_output,
+        complex_rule=complex_rule,
     )
     implements(ufunc)(op)
     return op
@@ -64,14 +69,28 @@ def _quiet(vjp: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # -- arithmetic ----------------------------------------------------------------------------------------
-add = _ufunc_op(np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, shape_only=(0, 1))
-subtract = _ufunc_op(np.subtract, lambda g, out, x, y: g, lambda g, out, x, y: -g, shape_only=(0, 1))
-multiply = _ufunc_op(np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
-divide = _ufunc_op(
-    np.true_divide, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y, keeps_output=True
+add = _ufunc_op(
+    np.add, lambda g, out, x, y: g, lambda g, out, x, y: g, shape_only=(0, 1), complex_rule="holomorphic"
 )
-negative = _ufunc_op(np.negative, lambda g, out, x: -g, shape_only=(0,))
-positive = _ufunc_op(np.positive, lambda g, out, x: g, shape_only=(0,))
+subtract = _ufunc_op(
+    np.subtract,
+    lambda g, out, x, y: g,
+    lambda g, out, x, y: -g,
+    shape_only=(0, 1),
+    complex_rule="holomorphic",
+)
+multiply = _ufunc_op(
+    np.multiply, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x, complex_rule="holomorphic"
+)
+divide = _ufunc_op(
+    np.true_divide,
+    lambda g, out, x, y: g / y,
+    lambda g, out, x, y: -g * out / y,
+    keeps_output=True,
+    complex_rule="holomorphic",
+)
+negative = _ufunc_op(np.negative, lambda g, out, x: -g, shape_only=(0,), complex_rule="holomorphic")
+positive = _ufunc_op(np.positive, lambda g, out, x: g, shape_only=(0,), complex_rule="holomorphic")
 floor_divide = _ufunc_op(np.floor_divide, _zero, _zero)
 remainder = _ufunc_op(np.remainder, lambda g, out, x, y: g, lambda g, out, x, y: -g * np.floor_divide(x, y))
 fmod = _ufunc_op(np.fmod, lambda g, out, x, y: g, lambda g, out, x, y: -g * np.trunc(x / y))
@@ -117,21 +136,34 @@ def _sqrt_vjp(g: Any, out: Any, x: Any) -> Any:
     return g / (2 * out)
 
 
-square = _ufunc_op(np.square, _square_vjp)
-sqrt = _ufunc_op(np.sqrt, _sqrt_vjp, shape_only=(0,), keeps_output=True)
+square = _ufunc_op(np.square, _square_vjp, complex_rule="holomorphic")
+sqrt = _ufunc_op(np.sqrt, _sqrt_vjp, shape_only=(0,), keeps_output=True, complex_rule="holomorphic")
 cbrt = _ufunc_op(np.cbrt, _quiet(lambda g, out, x: g / (3 * out * out)), shape_only=(0,), keeps_output=True)
-reciprocal = _ufunc_op(np.reciprocal, lambda g, out, x: -g * out * out, shape_only=(0,), keeps_output=True)
-absolute = _ufunc_op(np.absolute, lambda g, out, x: g * np.sign(x))
+reciprocal = _ufunc_op(
+    np.reciprocal,
+    lambda g, out, x: -g * out * out,
+    shape_only=(0,),
+    keeps_output=True,
+    complex_rule="holomorphic",
+)
+# For complex x, numpy's sign is x / |x| (0 at 0): g * sign(x) is then the cotangent in PyTorch's convention.
+absolute = _ufunc_op(np.absolute, lambda g, out, x: g * np.sign(x), complex_rule="own")
 fabs = _ufunc_op(np.fabs, lambda g, out, x: g * np.sign(x))
 
 # -- exponentials and logarithms ---------------------------------------------------------------------
-exp = _ufunc_op(np.exp, lambda g, out, x: g * out, shape_only=(0,), keeps_output=True)
-exp2 = _ufunc_op(np.exp2, lambda g, out, x: g * out * _LN2, shape_only=(0,), keeps_output=True)
-expm1 = _ufunc_op(np.expm1, lambda g, out, x: g * (out + 1), shape_only=(0,), keeps_output=True)
-log = _ufunc_op(np.log, lambda g, out, x: g / x)
-log2 = _ufunc_op(np.log2, lambda g, out, x: g / (x * _LN2))
-log10 = _ufunc_op(np.log10, lambda g, out, x: g / (x * _LN10))
-log1p = _ufunc_op(np.log1p, lambda g, out, x: g / (1 + x))
+exp = _ufunc_op(
+    np.exp, lambda g, out, x: g * out, shape_only=(0,), keeps_output=True, complex_rule="holomorphic"
+)
+exp2 = _ufunc_op(
+    np.exp2, lambda g, out, x: g * out * _LN2, shape_only=(0,), keeps_output=True, complex_rule="holomorphic"
+)
+expm1 = _ufunc_op(
+    np.expm1, lambda g, out, x: g * (out + 1), shape_only=(0,), keeps_output=True, complex_rule="holomorphic"
+)
+log = _ufunc_op(np.log, lambda g, out, x: g / x, complex_rule="holomorphic")
+log2 = _ufunc_op(np.log2, lambda g, out, x: g / (x * _LN2), complex_rule="holomorphic")
+log10 = _ufunc_op(np.log10, lambda g, out, x: g / (x * _LN10), complex_rule="holomorphic")
+log1p = _ufunc_op(np.log1p, lambda g, out, x: g / (1 + x), complex_rule="holomorphic")
 
 
 def _log_share(x: Any, y: Any, out: Any) -> Any:
@@ -186,15 +218,21 @@ def _tanh_vjp(g: Any, out: Any, x: Any) -> Any:
     return g * (1 - out * out)
 
 
-sin = _ufunc_op(np.sin, _sin_vjp, forward=_sin)
-cos = _ufunc_op(np.cos, _cos_vjp, forward=_cos)
-tan = _ufunc_op(np.tan, lambda g, out, x: g * (1 + out * out), shape_only=(0,), keeps_output=True)
+sin = _ufunc_op(np.sin, _sin_vjp, forward=_sin, complex_rule="holomorphic")
+cos = _ufunc_op(np.cos, _cos_vjp, forward=_cos, complex_rule="holomorphic")
+tan = _ufunc_op(
+    np.tan,
+    lambda g, out, x: g * (1 + out * out),
+    shape_only=(0,),
+    keeps_output=True,
+    complex_rule="holomorphic",
+)
 arcsin = _ufunc_op(np.arcsin, _quiet(lambda g, out, x: g / np.sqrt(1 - x * x)))
 arccos = _ufunc_op(np.arccos, _quiet(lambda g, out, x: -g / np.sqrt(1 - x * x)))
 arctan = _ufunc_op(np.arctan, lambda g, out, x: g / (1 + x * x))
-sinh = _ufunc_op(np.sinh, lambda g, out, x: g * np.cosh(x))
-cosh = _ufunc_op(np.cosh, lambda g, out, x: g * np.sinh(x))
-tanh = _ufunc_op(np.tanh, _tanh_vjp, shape_only=(0,), keeps_output=True)
+sinh = _ufunc_op(np.sinh, lambda g, out, x: g * np.cosh(x), complex_rule="holomorphic")
+cosh = _ufunc_op(np.cosh, lambda g, out, x: g * np.sinh(x), complex_rule="holomorphic")
+tanh = _ufunc_op(np.tanh, _tanh_vjp, shape_only=(0,), keeps_output=True, complex_rule="holomorphic")
 arcsinh = _ufunc_op(np.arcsinh, lambda g, out, x: g / np.sqrt(x * x + 1))
 arccosh = _ufunc_op(np.arccosh, _quiet(lambda g, out, x: g / np.sqrt(x * x - 1)))
 arctanh = _ufunc_op(np.arctanh, lambda g, out, x: g / (1 - x * x))
@@ -340,7 +378,9 @@ floor = _ufunc_op(np.floor, _zero)
 ceil = _ufunc_op(np.ceil, _zero)
 trunc = _ufunc_op(np.trunc, _zero)
 rint = _ufunc_op(np.rint, _zero)
-conjugate = _ufunc_op(np.conjugate, lambda g, out, x: g)
+conjugate = _ufunc_op(
+    np.conjugate, lambda g, out, x: np.conjugate(g) if np.iscomplexobj(g) else g, complex_rule="own"
+)
 
 
 def _round(x: Any, decimals: int = 0) -> Any:

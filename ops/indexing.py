@@ -62,8 +62,10 @@ def _getitem_vjp(g: Any, out: Any, x: Any, index: Any) -> Any:
     return scatter_add(g, index, np.shape(x))
 
 
-getitem_view = Op(_getitem, _getitem_vjp, name="getitem", view=True, shape_only=(0,))
-getitem_copy = Op(_getitem, _getitem_vjp, name="getitem", shape_only=(0,))
+getitem_view = Op(
+    _getitem, _getitem_vjp, name="getitem", view=True, shape_only=(0,), complex_rule="holomorphic"
+)
+getitem_copy = Op(_getitem, _getitem_vjp, name="getitem", shape_only=(0,), complex_rule="holomorphic")
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:

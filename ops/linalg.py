@@ -70,7 +70,15 @@ def _matmul(x: Any, y: Any) -> Any:
 
 
 # Every VJP above also takes cotangents with leading batch axes (jacobian's rows).
-matmul = Op(_matmul, _matmul_vjp_x, _matmul_vjp_y, name="matmul", batched=True, keeps_output=False)
+matmul = Op(
+    _matmul,
+    _matmul_vjp_x,
+    _matmul_vjp_y,
+    name="matmul",
+    batched=True,
+    keeps_output=False,
+    complex_rule="holomorphic",
+)
 implements(np.matmul)(matmul)
 implements(operator.imatmul)(functools.partial(apply_in_place, matmul))
 

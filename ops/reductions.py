@@ -85,7 +85,7 @@ def _sum_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, keep
     return _spread(g, x, axis, keepdims)
 
 
-sum_ = Op(_sum, _sum_vjp, name="sum", shape_only=(0,))
+sum_ = Op(_sum, _sum_vjp, name="sum", shape_only=(0,), complex_rule="holomorphic")
 
 
 def _mean(x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
@@ -97,7 +97,7 @@ def _mean_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, kee
     return _spread(g, x, axis, keepdims) / count
 
 
-mean = Op(_mean, _mean_vjp, name="mean", shape_only=(0,))
+mean = Op(_mean, _mean_vjp, name="mean", shape_only=(0,), complex_rule="holomorphic")
 
 
 def _extremum_vjp_numpy(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:

@@ -39,7 +39,15 @@ def _reshape_vjp(g: Any, out: Any, x: Any, shape: Any, order: str = "C") -> Any:
     return _reshape_back(g, out, x) if order == "C" else np.reshape(g, np.shape(x), order=order)
 
 
-reshape_op = Op(_reshape, _reshape_vjp, name="reshape", view=True, shape_only=(0,), batched=True)
+reshape_op = Op(
+    _reshape,
+    _reshape_vjp,
+    name="reshape",
+    view=True,
+    shape_only=(0,),
+    batched=True,
+    complex_rule="holomorphic",
+)
 
 
 @implements(np.reshape)
@@ -63,6 +71,7 @@ ravel = Op(
     view=True,
     shape_only=(0,),
     batched=True,
+    complex_rule="holomorphic",
 )
 implements(np.ravel)(ravel)
 
@@ -77,7 +86,15 @@ def _transpose_vjp(g: Any, out: Any, x: Any, axes: Any = None) -> Any:
     return np.transpose(g, (*range(batch_axes(g, out)), *_in_batch(g, out, inverse, max(ndim, 1))))
 
 
-transpose = Op(_transpose, _transpose_vjp, name="transpose", view=True, shape_only=(0,), batched=True)
+transpose = Op(
+    _transpose,
+    _transpose_vjp,
+    name="transpose",
+    view=True,
+    shape_only=(0,),
+    batched=True,
+    complex_rule="holomorphic",
+)
 implements(np.transpose)(transpose)
 
 
@@ -109,6 +126,7 @@ moveaxis = Op(
     view=True,
     shape_only=(0,),
     batched=True,
+    complex_rule="holomorphic",
 )
 implements(np.moveaxis)(moveaxis)
 
@@ -117,7 +135,15 @@ def _expand_dims(x: Any, axis: Any) -> Any:
     return np.expand_dims(x, axis)
 
 
-expand_dims = Op(_expand_dims, _reshape_back, name="expand_dims", view=True, shape_only=(0,), batched=True)
+expand_dims = Op(
+    _expand_dims,
+    _reshape_back,
+    name="expand_dims",
+    view=True,
+    shape_only=(0,),
+    batched=True,
+    complex_rule="holomorphic",
+)
 implements(np.expand_dims)(expand_dims)
 
 
@@ -125,7 +151,15 @@ def _squeeze(x: Any, axis: Any = None) -> Any:
     return np.squeeze(x, axis)
 
 
-squeeze = Op(_squeeze, _reshape_back, name="squeeze", view=True, shape_only=(0,), batched=True)
+squeeze = Op(
+    _squeeze,
+    _reshape_back,
+    name="squeeze",
+    view=True,
+    shape_only=(0,),
+    batched=True,
+    complex_rule="holomorphic",
+)
 implements(np.squeeze)(squeeze)
 
 

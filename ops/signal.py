@@ -1,5 +1,5 @@
-"""Signals and polynomials on real tensors: convolve, correlate, interp, polyval, gradient, and the complex
-helpers (real, imag, angle, real_if_close) for real input; each beside its VJP.
+"""Signals and polynomials on real tensors: convolve, correlate, interp, polyval and gradient, each beside
+its VJP.
 
 Every forward is numpy's own function, so values and dtypes agree with numpy to the last bit. The VJPs are
 numpy calls on the cotangent (``np.correlate`` for ``np.convolve``, ``np.polyval`` of the derivative
@@ -13,11 +13,10 @@ Conventions where numpy leaves a choice:
   ``xp[j] <= x < xp[j + 1]``, so ``x`` takes the slope of the segment to the right of the knot; at the
   last knot ``xp[-1]`` (the end of the closed interval), the slope of the last segment. Outside
   ``[xp[0], xp[-1]]``, where ``left``/``right`` (or the end values) apply, the slope is 0.
-* ``angle`` of a real number is 0 or pi, flat everywhere: its gradient is 0, as ``sign``'s is.
 
-Complex tensors are not supported here: ``real``, ``imag``, ``angle`` and ``real_if_close`` refuse them
-by name. The sample points ``xp`` of ``interp`` and the spacings of ``gradient`` are not differentiated:
-asking for their gradient is an error, never a silently dropped one. This module must not change the
+Complex tensors are not supported here yet (refused by name). The sample points ``xp`` of ``interp`` and
+the spacings of ``gradient`` are not differentiated: asking for their gradient is an error, never a
+silently dropped one. This module must not change the
 data it is given.
 """
 
@@ -458,70 +457,3 @@ def gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> An
         for along, spacing in zip(axes, spacings, strict=True)
     )
     return results[0] if len(results) == 1 else results
-
-
-# -- real, imag, angle and real_if_close of real tensors -----------------------------------------------------
-def _zero(g: Any, out: Any, *args: Any, **kwargs: Any) -> Any:
-    return np.zeros_like(g)
-
-
-imag_op = Op(np.zeros_like, _zero, name="imag", shape_only=(0,))
-angle_op = Op(np.angle, _zero, name="angle", shape_only=(0,))
-
-
-@implements(np.real)
-def real(val: Any) -> Any:
-    """``np.real`` of a real tensor: the tensor itself (numpy's real part of a real array is its values).
-
-    Examples
-    --------
-    >>> import numpy as np, tape
-    >>> x = tape.tensor([1.0, -2.0])
-    >>> np.real(x) is x
-    True
-    """
-    _refuse_complex("real", val)
-    return val
-
-
-@implements(np.real_if_close)
-def real_if_close(a: Any, tol: Any = 100) -> Any:
-    """``np.real_if_close`` of a real tensor: the tensor itself, as numpy returns a real array.
-
-    Examples
-    --------
-    >>> import numpy as np, tape
-    >>> x = tape.tensor([1.0, -2.0])
-    >>> np.real_if_close(x) is x
-    True
-    """
-    _refuse_complex("real_if_close", a)
-    return a
-
-
-@implements(np.imag)
-def imag(val: Any) -> Any:
-    """``np.imag`` of a real tensor: zeros of its shape and dtype, with a zero gradient.
-
-    Examples
-    --------
-    >>> import numpy as np, tape
-    >>> np.imag(tape.tensor([1.0, -2.0], requires_grad=True))
-    tensor([0., 0.], op=imag)
-    """
-    _refuse_complex("imag", val)
-    return imag_op(val)
-
-
-@implements(np.angle)
-def angle(z: Any, deg: bool = False) -> Any:
-    """``np.angle`` of a real tensor: 0 for positive values, pi (or 180) for negative ones; a zero gradient.
-
-    Examples
-    --------
-    >>> import numpy as np, tape
-    >>> np.angle(tape.tensor([2.0, -3.0]), deg=True)
-    tensor([  0., 180.])
-    """
-    _refuse_complex("angle", z)
-    return angle_op(z, deg=deg)

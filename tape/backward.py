@@ -82,6 +82,11 @@ def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str)
             "no recorded history; create its inputs with requires_grad=True, outside tape.no_grad()"
         )
     if gradient is None:
+        if root.dtype.kind == "c":
+            raise RuntimeError(
+                f"{caller}: the tensor is complex ({root.dtype.name}); a gradient can only be implied for a "
+                "real single-element tensor, so pass gradient= (a complex cotangent), as PyTorch requires"
+            )
         if root.size != 1:
             raise RuntimeError(
                 f"{caller}: the tensor has shape {root.shape}; a gradient can only be implied for a "
@@ -382,7 +387,8 @@ def _as_tensors(saved: Any, inputs: Any, out: Any, record: Record) -> tuple[list
             args[argnum] = node
     if type(out) is tuple:
         out = tuple(
-            new_tensor(item, record if item.dtype.kind == "f" else None, k, [0]) for k, item in enumerate(out)
+            new_tensor(item, record if item.dtype.kind in "fc" else None, k, [0])
+            for k, item in enumerate(out)
         )
     else:
         out = new_tensor(out, record, None, [0])

@@ -36,6 +36,9 @@ def fit_cotangent(cotangent: Any, args: Any, argnum: int, out: Any, op_name: str
     if cotangent.shape != value.shape:
         cotangent = unbroadcast(cotangent, value.shape, args, out, op_name, argnum)
     if cotangent.dtype != value.dtype:
+        if cotangent.dtype.kind == "c" and value.dtype.kind != "c":
+            # A real input moves along the real axis only: its cotangent is the real part.
+            cotangent = np.real(cotangent)
         cotangent = cotangent.astype(value.dtype)
     return cotangent
 

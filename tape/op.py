@@ -41,8 +41,11 @@ _UNCHECKED = [0]
 #: The version check of an output no VJP reads (a view op's, add's): none, so writes to it are free.
 UNREAD_OUTPUT = ((_UNCHECKED, 0),)
 _FLOATS = frozenset(np.dtype(code) for code in "efdg")
-# Results that could carry a gradient but that no record follows: complex and object arrays.
-_LOSSY_KINDS = frozenset("cO")
+_COMPLEX = frozenset(np.dtype(code) for code in "FDG")
+_DIFFERENTIABLE = _FLOATS | _COMPLEX
+# Results that could carry a gradient but that no record follows: object arrays.
+_LOSSY_KINDS = frozenset("O")
+_COMPLEX_RULES = frozenset({"refused", "holomorphic", "own"})
 ndarray = np.ndarray
 _new_record = Record.__new__
 
@@ -75,6 +78,11 @@ class Op:
         changes to either are seen by both.
     keeps_output : whether the VJPs read the output's values; ops whose VJPs do not (``add``, ``matmul``,
         ``sin``) let their record drop a large output, so it is freed as soon as nothing else uses it.
+    complex_rule : what the op does with complex values (a complex input that requires grad, or a complex
+        output) while recording. ``"refused"`` (the default): a TypeError. ``"holomorphic"``: the VJPs are
+        written as for real inputs (``g * f'(x)``) and the op is analytic, so on complex values the engine
+        runs them as ``conj(vjp(conj(g)))``, which is PyTorch's convention (``.grad`` of a real loss is
+        dL/dx + i dL/dy). ``"own"``: the VJPs handle complex values themselves, in that convention.
     batched : the VJPs also accept a cotangent with extra leading axes (a batch of cotangents, as
         ``jacobian`` sends) and return cotangents with those axes in front; elementwise VJPs written
         with broadcasting do. Other ops are run once per cotangent in such a batch.
@@ -92,6 +100,8 @@ class Op:
     __slots__ = (
         "backward",
         "batched",
+        "complex_rule",
+        "complex_twin",
         "declared_keeps_output",
         "forward",
         "has_vjp",
@@ -124,6 +134,7 @@ class Op:
         shape_only: tuple[int, ...] = (),
         batched: bool = False,
         keeps_output: bool = True,
+        complex_rule: str = "refused",
     ) -> None:
         if vjps and backward is not None:
             raise TypeError("Op: give either one VJP per argument or a joint backward, not both")
@@ -138,6 +149,10 @@ class Op:
         self.shape_only = frozenset(shape_only)
         self.batched = batched
         self.declared_keeps_output = keeps_output
+        if complex_rule not in _COMPLEX_RULES:
+            raise ValueError(f"Op: complex_rule is one of {sorted(_COMPLEX_RULES)}, got {complex_rule!r}")
+        self.complex_rule = complex_rule
+        self.complex_twin: Op | None = None
         self._plan_reads()
 
     def defvjp(self, *vjps: VJP | None) -> Op:
@@ -222,6 +237,7 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
     inputs = []  # (argnum, node, index, version counter, version) per tensor argument
     wants_grad = False
     needs_saving = False  # whether an argument may need more than keeping as it is (see ``saved``)
+    complex_input = False
     shape_only = op.shape_only
     for argnum, arg in enumerate(args):
         if isinstance(arg, Tensor):
@@ -233,6 +249,8 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
                 needs_saving = True  # large: dropped if no VJP reads it
             if arg.requires_grad:
                 wants_grad = True
+                if arg._data.dtype in _COMPLEX:
+                    complex_input = True
                 inputs.append((argnum, arg._record or arg, arg._index, checked, checked[0]))
             else:
                 inputs.append((argnum, None, None, checked, checked[0]))
@@ -258,7 +276,9 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
     else:
         counter = [0]
     record = None
-    if wants_grad and out.dtype in _FLOATS and state.grad_enabled:
+    if wants_grad and out.dtype in _DIFFERENTIABLE and state.grad_enabled:
+        if complex_input or out.dtype in _COMPLEX:
+            op = for_complex(op)
         if len(args) > op.vjp_prefix:  # some argument may lack a VJP: look at those that require grad
             for argnum, node, _, _, _ in inputs:
                 if node is not None and argnum not in op.has_vjp:
@@ -289,6 +309,51 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
     elif wants_grad and out.dtype.kind in _LOSSY_KINDS and state.grad_enabled:
         _refuse_lossy_result(op, out.dtype)
     return new_tensor(out, record, None, counter, view_of)
+
+
+def for_complex(op: Op) -> Op:
+    """The op to record when complex values take part: ``op`` itself if its VJPs handle them, its
+    conjugating twin if it is holomorphic; otherwise the call is refused."""
+    if op.complex_rule == "own":
+        return op
+    if op.complex_rule == "holomorphic":
+        if op.complex_twin is None:
+            op.complex_twin = _conjugating_twin(op)
+        return op.complex_twin
+    raise TypeError(
+        f"{op.name}: complex tensors that require grad are not supported by {op.name} yet; compute it on "
+        "t.detach() (or under tape.no_grad()) if no gradient is wanted"
+    )
+
+
+def _conjugating_twin(op: Op) -> Op:
+    """``op`` with each VJP run as ``conj(vjp(conj(g)))``: for an analytic function, whose VJP is
+    ``g * f'(z)``, that is ``g * conj(f'(z))``, the cotangent in PyTorch's convention."""
+    twin = Op.__new__(Op)
+    for slot in Op.__slots__:
+        setattr(twin, slot, getattr(op, slot))
+    twin.complex_rule, twin.complex_twin = "own", None
+    if op.backward is not None:
+        twin.backward = _conjugating_backward(op.backward)
+    else:
+        twin.vjps = tuple(None if vjp is None else _conjugating_vjp(vjp) for vjp in op.vjps)
+    return twin
+
+
+def _conjugating_vjp(vjp: VJP) -> VJP:
+    def conjugated(g: Any, out: Any, *args: Any, **kwargs: Any) -> Any:
+        cotangent = vjp(np.conj(g), out, *args, **kwargs)
+        return None if cotangent is None else np.conj(cotangent)
+
+    return conjugated
+
+
+def _conjugating_backward(backward: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[Any]]:
+    def conjugated(g: Any, out: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        g = tuple(np.conj(item) for item in g) if type(g) is tuple else np.conj(g)
+        return [None if c is None else np.conj(c) for c in backward(g, out, *args, **kwargs)]
+
+    return conjugated
 
 
 def _reads_of(op: Op, inputs: list[tuple[int, Any, int | None, list[int], int]]) -> Any:
@@ -350,7 +415,7 @@ def _refuse_non_differentiable(op: Op, argnum: int) -> None:
 
 
 def _refuse_lossy_result(op: Op, dtype: np.dtype) -> None:
-    what = "complex numbers are not differentiated" if dtype.kind == "c" else "object arrays hold no gradient"
+    what = "object arrays hold no gradient"
     raise TypeError(
         f"{op.name}: gives {dtype.name} values from an input that requires grad, but {what}, so its "
         f"gradient would be lost; compute it on x.detach() (or under tape.no_grad()) if no gradient is wanted"
@@ -372,8 +437,12 @@ def _wrap_outputs(
         for item in outs:
             if item.dtype.kind in _LOSSY_KINDS:
                 _refuse_lossy_result(op, item.dtype)
+        if any(item.dtype in _COMPLEX for item in outs) or any(
+            args[argnum].requires_grad and args[argnum]._data.dtype in _COMPLEX for argnum in tensor_argnums
+        ):
+            op = for_complex(op)
     inputs = []
-    if state.grad_enabled and any(item.dtype.kind == "f" for item in outs):
+    if state.grad_enabled and any(item.dtype in _DIFFERENTIABLE for item in outs):
         inputs = [
             (
                 argnum,
@@ -400,7 +469,7 @@ def _wrap_outputs(
     if state.anomaly:
         record.where = user_line()
     return tuple(
-        new_tensor(item, record if item.dtype.kind == "f" else None, k, counter)
+        new_tensor(item, record if item.dtype in _DIFFERENTIABLE else None, k, counter)
         for k, (item, counter) in enumerate(zip(outs, counters, strict=True))
     )
 

@@ -19,7 +19,7 @@ from . import dispatch
 from .grad_mode import state
 from .registry import FUNCTIONS, UFUNCS
 
-_FLOAT_KINDS = "f"
+_FLOAT_KINDS = "fc"  # the kinds that can require grad: real and complex floating point
 
 
 def _dtype_name(dtype: Any) -> str:

@@ -1,4 +1,4 @@
-"""ops/signal.py: convolve, correlate, interp, polyval, gradient and the complex helpers on real tensors,
+"""ops/signal.py: convolve, correlate, interp, polyval and gradient on real tensors,
 checked against numpy's forward and finite differences (float64 and float32), to second order, against
 PyTorch where it has the same function, and for the errors that name the function."""
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import tape
 from tests.ops.opcheck import check_op
-from tests.strategies import FLOAT_DTYPES, arrays, distinct_arrays, nonempty_shapes, shapes
+from tests.strategies import FLOAT_DTYPES, arrays, distinct_arrays, shapes
 
 MODES = ["full", "same", "valid"]
 SEQUENCE_FUNCTIONS = {"convolve": np.convolve, "correlate": np.correlate}
@@ -325,45 +325,3 @@ def test_gradient_agrees_with_torch(kind, edge_order):
     result.backward(g)
     np.testing.assert_allclose(result.data, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(f_tape.grad, f_torch.grad.numpy(), rtol=1e-12, atol=1e-12)
-
-
-# -- real, imag, angle, real_if_close ------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@given(data=st.data())
-def test_complex_helpers_on_real_tensors(dtype, data):
-    x = data.draw(arrays(data.draw(nonempty_shapes), dtype, away_from=0.0))
-    check_op(lambda x: np.real(x) * x, x)
-    check_op(lambda x: np.real_if_close(x) ** 2, x)
-    check_op(lambda x: np.conj(x) * np.conjugate(x), x)
-    check_op(lambda x: np.imag(x) + x, x)
-    check_op(lambda x: np.angle(x) * x, x)
-    check_op(lambda x: np.angle(x, deg=True) + x, x)
-
-
-def test_complex_helpers_give_numpys_values_and_zero_gradients():
-    x = tape.tensor([2.0, -3.0, 0.0], requires_grad=True)
-    assert np.real(x) is x and np.real_if_close(x, tol=10) is x
-    np.testing.assert_array_equal(np.angle(x).data, np.angle(x.data))
-    (np.angle(x) + np.imag(x)).sum().backward()
-    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
-    assert np.imag(tape.tensor(np.array([1, 2]))).dtype == np.int64  # numpy's dtype, integers too
-
-
-@pytest.mark.parametrize("name", ["real", "imag", "angle", "real_if_close"])
-def test_complex_helpers_refuse_complex_tensors(name):
-    with pytest.raises(TypeError, match=rf"numpy.{name}: complex tensors are not supported yet"):
-        getattr(np, name)(tape.tensor(np.array([1.0 + 2.0j])))
-
-
-COMPLEX_HELPERS = {
-    "real": lambda x: np.real(x) ** 3,
-    "real_if_close": lambda x: np.sin(np.real_if_close(x)) * x,
-    "imag": lambda x: np.imag(x) * x + x**3,
-    "angle": lambda x: np.angle(x) * x**2,
-}
-
-
-@pytest.mark.parametrize("name", COMPLEX_HELPERS)
-def test_complex_helpers_second_derivatives(name):
-    x = np.array([[0.7, -1.3, 0.4], [-0.2, 1.1, 2.05]])
-    assert tape.gradgradcheck(COMPLEX_HELPERS[name], x)
