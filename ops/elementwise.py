@@ -146,8 +146,14 @@ reciprocal = _ufunc_op(
     keeps_output=True,
     complex_rule="holomorphic",
 )
-# For complex x, numpy's sign is x / |x| (0 at 0): g * sign(x) is then the cotangent in PyTorch's convention.
-absolute = _ufunc_op(np.absolute, lambda g, out, x: g * np.sign(x), complex_rule="own")
+def _absolute_vjp(g: Any, out: Any, x: Any) -> Any:
+    if np.iscomplexobj(x):
+        # g x / |x| (0 at 0), the cotangent in PyTorch's convention, in ops that differentiate again.
+        return g * x / np.where(plain(x) == 0, 1.0, np.abs(x))
+    return g * np.sign(x)
+
+
+absolute = _ufunc_op(np.absolute, _absolute_vjp, complex_rule="own")
 fabs = _ufunc_op(np.fabs, lambda g, out, x: g * np.sign(x))
 
 # -- exponentials and logarithms ---------------------------------------------------------------------

@@ -179,3 +179,28 @@ def test_a_users_op_declares_its_complex_rule():
         tape.Op(np.square, lambda g, out, z: g * 2 * z, name="square")(tape.tensor(Z, requires_grad=True))
     with pytest.raises(ValueError, match=r"complex_rule is one of \['holomorphic', 'own', 'refused'\]"):
         tape.Op(np.square, complex_rule="analytic")
+
+
+def _gradient_of_loss(z: Any) -> Any:
+    """The Wirtinger gradient of a real loss of z, recorded (create_graph) when z requires grad."""
+    value = np.sin(z) * z + np.exp(z) / (z + 2)
+    (gradient,) = tape.gradients(np.sum(np.abs(value) ** 2), [z], create_graph=True)
+    return gradient
+
+
+def test_second_derivatives_of_complex_functions():
+    z = tape.tensor(Z[0], requires_grad=True)
+    gradient = _gradient_of_loss(z)
+    np.sum(np.abs(gradient) ** 2 + np.real(gradient * np.conj(z))).backward()
+
+    def outer(values: np.ndarray) -> float:
+        inner = _gradient_of_loss(tape.tensor(values, requires_grad=True)).data
+        return float(np.sum(np.abs(inner) ** 2 + np.real(inner * np.conj(values))))
+
+    np.testing.assert_allclose(z.grad, wirtinger_gradient(outer, Z[0]), rtol=1e-6, atol=1e-7)
+    torch = pytest.importorskip("torch")
+    zt = torch.tensor(Z[0], requires_grad=True)
+    value = torch.sin(zt) * zt + torch.exp(zt) / (zt + 2)
+    (gradient_t,) = torch.autograd.grad((value.abs() ** 2).sum(), zt, create_graph=True)
+    (gradient_t.abs() ** 2 + (gradient_t * zt.conj()).real).sum().backward()
+    np.testing.assert_allclose(z.grad, zt.grad.numpy(), rtol=1e-12, atol=1e-12)
