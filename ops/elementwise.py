@@ -146,6 +146,8 @@ reciprocal = _ufunc_op(
     keeps_output=True,
     complex_rule="holomorphic",
 )
+
+
 def _absolute_vjp(g: Any, out: Any, x: Any) -> Any:
     if np.iscomplexobj(x):
         # g x / |x| (0 at 0), the cotangent in PyTorch's convention, in ops that differentiate again.
@@ -436,7 +438,10 @@ def _astype(x: Any, dtype: Any) -> Any:
     return x.astype(dtype)
 
 
-astype = Op(_astype, lambda g, out, x, dtype: g, name="astype", shape_only=(0,), batched=True)
+# The cotangent fits the input's dtype in the engine: a real input of a complex cast takes its real part.
+astype = Op(
+    _astype, lambda g, out, x, dtype: g, name="astype", shape_only=(0,), batched=True, complex_rule="own"
+)
 implements(np.ndarray.astype)(astype)
 
 

@@ -7,7 +7,12 @@ Two checks, both built on a random output cotangent ``u``:
 * for inputs small enough, every element of ``Jᵀu`` against the central difference of ⟨u, f(x)⟩.
 
 The VJP runs at the inputs' own dtype (so float32 gradients are checked as float32); the finite differences
-always run in float64.
+always run in float64 (complex128 for complex values).
+
+Complex values follow PyTorch's convention. A complex input ``z = x + iy`` is perturbed along its real
+and its imaginary axis separately, and its gradient is ``∂L/∂x + i ∂L/∂y``; a complex output ``w`` gets a
+complex cotangent ``u``, which stands for the real loss ``L = Re(Σ conj(u) · w)``; a real input feeding
+complex outputs gets the real number ``∂L/∂x``.
 """
 
 from __future__ import annotations
@@ -27,11 +32,16 @@ class GradcheckError(AssertionError):
     """A VJP disagreed with finite differences, or a gradient had the wrong shape or dtype."""
 
 
-_TOLERANCES = {  # dtype: (rtol, atol)
+_TOLERANCES = {  # dtype: (rtol, atol); a complex dtype takes those of its real and imaginary parts
     np.dtype(np.float64): (1e-5, 1e-7),
     np.dtype(np.float32): (2e-2, 2e-3),
     np.dtype(np.float16): (1e-1, 5e-2),
 }
+_DIFFERENTIABLE_KINDS = frozenset("fc")
+_FLOAT64, _COMPLEX128 = np.dtype(np.float64), np.dtype(np.complex128)
+# The unit steps of a finite difference, by the kind of the input: along the real line, or along the real
+# and then the imaginary axis (each with its name for error messages).
+_AXES = {"f": ((None, 1.0),), "c": (("real", 1.0), ("imaginary", 1j))}
 
 
 def gradcheck(
@@ -48,28 +58,39 @@ def gradcheck(
     Parameters
     ----------
     f : function of tensors returning a tensor or a tuple of tensors.
-    *inputs : arrays, tensors or scalars. Floating-point ones are differentiated; others pass through.
-    eps : finite-difference step, in float64.
-    rtol, atol : tolerances; by default set by the inputs' dtype (tight for float64, looser for float32).
+    *inputs : arrays, tensors or scalars. Floating-point ones, real or complex, are differentiated; others
+        pass through.
+    eps : finite-difference step, in float64; a complex input takes it along each axis in turn.
+    rtol, atol : tolerances; by default set by the inputs' dtype (tight for float64 and complex128, looser
+        for float32 and complex64).
     max_elements : inputs with more elements than this are checked by the inner-product identity only.
     seed : seeds the random cotangent and direction.
 
     Returns
     -------
-    True when every check passes; otherwise ``GradcheckError`` says which input, where and by how much.
+    True when every check passes; otherwise ``GradcheckError`` says which input, where and by how much (and,
+    for a complex input, whether along the real or the imaginary axis).
+
+    Notes
+    -----
+    Complex inputs and outputs follow PyTorch's convention: the gradient of a complex input ``x + iy`` is
+    ``∂L/∂x + i ∂L/∂y`` for the real loss ``L = Re(Σ conj(u) · f(x))`` made with a random complex cotangent
+    ``u`` of each complex output.
 
     Examples
     --------
     >>> import numpy as np, tape
     >>> tape.gradcheck(lambda x, y: np.sin(x) * y, np.random.rand(3, 2), np.random.rand(2))
     True
+    >>> tape.gradcheck(lambda z: np.abs(z) ** 2, np.array([1 + 2j, 3 - 1j]))
+    True
     """
     rng = np.random.default_rng(seed)
     arrays = [_as_array(x) for x in inputs]
-    floating = {i: a for i, a in enumerate(arrays) if a is not None and a.dtype.kind == "f"}
+    floating = {i: a for i, a in enumerate(arrays) if a is not None and a.dtype.kind in _DIFFERENTIABLE_KINDS}
     wrt = list(floating)
     if not wrt:
-        raise ValueError("gradcheck: no floating-point input to differentiate")
+        raise ValueError("gradcheck: no floating-point input (real or complex) to differentiate")
     leaves = {i: Tensor(floating[i], requires_grad=True) for i in wrt}
     call_args = [leaves.get(i, x) for i, x in enumerate(inputs)]
     outputs = _as_tuple(f(*call_args))
@@ -77,8 +98,10 @@ def gradcheck(
     recorded = [outputs[k] for k in positions]
     if not recorded:
         raise GradcheckError("gradcheck: f's result does not depend on any input that requires grad")
-    cotangents = [rng.standard_normal(out.shape).astype(out.dtype) for out in recorded]
+    cotangents = [_standard_normal(rng, out.shape, out.dtype) for out in recorded]
     reached = propagate(list(zip(recorded, cotangents, strict=True)), retain_graph=False, create_graph=False)
+    # Per output: its position, its cotangent, and the dtype its values are paired in.
+    paired = [(k, u, _widest(u.dtype)) for k, u in zip(positions, cotangents, strict=True)]
     analytic = {}
     for i in wrt:
         leaf = leaves[i]
@@ -89,52 +112,64 @@ def gradcheck(
                 f"gradcheck: the gradient of input {i} has shape {grad.shape} and dtype {grad.dtype}, "
                 f"expected {leaf.shape} and {leaf.dtype}"
             )
-        analytic[i] = grad.astype(np.float64)
+        analytic[i] = grad.astype(_widest(grad.dtype))
 
     def pairing(perturbed: dict[int, np.ndarray]) -> float:
-        """⟨u, f(x)⟩ in float64, with the differentiated inputs replaced by ``perturbed``."""
+        """⟨u, f(x)⟩ (its real part) in float64, with the differentiated inputs replaced by ``perturbed``."""
         args = [Tensor(perturbed[i]) if i in perturbed else x for i, x in enumerate(inputs)]
         with no_grad():
             results = _as_tuple(f(*args))
         return float(
             sum(
-                np.sum(np.asarray(results[k], np.float64) * u)
-                for k, u in zip(positions, cotangents, strict=True)
+                np.sum(np.asarray(results[k], wide) * u)
+                if wide is _FLOAT64
+                else _real_inner(u, np.asarray(results[k], wide))
+                for k, u, wide in paired
             )
         )
 
-    base = {i: floating[i].astype(np.float64) for i in wrt}
-    dtype = np.result_type(*(floating[i].dtype for i in wrt))
-    default_rtol, default_atol = _TOLERANCES.get(np.dtype(dtype), _TOLERANCES[np.dtype(np.float64)])
+    base = {i: floating[i].astype(_widest(floating[i].dtype)) for i in wrt}
+    # The inputs' precision: that of their real and imaginary parts for complex ones.
+    dtype = np.finfo(np.result_type(*(floating[i].dtype for i in wrt))).dtype
+    default_rtol, default_atol = _TOLERANCES.get(dtype, _TOLERANCES[_FLOAT64])
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
 
     for i in wrt:
         if base[i].size > max_elements:
             continue
+        axes = _AXES[base[i].dtype.kind]
         numeric = np.zeros_like(base[i])
+        targets = [(unit, _part(numeric, axis)) for axis, unit in axes]  # views into ``numeric``
         for j in range(base[i].size):
             shifted = dict(base)
-            step = np.zeros_like(base[i])
-            step.flat[j] = eps
-            shifted[i] = base[i] + step
-            up = pairing(shifted)
-            shifted[i] = base[i] - step
-            numeric.flat[j] = (up - pairing(shifted)) / (2 * eps)
+            for unit, target in targets:
+                step = np.zeros_like(base[i])
+                step.flat[j] = eps * unit
+                shifted[i] = base[i] + step
+                up = pairing(shifted)
+                shifted[i] = base[i] - step
+                target.flat[j] = (up - pairing(shifted)) / (2 * eps)
         scale = max(1.0, float(np.abs(numeric).max(initial=0.0)))
-        error = np.abs(analytic[i] - numeric)
-        bad = error > atol * scale + rtol * np.abs(numeric)
-        if bad.any():
-            where = np.unravel_index(int(np.argmax(np.where(bad, error, -1))), base[i].shape)
-            raise GradcheckError(
-                f"gradcheck: input {i} (shape {base[i].shape}, {floating[i].dtype}): at index {where} the "
-                f"VJP gives {analytic[i][where]:.8g} but finite differences give {numeric[where]:.8g}"
-            )
-    directions = {i: rng.standard_normal(base[i].shape) for i in wrt}
+        for axis, _ in axes:
+            given, expected = _part(analytic[i], axis), _part(numeric, axis)
+            error = np.abs(given - expected)
+            bad = error > atol * scale + rtol * np.abs(expected)
+            if bad.any():
+                flat = int(np.argmax(np.where(bad, error, -1)))
+                where = tuple(int(k) for k in np.unravel_index(flat, base[i].shape))
+                along = "" if axis is None else f", perturbed along the {axis} axis"
+                part = "" if axis is None else f" (the {axis} part of its gradient)"
+                raise GradcheckError(
+                    f"gradcheck: input {i} (shape {base[i].shape}, {floating[i].dtype}){along}: at index "
+                    f"{where} the VJP gives {given[where]:.8g}{part} but finite differences give "
+                    f"{expected[where]:.8g}"
+                )
+    directions = {i: _standard_normal(rng, base[i].shape, base[i].dtype) for i in wrt}
     plus = pairing({i: base[i] + eps * directions[i] for i in wrt})
     minus = pairing({i: base[i] - eps * directions[i] for i in wrt})
     numeric_directional = (plus - minus) / (2 * eps)
-    analytic_directional = float(sum(np.sum(analytic[i] * directions[i]) for i in wrt))
+    analytic_directional = float(sum(_real_inner(analytic[i], directions[i]) for i in wrt))
     scale = max(1.0, abs(numeric_directional), sum(float(np.abs(analytic[i]).sum()) for i in wrt) / 10)
     if abs(analytic_directional - numeric_directional) > atol * scale + rtol * abs(numeric_directional):
         raise GradcheckError(
@@ -158,7 +193,8 @@ def gradgradcheck(
 
     The VJPs of ``f`` are recorded (``create_graph=True``) and then differentiated, with respect to the
     inputs and to the cotangent ``u``, against finite differences. Takes the same options as
-    ``gradcheck``; ``f`` returns one tensor.
+    ``gradcheck``; ``f`` returns one tensor. When that tensor is complex, so is ``u``, and it is
+    differentiated as a complex input.
 
     Examples
     --------
@@ -167,15 +203,15 @@ def gradgradcheck(
     True
     """
     arrays = [_as_array(x) for x in inputs]
-    wrt = [i for i, a in enumerate(arrays) if a is not None and a.dtype.kind == "f"]
+    wrt = [i for i, a in enumerate(arrays) if a is not None and a.dtype.kind in _DIFFERENTIABLE_KINDS]
     if not wrt:
-        raise ValueError("gradgradcheck: no floating-point input to differentiate")
+        raise ValueError("gradgradcheck: no floating-point input (real or complex) to differentiate")
     with no_grad():
         probe = f(*(Tensor(arrays[i]) if i in wrt else x for i, x in enumerate(inputs)))
     if not isinstance(probe, Tensor):
         raise TypeError(f"gradgradcheck: f must return one tensor, got {type(probe).__name__}")
     rng = np.random.default_rng(seed + 1)
-    cotangent = rng.standard_normal(probe.shape).astype(probe.dtype)
+    cotangent = _standard_normal(rng, probe.shape, probe.dtype)
 
     def first_order(*args: Any) -> tuple[Any, ...]:
         *xs, u = args
@@ -208,9 +244,35 @@ def _as_array(x: Any) -> np.ndarray | None:
         return x._data
     if isinstance(x, np.ndarray):
         return x
-    if isinstance(x, float):
+    if isinstance(x, float | complex):
         return np.asarray(x)
     return None
+
+
+def _standard_normal(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Standard normal values of ``dtype``; for a complex dtype, both the real and the imaginary parts."""
+    if dtype.kind == "c":
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _widest(dtype: np.dtype) -> np.dtype:
+    """Where the finite differences run: complex128 for complex values, float64 for the rest."""
+    return _COMPLEX128 if dtype.kind == "c" else _FLOAT64
+
+
+def _part(values: np.ndarray, axis: str | None) -> np.ndarray:
+    """What a finite difference along ``axis`` measures of a gradient: all of it for a real input."""
+    if axis is None:
+        return values
+    return values.real if axis == "real" else values.imag
+
+
+def _real_inner(a: np.ndarray, b: np.ndarray) -> Any:
+    """Re Σ conj(a) · b: the inner product of complex numbers as pairs of reals (Σ a · b for real ones)."""
+    if a.dtype.kind == "c" or b.dtype.kind == "c":
+        return np.sum(a.real * b.real + a.imag * b.imag)
+    return np.sum(a * b)
 
 
 def _as_tuple(result: Any) -> tuple[Any, ...]:

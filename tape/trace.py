@@ -29,7 +29,10 @@ from .tensor import Tensor
 
 #: Marks where a transform's input enters, so that an input which is itself a recorded tensor gets a node
 #: of its own: the sweep captures its cotangent there, and the outer computation still sees the link.
-enter = Op(lambda x: x, lambda g, out, x: g, name="input", view=True)
+enter = Op(lambda x: x, lambda g, out, x: g, name="input", view=True, complex_rule="holomorphic")
+# The transforms whose results keep one meaning for complex inputs: a gradient (or VJP) of a real loss in
+# PyTorch's convention. Jacobians, JVPs and Hessians of complex functions need conventions of their own.
+_COMPLEX_CALLERS = frozenset({"grad", "vjp", "checkpoint"})
 
 
 def track(value: Any, caller: str, link: bool = True) -> Tensor:
@@ -41,7 +44,12 @@ def track(value: Any, caller: str, link: bool = True) -> Tensor:
                 return enter(value)
         value = value._data
     array = np.asarray(value)
-    if array.dtype.kind != "f":
+    if array.dtype.kind == "c" and caller.split("(")[0] not in _COMPLEX_CALLERS:
+        raise TypeError(
+            f"{caller}: complex inputs are not supported by {caller} yet (its result for a complex function "
+            "needs a convention of its own); tape.grad and tape.vjp take them, with PyTorch's convention"
+        )
+    if array.dtype.kind not in "fc":
         raise TypeError(
             f"{caller}: can only differentiate with respect to floating-point values, got dtype "
             f"{array.dtype.name} ({type(value).__name__})"

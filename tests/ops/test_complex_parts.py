@@ -204,3 +204,13 @@ def test_second_derivatives_of_complex_functions():
     (gradient_t,) = torch.autograd.grad((value.abs() ** 2).sum(), zt, create_graph=True)
     (gradient_t.abs() ** 2 + (gradient_t * zt.conj()).real).sum().backward()
     np.testing.assert_allclose(z.grad, zt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_grad_and_vjp_take_complex_inputs_and_the_other_transforms_refuse_them():
+    loss = lambda z: np.sum(np.abs(np.sin(z)) ** 2)
+    expected = wirtinger_gradient(lambda z: float(np.sum(np.abs(np.sin(z)) ** 2)), Z[0])
+    np.testing.assert_allclose(tape.grad(loss)(Z[0]), expected, rtol=1e-6, atol=1e-8)
+    assert tape.gradcheck(loss, Z[0]) and tape.gradgradcheck(lambda z: np.sin(z) * z, Z[0])
+    for transform in (tape.jacobian(np.sin), tape.hessian(loss)):
+        with pytest.raises(TypeError, match=r"complex inputs are not supported by (jacobian|hessian) yet"):
+            transform(Z[0])
