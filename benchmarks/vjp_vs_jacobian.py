@@ -163,7 +163,8 @@ def nonzero_entries(layer: Layer) -> int:
 
 
 def _tape_function(layer: Layer) -> Callable[[Any], Any]:
-    weight, bias = layer.weight, layer.bias
+    # Constants as tensors: a record versions a tensor's buffer, where it would copy a plain array it reads.
+    weight, bias = tape.tensor(layer.weight), tape.tensor(layer.bias)
     return lambda x: np.maximum(x @ weight.T + bias, 0.0)
 
 
