@@ -29,6 +29,7 @@ SUITES = {
     "training_step": "benchmarks.training_step",
     "large_elementwise": "benchmarks.large_elementwise",
     "conv": "benchmarks.conv",
+    "fft": "benchmarks.fft",
 }
 
 

@@ -302,6 +302,7 @@ SUITES_WITH_PEERS: dict[str, tuple[str, dict[str, object]]] = {
     "large_elementwise": ("PyTorch, JAX, HIPS autograd, MyGrad", {"size": 1000}),
     "training_step": ("PyTorch, JAX, HIPS autograd, MyGrad", {}),
     "conv": ("PyTorch", {}),
+    "fft": ("PyTorch", {"samples": 1024}),
 }
 
 
