@@ -38,9 +38,11 @@ def spectral_power(x: Any, weights: Any, rfft: Callable[[Any], Any] = np.fft.rff
 
 
 def _tape_case(x0: np.ndarray, weights: np.ndarray) -> Callable[[], Any]:
+    constant = tape.tensor(weights)  # versioned by records, not copied as a plain array they read would be
+
     def forward_backward() -> Any:
         x = tape.tensor(x0, requires_grad=True)
-        spectral_power(x, weights).backward()
+        spectral_power(x, constant).backward()
         return x.grad
 
     return forward_backward

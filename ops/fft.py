@@ -8,7 +8,8 @@ Every transform is linear, so its VJP is its adjoint, and each adjoint is again 
   ``"forward"`` trade places, ``"ortho"`` stays), and ``ifftn``'s is ``fftn`` likewise. A length ``s``
   crops or zero-pads the input first; the adjoint crops or zero-pads the result back.
 * ``rfftn`` is ``fftn`` of a real input keeping the first ``n // 2 + 1`` bins of the last axis: its adjoint
-  zero-pads the cotangent to ``n`` bins and runs the adjoint of ``fftn``.
+  is the real part of the adjoint of ``fftn`` on the cotangent zero-padded to ``n`` bins, which is
+  ``irfftn`` (swapped norm) of the cotangent with its interior bins halved: a real transform, half the work.
 * ``irfftn`` reads each interior bin of the last axis twice (itself and its conjugate mirror), the DC bin
   and, for even ``n``, the Nyquist bin once and only their real parts: its adjoint is ``rfftn`` of the
   cotangent with the swapped norm, interior bins doubled. ``rfftn`` of a real cotangent has real DC and
@@ -74,8 +75,10 @@ def _c2c_vjp(adjoint: Callable[[], Op]) -> Callable[..., Any]:
 
 
 def _rfftn_vjp(g: Any, out: Any, a: Any, s: Axes, axes: Axes, norm: str | None) -> Any:
-    full = _resize(g, (*_lengths(g, axes[:-1]), s[-1]), axes)
-    return _resize(ifftn_op(full, s, axes, _swap(norm)), _lengths(a, axes), axes)
+    # The real part of the adjoint of the full transform on g zero-padded to s[-1] bins, computed at half
+    # the cost: irfftn reads each interior bin of the last axis twice, so those are halved first.
+    halved = g / _hermitian_weights(s[-1], axes[-1], np.ndim(g), plain(g).dtype)
+    return _resize(irfftn_op(halved, s, axes, _swap(norm)), _lengths(a, axes), axes)
 
 
 def _hermitian_weights(n: int, axis: int, ndim: int, dtype: Any) -> np.ndarray:
