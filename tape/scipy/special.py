@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from scipy.special import (  # type: ignore[import-untyped]
     betaln,
     digamma,
@@ -41,6 +42,7 @@ from scipy.special import (  # type: ignore[import-untyped]
 
 from tape.ops import special as _special
 from tape.ops.scipy_special import polygamma
+from tape.tensor import plain
 
 __all__ = [
     "betaln",
@@ -89,7 +91,8 @@ def logsumexp(
     axis : None (all axes, as in scipy), an int or a tuple of ints.
     b : optional non-negative weights broadcasting against ``a``.
     keepdims : keep the reduced axes with length one.
-    return_sign : must be False: the sign of a sum with negative weights is not supported on tensors.
+    return_sign : as scipy's: return ``(log|sum|, sign of the sum)``, for weights ``b`` of either sign; the
+        logarithm is differentiable (the sign, a constant, is a plain array).
 
     Returns
     -------
@@ -104,11 +107,23 @@ def logsumexp(
     array([0.25, 0.75])
     """
     if return_sign:
-        raise NotImplementedError(
-            "tape.scipy.special.logsumexp: return_sign=True is not supported (the sign of a sum with "
-            "negative weights b has no gradient here); use return_sign=False with non-negative b"
-        )
+        return _logsumexp_with_sign(a, axis, b, keepdims)
     return _special.logsumexp(a, axis=axis, keepdims=keepdims, b=b)
+
+
+def _logsumexp_with_sign(a: Any, axis: Axis, b: Any, keepdims: bool) -> tuple[Any, Any]:
+    """``(log|sum(b exp(a))|, sign of the sum)``, as scipy's ``return_sign=True``: the sum is taken shifted
+    by the (constant) largest ``a``, so it neither overflows nor loses the sign of negative weights."""
+    shift = np.max(plain(a), axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    terms = np.exp(a - shift) if b is None else b * np.exp(a - shift)
+    total = np.sum(terms, axis=axis, keepdims=True)
+    with np.errstate(divide="ignore"):  # a zero sum: log 0 = -inf, sign 0, as scipy gives
+        log_magnitude = np.log(np.abs(total)) + shift
+    sign = np.sign(plain(total))
+    if not keepdims:
+        log_magnitude, sign = np.squeeze(log_magnitude, axis=axis), np.squeeze(sign, axis=axis)
+    return log_magnitude, sign
 
 
 def softmax(x: Any, axis: Axis = None) -> Any:

@@ -243,9 +243,19 @@ def test_logsumexp_with_weights_agrees_with_scipy(keepdims: bool):
     assert tape.gradgradcheck(lambda x, b: function(x, b=b), x, b)
 
 
-def test_logsumexp_refuses_return_sign():
-    with pytest.raises(NotImplementedError, match="return_sign=True is not supported"):
-        tsc.logsumexp(tape.tensor([1.0, 2.0], requires_grad=True), return_sign=True)
+@pytest.mark.parametrize("axis", [None, 0, 1, (0, 1)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_with_sign_is_scipys_and_differentiable(axis, keepdims):
+    sc = pytest.importorskip("scipy.special")
+    rng = np.random.default_rng(3)
+    x, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))  # weights of both signs
+    log_magnitude, sign = tsc.logsumexp(tape.tensor(x), axis=axis, b=b, keepdims=keepdims, return_sign=True)
+    expected = sc.logsumexp(x, axis=axis, b=b, keepdims=keepdims, return_sign=True)
+    np.testing.assert_allclose(log_magnitude.data, expected[0], rtol=1e-13)
+    np.testing.assert_array_equal(sign, expected[1])
+    function = partial(tsc.logsumexp, axis=axis, keepdims=keepdims, return_sign=True)
+    assert tape.gradcheck(lambda x, b: function(x, b=b)[0], x, b)
+    assert tape.gradgradcheck(lambda x, b: function(x, b=b)[0], x, b)
 
 
 def test_the_ufuncs_are_scipys_own_objects():
