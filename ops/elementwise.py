@@ -22,6 +22,7 @@ from tape.op import Op
 from tape.registry import implements
 from tape.tensor import Tensor, plain
 
+from . import complex_kernels
 from . import elementwise_kernels as fused
 
 _LN2 = float(np.log(2.0))
@@ -151,11 +152,8 @@ reciprocal = _ufunc_op(
 def _absolute_vjp(g: Any, out: Any, x: Any) -> Any:
     if np.iscomplexobj(x):
         # g x / |x| (0 at 0), the cotangent in PyTorch's convention.
-        if type(x) is np.ndarray and type(g) is np.ndarray:  # one pass fewer over complex values
-            magnitude = np.abs(x)
-            scale = np.zeros(np.broadcast_shapes(np.shape(g), magnitude.shape), np.result_type(g, magnitude))
-            np.divide(g, magnitude, out=scale, where=magnitude != 0)
-            return scale * x
+        if type(x) is np.ndarray and type(g) is np.ndarray:
+            return complex_kernels.abs_vjp(g, x)
         return g * x / np.where(plain(x) == 0, 1.0, np.abs(x))  # in ops that differentiate again
     return g * np.sign(x)
 

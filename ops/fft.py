@@ -77,8 +77,21 @@ def _c2c_vjp(adjoint: Callable[[], Op]) -> Callable[..., Any]:
 def _rfftn_vjp(g: Any, out: Any, a: Any, s: Axes, axes: Axes, norm: str | None) -> Any:
     # The real part of the adjoint of the full transform on g zero-padded to s[-1] bins, computed at half
     # the cost: irfftn reads each interior bin of the last axis twice, so those are halved first.
-    halved = g / _hermitian_weights(s[-1], axes[-1], np.ndim(g), plain(g).dtype)
+    halved = _halve_interior(g, s[-1], axes[-1])
     return _resize(irfftn_op(halved, s, axes, _swap(norm)), _lengths(a, axes), axes)
+
+
+def _halve_interior(g: Any, n: int, axis: int) -> Any:
+    """``g`` with the bins that ``irfft`` reads twice halved: a product and two copied bins on a plain
+    array (a broadcast division costs several times more on complex values), the division on a tensor."""
+    if type(g) is not np.ndarray:
+        return g / _hermitian_weights(n, axis, np.ndim(g), plain(g).dtype)
+    halved = g * 0.5
+    edges = [slice(None)] * g.ndim
+    for edge in (0, -1) if n % 2 == 0 else (0,):
+        edges[axis] = slice(edge, edge + 1 or None)
+        halved[tuple(edges)] = g[tuple(edges)]
+    return halved
 
 
 def _hermitian_weights(n: int, axis: int, ndim: int, dtype: Any) -> np.ndarray:
