@@ -39,7 +39,7 @@ def _load_ops_from_checkout() -> None:
 
 # isort: off
 # In the order of the layers: the engine, the ops (which register with it), the transforms, tape.nn.
-from . import jit, registry
+from . import jit, memory, registry
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .dtypes import get_default_dtype, set_default_dtype
 from .anomaly import detect_anomaly, is_detecting_anomaly
@@ -61,6 +61,8 @@ from .jacobian import hessian, jacobian
 
 from . import nn
 # isort: on
+
+memory._apply_environment()
 
 __version__ = "0.1.0"
 

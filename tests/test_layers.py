@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: The engine, bottom first: each module may import only those before it.
 ENGINE = [
+    "tape.memory",
     "tape.dtypes",
     "tape.grad_mode",
     "tape.anomaly",
