@@ -84,6 +84,13 @@ def _numpy_method(func: Any) -> Callable[..., Any]:
     return method
 
 
+def _refuse_part_assignment(part: str) -> None:
+    raise TypeError(
+        f"Tensor.{part} cannot be assigned: a write into one part of a tensor's buffer would bypass the "
+        f"tape. Build the new tensor instead, e.g. t = new_real + 1j * t.imag"
+    )
+
+
 class Tensor:
     """An n-dimensional array whose operations are recorded for reverse-mode differentiation.
 
@@ -184,6 +191,30 @@ class Tensor:
     def mT(self) -> Tensor:
         """The transpose of the last two axes, as ``np.matrix_transpose``."""
         return FUNCTIONS[np.swapaxes](self, -1, -2)
+
+    @property
+    def real(self) -> Tensor:
+        """The real part, as ``np.real`` (of a real tensor, the tensor itself)."""
+        return FUNCTIONS[np.real](self)
+
+    @real.setter
+    def real(self, value: Any) -> None:
+        _refuse_part_assignment("real")
+
+    @property
+    def imag(self) -> Tensor:
+        """The imaginary part, as ``np.imag`` (of a real tensor, zeros with a zero gradient)."""
+        return FUNCTIONS[np.imag](self)
+
+    @imag.setter
+    def imag(self, value: Any) -> None:
+        _refuse_part_assignment("imag")
+
+    def conj(self) -> Tensor:
+        """The complex conjugate, as ``np.conj`` (of a real tensor, the tensor itself)."""
+        return UFUNCS[np.conjugate](self)
+
+    conjugate = conj
 
     def numpy(self) -> np.ndarray:
         """Return the data as a read-only numpy view of the tensor's buffer (no copy).

@@ -205,3 +205,29 @@ def test_float_and_int_need_a_single_element():
     with pytest.raises(TypeError, match=r"^int\(\) of a tensor of shape \(2, 1\)"):
         int(tape.tensor([[1], [2]]))
     assert float(tape.tensor([[2.5]], requires_grad=True)) == 2.5  # an explicit exit, as .item()
+
+
+def test_real_imag_and_conj_attributes_differentiate_as_numpy_functions_do():
+    values = np.array([1 + 2j, 3 - 1j])
+    z = tape.tensor(values, requires_grad=True)
+    (z.real**2 + 3 * z.imag + np.abs(z.conj() - 1j)).sum().backward()
+    w = np.conj(values) - 1j
+    # PyTorch's convention: dL/dx + i dL/dy; d|conj(z) - i|/dz in it is conj(w / |w|).
+    expected = 2 * values.real + 3j + np.conj(w / np.abs(w))
+    np.testing.assert_allclose(z.grad, expected, rtol=1e-12)
+    assert z.conjugate().record.op.name == "conjugate"
+
+
+def test_real_and_imag_of_a_real_tensor():
+    x = tape.tensor([1.0, -2.0], requires_grad=True)
+    assert x.real is x
+    np.testing.assert_array_equal(x.imag.data, [0.0, 0.0])
+    (x.imag * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("part", ["real", "imag"])
+def test_assigning_a_part_is_refused(part):
+    z = tape.tensor([1 + 2j])
+    with pytest.raises(TypeError, match=rf"Tensor.{part} cannot be assigned"):
+        setattr(z, part, 3.0)
