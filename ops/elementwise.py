@@ -118,11 +118,20 @@ def _power_vjp_base(g: Any, out: Any, x: Any, y: Any) -> Any:
 
 def _power_vjp_exponent(g: Any, out: Any, x: Any, y: Any) -> Any:
     # d(x**y)/dy = x**y * log(x); taken as 0 at x == 0 for y >= 0 (the limit for y > 0), as in PyTorch; for
-    # y < 0 it is inf * log(0) = -inf, the limit from x > 0. NaN for x < 0, as in JAX.
-    return g * out * np.log(np.where((plain(x) == 0) & (plain(y) >= 0), 1.0, x))
+    # y < 0 it is inf * log(0) = -inf, the limit from x > 0. NaN for real x < 0, as in JAX.
+    base = np.where((plain(x) == 0) & (plain(y) >= 0), 1.0, x)
+    if plain(base).dtype != plain(out).dtype:
+        # The log at the precision numpy computed the power in: a float32 base under a float64 exponent
+        # loses digits that a sum of the gradient can cancel down to; a real base under a complex
+        # exponent needs the complex log of x < 0, as numpy took.
+        base = base.astype(plain(out).dtype)
+    return g * out * np.log(base)
 
 
-power = _ufunc_op(np.power, _power_vjp_base, _quiet(_power_vjp_exponent), keeps_output=True)
+# Analytic in both arguments (the principal branch of x**y = exp(y log x) for complex values).
+power = _ufunc_op(
+    np.power, _power_vjp_base, _quiet(_power_vjp_exponent), keeps_output=True, complex_rule="holomorphic"
+)
 
 
 def _square_vjp(g: Any, out: Any, x: Any) -> Any:
@@ -238,15 +247,25 @@ tan = _ufunc_op(
     keeps_output=True,
     complex_rule="holomorphic",
 )
-arcsin = _ufunc_op(np.arcsin, _quiet(lambda g, out, x: g / np.sqrt(1 - x * x)))
-arccos = _ufunc_op(np.arccos, _quiet(lambda g, out, x: -g / np.sqrt(1 - x * x)))
-arctan = _ufunc_op(np.arctan, lambda g, out, x: g / (1 + x * x))
+arcsin = _ufunc_op(np.arcsin, _quiet(lambda g, out, x: g / np.sqrt(1 - x * x)), complex_rule="holomorphic")
+arccos = _ufunc_op(np.arccos, _quiet(lambda g, out, x: -g / np.sqrt(1 - x * x)), complex_rule="holomorphic")
+arctan = _ufunc_op(np.arctan, lambda g, out, x: g / (1 + x * x), complex_rule="holomorphic")
 sinh = _ufunc_op(np.sinh, lambda g, out, x: g * np.cosh(x), complex_rule="holomorphic")
 cosh = _ufunc_op(np.cosh, lambda g, out, x: g * np.sinh(x), complex_rule="holomorphic")
 tanh = _ufunc_op(np.tanh, _tanh_vjp, shape_only=(0,), keeps_output=True, complex_rule="holomorphic")
-arcsinh = _ufunc_op(np.arcsinh, lambda g, out, x: g / np.sqrt(x * x + 1))
-arccosh = _ufunc_op(np.arccosh, _quiet(lambda g, out, x: g / np.sqrt(x * x - 1)))
-arctanh = _ufunc_op(np.arctanh, lambda g, out, x: g / (1 - x * x))
+
+
+def _arccosh_vjp(g: Any, out: Any, x: Any) -> Any:
+    if plain(x).dtype.kind == "c":
+        # numpy's principal arccosh is log(z + sqrt(z - 1) sqrt(z + 1)); its derivative takes the two roots
+        # apart, as sqrt(z * z - 1) has the opposite sign wherever Re z < 0.
+        return g / (np.sqrt(x - 1) * np.sqrt(x + 1))
+    return g / np.sqrt(x * x - 1)
+
+
+arcsinh = _ufunc_op(np.arcsinh, lambda g, out, x: g / np.sqrt(x * x + 1), complex_rule="holomorphic")
+arccosh = _ufunc_op(np.arccosh, _quiet(_arccosh_vjp), complex_rule="holomorphic")
+arctanh = _ufunc_op(np.arctanh, lambda g, out, x: g / (1 - x * x), complex_rule="holomorphic")
 
 
 def _squared_radius(y: Any, x: Any) -> Any:
@@ -278,7 +297,7 @@ implements(np.degrees)(rad2deg)
 # -(pi^2/3) x + (pi^4/30) x^3 - (pi^6/840) x^5 + (pi^8/45360) x^7 is exact to the dtype's precision instead.
 # Both branches are numpy code, so the slope differentiates again (to sinc''(0) = -pi^2/3 and beyond).
 _SINC_SLOPE_SERIES = (-(np.pi**2) / 3, np.pi**4 / 30, -(np.pi**6) / 840, np.pi**8 / 45360)
-_SINC_SERIES_BELOW = {np.dtype(np.float16): 0.5, np.dtype(np.float32): 0.25}
+_SINC_SERIES_BELOW = {np.dtype(np.float16): 0.5, np.dtype(np.float32): 0.25, np.dtype(np.complex64): 0.25}
 
 
 def _sinc_slope(x: Any) -> Any:
@@ -299,7 +318,10 @@ def _sinc(x: Any) -> Any:
     return np.sinc(x)
 
 
-sinc_op = Op(_sinc, lambda g, out, x: g * _sinc_slope(x), name="sinc", batched=True)
+# sinc is entire, and the slope (formula and series alike) is its complex derivative too.
+sinc_op = Op(
+    _sinc, lambda g, out, x: g * _sinc_slope(x), name="sinc", batched=True, complex_rule="holomorphic"
+)
 
 
 @implements(np.sinc)
@@ -321,20 +343,24 @@ def _nan_to_num(x: Any, nan: Any = 0.0, posinf: Any = None, neginf: Any = None) 
     return np.nan_to_num(x, copy=True, nan=nan, posinf=posinf, neginf=neginf)
 
 
-# The replaced values are constants: the gradient flows through the finite elements only.
-nan_to_num_op = Op(
-    _nan_to_num,
-    lambda g, out, x, nan=0.0, posinf=None, neginf=None: g * np.isfinite(plain(x)),
-    name="nan_to_num",
-    batched=True,
-)
+def _nan_to_num_vjp(g: Any, out: Any, x: Any, nan: Any = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
+    # The replaced values are constants: the gradient flows through the finite elements only. numpy replaces
+    # the real and imaginary parts of a complex element apart, so each part keeps its own.
+    values = plain(x)
+    if values.dtype.kind == "c":
+        return np.real(g) * np.isfinite(values.real) + 1j * (np.imag(g) * np.isfinite(values.imag))
+    return g * np.isfinite(values)
+
+
+nan_to_num_op = Op(_nan_to_num, _nan_to_num_vjp, name="nan_to_num", batched=True, complex_rule="own")
 
 
 @implements(np.nan_to_num)
 def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
     """``np.nan_to_num`` on tensors: NaN and infinities replaced by ``nan``, ``posinf`` and ``neginf``.
 
-    The gradient is 1 where ``x`` is finite and 0 where a value was replaced. The replacements are
+    The gradient is 1 where ``x`` is finite and 0 where a value was replaced (for complex ``x``, part by
+    part, as numpy replaces them). The replacements are
     constants (a tensor that requires grad there is refused). ``copy=False`` gives a new tensor too:
     numpy replaces in place only when no conversion is needed, and a tensor is never written in place
     here, so use the returned value, as numpy's documentation advises.
@@ -384,11 +410,43 @@ fmax = _extremum_op(np.fmax, lambda x, y: (x > y) | np.isnan(y))
 fmin = _extremum_op(np.fmin, lambda x, y: (x < y) | np.isnan(y))
 
 # -- piecewise constant: zero gradient -----------------------------------------------------------------
+# The zero gradient is every convention's, so rint and round take complex values as they are ("own").
 sign = _ufunc_op(np.sign, _zero)
 floor = _ufunc_op(np.floor, _zero)
 ceil = _ufunc_op(np.ceil, _zero)
 trunc = _ufunc_op(np.trunc, _zero)
-rint = _ufunc_op(np.rint, _zero)
+rint = _ufunc_op(np.rint, _zero, complex_rule="own")
+
+
+def _complex_sign_vjp(g: Any, out: Any, z: Any) -> Any:
+    # sign(z) = z / |z| = s is not analytic: its cotangent is (g - conj(g) s^2) / (2|z|), which is
+    # i s Im(g conj(s)) / |z|; 0 at 0, as PyTorch's sgn.
+    origin = plain(z) == 0
+    magnitude = np.where(origin, 1.0, np.abs(z))
+    direction = z / magnitude
+    return np.where(origin, 0, 1j * direction * np.imag(g * np.conj(direction)) / magnitude)
+
+
+complex_sign = Op(np.sign, _complex_sign_vjp, name="sign", batched=True, complex_rule="own")
+
+
+@implements(np.sign)
+def sign_of(x: Any) -> Any:
+    """``np.sign`` on tensors: flat (a zero gradient) for real values; ``z / |z|`` for complex ones (numpy 2),
+    whose gradient is PyTorch's ``sgn``'s.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> z = tape.tensor([3 + 4j], requires_grad=True)
+    >>> np.real(np.sign(z)).backward(np.ones(1))
+    >>> z.grad
+    array([0.128-0.096j])
+    """
+    values = x._data if isinstance(x, Tensor) else np.asarray(x)
+    return complex_sign(x) if values.dtype.kind == "c" else sign(x)
+
+
 conjugate = _ufunc_op(
     np.conjugate, lambda g, out, x: np.conjugate(g) if np.iscomplexobj(g) else g, complex_rule="own"
 )
@@ -398,7 +456,7 @@ def _round(x: Any, decimals: int = 0) -> Any:
     return np.round(x, decimals)
 
 
-round_ = Op(_round, _zero, name="round", batched=True)
+round_ = Op(_round, _zero, name="round", batched=True, complex_rule="own")
 implements(np.round, np.around)(round_)
 
 
@@ -452,7 +510,14 @@ def _copy(x: Any, order: str = "K", subok: bool = False) -> Any:
     return np.array(x, copy=True, order=order)
 
 
-copy = Op(_copy, lambda g, out, x, order="K", subok=False: g, name="copy", shape_only=(0,), batched=True)
+copy = Op(
+    _copy,
+    lambda g, out, x, order="K", subok=False: g,
+    name="copy",
+    shape_only=(0,),
+    batched=True,
+    complex_rule="holomorphic",
+)
 implements(np.copy)(copy)
 
 

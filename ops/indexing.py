@@ -51,7 +51,14 @@ def _scatter_add(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     return total
 
 
-scatter_add = Op(_scatter_add, lambda h, out, g, index, shape: h[index], name="scatter_add", shape_only=(0,))
+# Reading, writing and scatter-adding are linear, so complex values take the same VJPs ("holomorphic").
+scatter_add = Op(
+    _scatter_add,
+    lambda h, out, g, index, shape: h[index],
+    name="scatter_add",
+    shape_only=(0,),
+    complex_rule="holomorphic",
+)
 
 
 def _getitem(x: Any, index: Any) -> Any:
@@ -101,7 +108,15 @@ def _setitem_vjp_value(g: Any, out: Any, x: Any, index: Any, value: Any) -> Any:
     return cotangent
 
 
-setitem_op = Op(_setitem, _setitem_vjp_target, None, _setitem_vjp_value, name="setitem", shape_only=(0, 2))
+setitem_op = Op(
+    _setitem,
+    _setitem_vjp_target,
+    None,
+    _setitem_vjp_value,
+    name="setitem",
+    shape_only=(0, 2),
+    complex_rule="holomorphic",
+)
 
 
 def setitem(target: Tensor, index: Any, value: Any) -> None:

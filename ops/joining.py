@@ -90,8 +90,9 @@ def _join_backward(
     ]
 
 
+# Joining and splitting are linear, so complex values take the same VJPs.
 def _joining_op(name: str) -> Op:
-    return Op(_join, backward=_join_backward, name=name, shape_only=_ALL_OPERANDS)
+    return Op(_join, backward=_join_backward, name=name, shape_only=_ALL_OPERANDS, complex_rule="holomorphic")
 
 
 _JOIN_OPS = {
@@ -180,12 +181,12 @@ def _joined(
                 f"{name}: all inputs must have the same shape except along axis {axis}, got shapes "
                 f"{_pair(originals, k)}{promoted}"
             )
-    if dtype is not None and np.dtype(dtype).kind != "f":
+    if dtype is not None and np.dtype(dtype).kind not in "fc":
         for k, x in enumerate(operands):
             if isinstance(x, Tensor) and x.requires_grad:
                 raise TypeError(
                     f"{name}: dtype={np.dtype(dtype).name} gives a result with no gradient, but input {k} "
-                    "requires grad; give a floating-point dtype, or detach the inputs"
+                    "requires grad; give a floating-point or complex dtype, or detach the inputs"
                 )
     join = _JOIN_OPS[name]
     return join(*operands, axis=axis, shapes=shapes, originals=originals, dtype=dtype, casting=casting)
@@ -440,7 +441,7 @@ def _split_backward(
 
 
 _SPLIT_OPS = {
-    name: Op(_split, backward=_split_backward, name=name, shape_only=(0,))
+    name: Op(_split, backward=_split_backward, name=name, shape_only=(0,), complex_rule="holomorphic")
     for name in ("split", "array_split", "hsplit", "vsplit", "dsplit")
 }
 
@@ -576,7 +577,9 @@ def _unstack_backward(g: tuple[Any, ...], out: Any, x: Any, *, axis: int) -> lis
     return [np.stack(g, axis=axis)]
 
 
-unstack_op = Op(_unstack_forward, backward=_unstack_backward, name="unstack", shape_only=(0,))
+unstack_op = Op(
+    _unstack_forward, backward=_unstack_backward, name="unstack", shape_only=(0,), complex_rule="holomorphic"
+)
 
 
 def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:

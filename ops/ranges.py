@@ -61,7 +61,15 @@ def _linspace_vjp_stop(
     return np.sum(g * _fractions(g, num, endpoint, axis), axis=axis)
 
 
-linspace_op = Op(_linspace, _linspace_vjp_start, _linspace_vjp_stop, name="linspace", shape_only=(0, 1))
+# Linear in both end points, so complex end points take the same VJPs.
+linspace_op = Op(
+    _linspace,
+    _linspace_vjp_start,
+    _linspace_vjp_stop,
+    name="linspace",
+    shape_only=(0, 1),
+    complex_rule="holomorphic",
+)
 
 
 @implements(np.linspace)

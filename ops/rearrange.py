@@ -5,7 +5,8 @@ Every op here copies, moves or drops elements without combining them, so each VJ
 cell's cotangent back to the input cell it came from, summing where one input cell fed several outputs
 (tile, repeat, edge and reflect padding). VJPs use only registered numpy functions and ops whose own
 VJPs are known (``scatter_add``; ``unpad``, the transpose of padding, whose VJP is ``pad``), never
-in-place writes, so they are differentiable again under ``create_graph``. The forwards that numpy computes
+in-place writes, so they are differentiable again under ``create_graph``. Every op here is linear, so
+complex values take the same VJPs (``complex_rule="holomorphic"``). The forwards that numpy computes
 as views (flip, rot90, rollaxis, diagonal, atleast_*d) return the same views here, marked ``view=True``; the
 others return new arrays, as numpy does.
 """
@@ -47,7 +48,7 @@ def _tile_vjp(g: Any, out: Any, x: Any, reps: Any) -> Any:
     return np.reshape(np.sum(copies, axis=tuple(range(0, 2 * ndim, 2))), shape)
 
 
-tile_op = Op(_tile, _tile_vjp, name="tile", shape_only=(0,))
+tile_op = Op(_tile, _tile_vjp, name="tile", shape_only=(0,), complex_rule="holomorphic")
 
 
 @implements(np.tile)
@@ -121,7 +122,7 @@ def _repeat_vjp(g: Any, out: Any, x: Any, repeats: Any, axis: Any = None) -> Any
     return np.reshape(scatter_add(g, index, source_shape), shape)
 
 
-repeat_op = Op(_repeat, _repeat_vjp, None, name="repeat", shape_only=(0,))
+repeat_op = Op(_repeat, _repeat_vjp, None, name="repeat", shape_only=(0,), complex_rule="holomorphic")
 
 
 @implements(np.repeat)
@@ -146,7 +147,14 @@ def _flip(x: Any, axis: Any = None) -> Any:
     return np.flip(x, axis)
 
 
-flip_op = Op(_flip, lambda g, out, x, axis=None: np.flip(g, axis), name="flip", view=True, shape_only=(0,))
+flip_op = Op(
+    _flip,
+    lambda g, out, x, axis=None: np.flip(g, axis),
+    name="flip",
+    view=True,
+    shape_only=(0,),
+    complex_rule="holomorphic",
+)
 
 
 @implements(np.flip)
@@ -200,7 +208,7 @@ def _roll_vjp(g: Any, out: Any, x: Any, shift: Any, axis: Any = None) -> Any:
     return np.roll(g, np.negative(shift), axis)
 
 
-roll_op = Op(_roll, _roll_vjp, name="roll", shape_only=(0,))
+roll_op = Op(_roll, _roll_vjp, name="roll", shape_only=(0,), complex_rule="holomorphic")
 
 
 @implements(np.roll)
@@ -228,6 +236,7 @@ rot90_op = Op(
     name="rot90",
     view=True,
     shape_only=(0,),
+    complex_rule="holomorphic",
 )
 
 
@@ -262,7 +271,9 @@ def _rollaxis_vjp(g: Any, out: Any, x: Any, axis: int, start: int = 0) -> Any:
     return np.moveaxis(g, destination, source)
 
 
-rollaxis_op = Op(_rollaxis, _rollaxis_vjp, name="rollaxis", view=True, shape_only=(0,))
+rollaxis_op = Op(
+    _rollaxis, _rollaxis_vjp, name="rollaxis", view=True, shape_only=(0,), complex_rule="holomorphic"
+)
 
 
 @implements(np.rollaxis)
@@ -385,8 +396,8 @@ def _unpad_vjp(h: Any, out: Any, g: Any, pairs: Pairs, mode: str, **options: Any
     return pad_op(h, pairs, mode, **options)
 
 
-unpad = Op(_unpad, _unpad_vjp, name="unpad", shape_only=(0,))
-pad_op = Op(_pad, _pad_vjp, name="pad", shape_only=(0,))
+unpad = Op(_unpad, _unpad_vjp, name="unpad", shape_only=(0,), complex_rule="holomorphic")
+pad_op = Op(_pad, _pad_vjp, name="pad", shape_only=(0,), complex_rule="holomorphic")
 
 
 @implements(np.pad)
@@ -454,7 +465,9 @@ def _diagonal_vjp(g: Any, out: Any, x: Any, offset: int = 0, axis1: int = 0, axi
 
 
 # numpy's diagonal is a read-only view of its input; so is this one (writing into it raises, as in numpy).
-diagonal_op = Op(_diagonal, _diagonal_vjp, name="diagonal", view=True, shape_only=(0,))
+diagonal_op = Op(
+    _diagonal, _diagonal_vjp, name="diagonal", view=True, shape_only=(0,), complex_rule="holomorphic"
+)
 
 
 @implements(np.diagonal)
@@ -485,7 +498,7 @@ def _trace_vjp(
     return np.moveaxis(np.expand_dims(g, (-2, -1)) * on_diagonal, (-2, -1), (axis1, axis2))
 
 
-trace_op = Op(_trace, _trace_vjp, name="trace", shape_only=(0,))
+trace_op = Op(_trace, _trace_vjp, name="trace", shape_only=(0,), complex_rule="holomorphic")
 
 
 @implements(np.trace)
@@ -510,8 +523,16 @@ def _diag_of_vector(v: Any, k: int = 0) -> Any:
     return np.diag(v, k)
 
 
-diag_of_vector = Op(_diag_of_vector, lambda g, out, v, k=0: np.diagonal(g, k), name="diag", shape_only=(0,))
-diag_of_matrix = Op(_diagonal, _diagonal_vjp, name="diag", view=True, shape_only=(0,))
+diag_of_vector = Op(
+    _diag_of_vector,
+    lambda g, out, v, k=0: np.diagonal(g, k),
+    name="diag",
+    shape_only=(0,),
+    complex_rule="holomorphic",
+)
+diag_of_matrix = Op(
+    _diagonal, _diagonal_vjp, name="diag", view=True, shape_only=(0,), complex_rule="holomorphic"
+)
 
 
 @implements(np.diag)
@@ -543,6 +564,7 @@ diagflat_op = Op(
     lambda g, out, v, k=0: np.reshape(np.diagonal(g, k), np.shape(v)),
     name="diagflat",
     shape_only=(0,),
+    complex_rule="holomorphic",
 )
 
 
@@ -589,12 +611,14 @@ triu_op = Op(
     lambda g, out, x, k=0: np.where(_triangle_mask(np.shape(x), k, upper=True), g, 0),
     name="triu",
     shape_only=(0,),
+    complex_rule="holomorphic",
 )
 tril_op = Op(
     _tril,
     lambda g, out, x, k=0: np.where(_triangle_mask(np.shape(x), k, upper=False), g, 0),
     name="tril",
     shape_only=(0,),
+    complex_rule="holomorphic",
 )
 
 
@@ -631,9 +655,15 @@ def _reshape_back(g: Any, out: Any, x: Any) -> Any:
     return np.reshape(g, np.shape(x))
 
 
-atleast_1d_op = Op(np.atleast_1d, _reshape_back, name="atleast_1d", view=True, shape_only=(0,))
-atleast_2d_op = Op(np.atleast_2d, _reshape_back, name="atleast_2d", view=True, shape_only=(0,))
-atleast_3d_op = Op(np.atleast_3d, _reshape_back, name="atleast_3d", view=True, shape_only=(0,))
+atleast_1d_op = Op(
+    np.atleast_1d, _reshape_back, name="atleast_1d", view=True, shape_only=(0,), complex_rule="holomorphic"
+)
+atleast_2d_op = Op(
+    np.atleast_2d, _reshape_back, name="atleast_2d", view=True, shape_only=(0,), complex_rule="holomorphic"
+)
+atleast_3d_op = Op(
+    np.atleast_3d, _reshape_back, name="atleast_3d", view=True, shape_only=(0,), complex_rule="holomorphic"
+)
 
 
 def _each(op: Op, *arys: Any) -> Any:

@@ -156,6 +156,7 @@ def _min(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return np.min(x, axis=axis, keepdims=keepdims)
 
 
+# numpy orders complex numbers lexicographically: no gradient convention follows that, so max and min refuse.
 max_ = Op(_max, _extremum_vjp, name="max")
 min_ = Op(_min, _extremum_vjp, name="min")
 
@@ -189,7 +190,8 @@ def _product_of_others(x: Any, axes: tuple[int, ...]) -> Any:
     return np.moveaxis(np.reshape(before * after, np.shape(moved)), last, axes)
 
 
-prod = Op(_prod, _prod_vjp, name="prod")
+# The product is analytic: its VJP (the product of the others) is the complex derivative too.
+prod = Op(_prod, _prod_vjp, name="prod", complex_rule="holomorphic")
 
 
 def _reduction_handler(op: Op, takes_dtype: bool) -> Any:

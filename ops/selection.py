@@ -109,15 +109,18 @@ def _gather_vjp(g: Any, out: Any, x: Any, index: Any) -> Any:
     return scatter_add(g, index, np.shape(x))
 
 
-def _gather_op(name: str) -> Op:
-    """``x[index]`` for an index that is always advanced, so the result is a copy, as numpy's are."""
-    return Op(_gather, _gather_vjp, None, name=name, shape_only=(0,))
+def _gather_op(name: str, complex_rule: str = "holomorphic") -> Op:
+    """``x[index]`` for an index that is always advanced, so the result is a copy, as numpy's are.
+
+    A gather is linear, so complex values take the same VJP; sort and partition refuse them all the same,
+    as numpy orders complex numbers lexicographically, which no gradient convention follows."""
+    return Op(_gather, _gather_vjp, None, name=name, shape_only=(0,), complex_rule=complex_rule)
 
 
 take_op = _gather_op("take")
 take_along_axis_op = _gather_op("take_along_axis")
-sort_op = _gather_op("sort")
-partition_op = _gather_op("partition")
+sort_op = _gather_op("sort", complex_rule="refused")
+partition_op = _gather_op("partition", complex_rule="refused")
 compress_op = _gather_op("compress")
 extract_op = _gather_op("extract")
 
@@ -201,7 +204,15 @@ def _put_vjp_values(g: Any, out: Any, x: Any, index: Any, values: Any) -> Any:
     return cotangent
 
 
-put_along_axis_op = Op(_put, _put_vjp_target, None, _put_vjp_values, name="put_along_axis", shape_only=(0, 2))
+put_along_axis_op = Op(
+    _put,
+    _put_vjp_target,
+    None,
+    _put_vjp_values,
+    name="put_along_axis",
+    shape_only=(0, 2),
+    complex_rule="holomorphic",
+)
 
 
 @implements(np.put_along_axis)
@@ -323,7 +334,7 @@ def _choose_backward(g: Any, out: Any, chosen: Any, *choices: Any) -> list[Any]:
     return [None, *(np.where(chosen == k, g, 0) for k in range(len(choices)))]
 
 
-choose_op = Op(_choose, backward=_choose_backward, name="choose")
+choose_op = Op(_choose, backward=_choose_backward, name="choose", complex_rule="holomorphic")
 
 
 @implements(np.choose)
@@ -366,7 +377,7 @@ def _select_backward(
     return [None, np.where(chosen == count, g, 0), *(np.where(chosen == k, g, 0) for k in range(count))]
 
 
-select_op = Op(_select, backward=_select_backward, name="select")
+select_op = Op(_select, backward=_select_backward, name="select", complex_rule="holomorphic")
 
 
 @implements(np.select)

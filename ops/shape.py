@@ -109,6 +109,7 @@ swapaxes = Op(
     view=True,
     shape_only=(0,),
     batched=True,
+    complex_rule="holomorphic",
 )
 implements(np.swapaxes)(swapaxes)
 
@@ -174,6 +175,7 @@ broadcast_to = Op(
     view=True,
     shape_only=(0,),
     batched=True,
+    complex_rule="holomorphic",
 )
 implements(np.broadcast_to)(broadcast_to)
 
@@ -190,6 +192,7 @@ where_op = Op(
     name="where",
     shape_only=(1, 2),
     batched=True,
+    complex_rule="holomorphic",
 )
 
 

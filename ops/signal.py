@@ -1,5 +1,4 @@
-"""Signals and polynomials on real tensors: convolve, correlate, interp, polyval and gradient, each beside
-its VJP.
+"""Signals and polynomials: convolve, correlate, interp, polyval and gradient, each beside its VJP.
 
 Every forward is numpy's own function, so values and dtypes agree with numpy to the last bit. The VJPs are
 numpy calls on the cotangent (``np.correlate`` for ``np.convolve``, ``np.polyval`` of the derivative
@@ -14,10 +13,13 @@ Conventions where numpy leaves a choice:
   last knot ``xp[-1]`` (the end of the closed interval), the slope of the last segment. Outside
   ``[xp[0], xp[-1]]``, where ``left``/``right`` (or the end values) apply, the slope is 0.
 
-Complex tensors are not supported here yet (refused by name). The sample points ``xp`` of ``interp`` and
-the spacings of ``gradient`` are not differentiated: asking for their gradient is an error, never a
-silently dropped one. This module must not change the
-data it is given.
+Complex values follow PyTorch's convention. convolve, polyval, gradient and interp (complex ``fp``,
+``left`` and ``right``; ``x`` and ``xp`` are real, as numpy requires) are analytic in every argument they
+differentiate, so their VJPs are written as for real values (``complex_rule="holomorphic"``). numpy's
+correlate conjugates ``v``, so its VJPs conjugate where that calls for it (``"own"``).
+
+The sample points ``xp`` of ``interp`` and the spacings of ``gradient`` are not differentiated: asking for
+their gradient is an error, never a silently dropped one. This module must not change the data it is given.
 """
 
 from __future__ import annotations
@@ -46,14 +48,6 @@ def _constant(name: str, what: str, value: Any) -> Any:
             )
         return value._data
     return value
-
-
-def _refuse_complex(name: str, value: Any) -> None:
-    if isinstance(value, Tensor) and value.dtype.kind == "c":
-        raise TypeError(
-            f"numpy.{name}: complex tensors are not supported yet (got {value.dtype.name}); compute it on "
-            "t.numpy() without a gradient"
-        )
 
 
 # -- convolve and correlate --------------------------------------------------------------------------------
@@ -103,18 +97,25 @@ def _convolve(a: Any, v: Any, mode: str = "full") -> Any:
     return np.convolve(a, v, mode)
 
 
+def _unconjugated(values: Any) -> Any:
+    """``values`` flattened, and conjugated when complex: np.correlate conjugates its second argument, so
+    ``np.correlate(g, _unconjugated(v))`` is the correlation ``sum_n g[n + k] v[n]`` for real and complex."""
+    flat = np.ravel(values)
+    return np.conj(flat) if plain(flat).dtype.kind == "c" else flat
+
+
 def _convolve_a(g: Any, out: Any, a: Any, v: Any, mode: str = "full") -> Any:
     # out[k] = sum_i a[i] v[k - i], so the cotangent of a[i] is sum_k g[k] v[k - i]: a correlation with v.
     full = _full_cotangent("convolve", g, a, v, mode)
-    return np.reshape(np.correlate(full, np.ravel(v), "valid"), np.shape(a))
+    return np.reshape(np.correlate(full, _unconjugated(v), "valid"), np.shape(a))
 
 
 def _convolve_v(g: Any, out: Any, a: Any, v: Any, mode: str = "full") -> Any:
     full = _full_cotangent("convolve", g, a, v, mode)
-    return np.reshape(np.correlate(full, np.ravel(a), "valid"), np.shape(v))
+    return np.reshape(np.correlate(full, _unconjugated(a), "valid"), np.shape(v))
 
 
-convolve_op = Op(_convolve, _convolve_a, _convolve_v, name="convolve")
+convolve_op = Op(_convolve, _convolve_a, _convolve_v, name="convolve", complex_rule="holomorphic")
 
 
 def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
@@ -122,18 +123,21 @@ def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
 
 
 def _correlate_a(g: Any, out: Any, a: Any, v: Any, mode: str = "valid") -> Any:
-    # out[k] = sum_n a[n + k] v[n] (k counted from the full result's start), so a's cotangent is a
-    # convolution of the cotangent with v, and v's a correlation of it with a read backwards.
+    # out[k] = sum_n a[n + k] conj(v[n]) (k counted from the full result's start), analytic in a: a's
+    # cotangent, sum_k g[k] conj(conj(v[n])), is a convolution of the cotangent with v, complex or not.
     full = _full_cotangent("correlate", g, a, v, mode)
     return np.reshape(np.convolve(full, np.ravel(v), "valid"), np.shape(a))
 
 
 def _correlate_v(g: Any, out: Any, a: Any, v: Any, mode: str = "valid") -> Any:
+    # v's is a correlation of the cotangent with a, read backwards; out depends on conj(v), so for complex
+    # values v's cotangent is sum_k conj(g[k]) a[n + k]: the conjugate of that correlation.
     full = _full_cotangent("correlate", g, a, v, mode)
-    return np.reshape(np.correlate(full, np.ravel(a), "valid")[::-1], np.shape(v))
+    cotangent = np.reshape(np.correlate(full, np.ravel(a), "valid")[::-1], np.shape(v))
+    return np.conj(cotangent) if plain(cotangent).dtype.kind == "c" else cotangent
 
 
-correlate_op = Op(_correlate, _correlate_a, _correlate_v, name="correlate")
+correlate_op = Op(_correlate, _correlate_a, _correlate_v, name="correlate", complex_rule="own")
 
 
 @implements(np.convolve)
@@ -153,7 +157,7 @@ def convolve(a: Any, v: Any, mode: Any = "full") -> Any:
 
 @implements(np.correlate)
 def correlate(a: Any, v: Any, mode: Any = "valid") -> Any:
-    """``np.correlate`` on real tensors, in every mode, differentiable in ``a`` and ``v``.
+    """``np.correlate`` on tensors, in every mode, differentiable in ``a`` and ``v`` (numpy conjugates ``v``).
 
     Examples
     --------
@@ -232,7 +236,16 @@ def _interp_right(g: Any, out: Any, x: Any, xp: Any, fp: Any, left: Any = None, 
     return np.sum(np.where(plain(x) > np.asarray(xp)[-1], g, 0))
 
 
-interp_op = Op(_interp, _interp_x, None, _interp_fp, _interp_left, _interp_right, name="interp")
+interp_op = Op(
+    _interp,
+    _interp_x,
+    None,
+    _interp_fp,
+    _interp_left,
+    _interp_right,
+    name="interp",
+    complex_rule="holomorphic",
+)
 
 
 def _periodic(x: Any, xp: Any, fp: Any, period: Any) -> tuple[Any, Any, Any]:
@@ -243,7 +256,8 @@ def _periodic(x: Any, xp: Any, fp: Any, period: Any) -> tuple[Any, Any, Any]:
     period = abs(period)
     x = x.astype(np.float64) if isinstance(x, Tensor) else np.asarray(x, dtype=np.float64)
     xp = np.asarray(xp, dtype=np.float64)
-    fp = fp.astype(np.float64) if isinstance(fp, Tensor) else np.asarray(fp, dtype=np.float64)
+    values = np.complex128 if np.iscomplexobj(plain(fp)) else np.float64  # numpy's dtype for fp
+    fp = fp.astype(values) if isinstance(fp, Tensor) else np.asarray(fp, dtype=values)
     if xp.ndim != 1 or fp.ndim != 1:
         raise ValueError("numpy.interp: data points must be 1-D sequences")
     if xp.shape[0] != fp.shape[0]:
@@ -261,12 +275,13 @@ def _periodic(x: Any, xp: Any, fp: Any, period: Any) -> tuple[Any, Any, Any]:
 
 @implements(np.interp)
 def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None, period: Any = None) -> Any:
-    """``np.interp`` on real tensors, differentiable in ``x``, ``fp``, ``left`` and ``right``.
+    """``np.interp`` on tensors, differentiable in ``x``, ``fp``, ``left`` and ``right`` (``fp``, ``left``
+    and ``right`` may be complex, ``x`` and ``xp`` are real, as in numpy).
 
     ``x`` takes the slope of its segment (on a knot, the segment to its right; at ``xp[-1]``, the last
     segment), 0 outside ``[xp[0], xp[-1]]``; ``fp`` takes the interpolation weights of its two knots.
     ``xp`` is not differentiated. With ``period``, numpy's own reduction to a plain interpolation is
-    recorded. The result is float64, as numpy's is.
+    recorded. The result is float64 (complex128 for complex ``fp``), as numpy's is.
 
     Examples
     --------
@@ -277,7 +292,6 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None, period
     >>> x.grad, fp.grad
     (array([1., 0.]), array([0.5, 0.5, 1. ]))
     """
-    _refuse_complex("interp", fp)
     xp = _constant("interp", "xp", xp)
     x = x if isinstance(x, Tensor) else np.asarray(x)
     fp = fp if isinstance(fp, Tensor) else np.asarray(fp)
@@ -309,7 +323,7 @@ def _polyval_x(g: Any, out: Any, p: Any, x: Any) -> Any:
     return g * np.polyval(p[:-1] * orders, x)
 
 
-polyval_op = Op(_polyval, _polyval_p, _polyval_x, name="polyval")
+polyval_op = Op(_polyval, _polyval_p, _polyval_x, name="polyval", complex_rule="holomorphic")
 
 
 @implements(np.polyval)
@@ -420,7 +434,7 @@ def _gradient_vjp(g: Any, out: Any, f: Any, spacing: Any = 1.0, axis: int = 0, e
     return np.moveaxis(cotangent, 0, axis)
 
 
-gradient_op = Op(_gradient, _gradient_vjp, name="gradient", shape_only=(0,))
+gradient_op = Op(_gradient, _gradient_vjp, name="gradient", shape_only=(0,), complex_rule="holomorphic")
 
 
 @implements(np.gradient)

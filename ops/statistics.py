@@ -17,6 +17,12 @@ Conventions where the derivative is not unique:
 * NaN: the nan* functions give NaN elements a zero gradient. ``median`` and ``quantile`` of a slice
   holding NaN are NaN, and its cotangent goes to the slice's first NaN (as ``max`` gives it to NaNs).
 
+Complex values: the sums, means, averages, cumulative sums and products and ``diff`` are analytic
+(``complex_rule="holomorphic"``). ``var`` and ``std`` (and their nan* forms) of complex values are real,
+the mean of ``|x - mean|^2`` (and its root); their VJPs, ``2 g (x - mean) / (n - ddof)`` and that over
+``2 std``, are PyTorch's cotangent for complex ``x`` as written (``"own"``). The order statistics refuse
+complex values: numpy orders them lexicographically, which no gradient convention follows.
+
 This module must not change the data it is given: numpy's ``overwrite_input=`` is accepted and ignored.
 
 Kernel: the VJPs of ``var`` and ``std`` over the last axis of a C-contiguous float32/float64 array (or
@@ -162,7 +168,7 @@ def _var_vjp(
     return restore_axes(g, np.ndim(x), axis, keepdims) * centred * scale.astype(centred.dtype)
 
 
-var = Op(_var, _var_vjp, name="var")
+var = Op(_var, _var_vjp, name="var", complex_rule="own")
 
 
 def _std(x: Any, axis: Any = None, dtype: Any = None, ddof: Any = 0, keepdims: bool = False) -> Any:
@@ -189,7 +195,7 @@ def _std_vjp(
     return np.where(spread_out == 0, 0, cotangent)
 
 
-std = Op(_std, _std_vjp, name="std")
+std = Op(_std, _std_vjp, name="std", complex_rule="own")
 
 
 _VAR_DEFAULTS = {
@@ -242,7 +248,7 @@ def _nansum_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, k
     return np.where(_nan_mask(x), 0, restore_axes(g, np.ndim(x), axis, keepdims))
 
 
-nansum = Op(_nansum, _nansum_vjp, name="nansum")
+nansum = Op(_nansum, _nansum_vjp, name="nansum", complex_rule="holomorphic")
 
 
 def _valid_count(mask: np.ndarray, axis: Any) -> np.ndarray:
@@ -263,7 +269,7 @@ def _nanmean_vjp(
     return np.where(mask, 0, restore_axes(g, mask.ndim, axis, keepdims) / count)
 
 
-nanmean = Op(_nanmean, _nanmean_vjp, name="nanmean")
+nanmean = Op(_nanmean, _nanmean_vjp, name="nanmean", complex_rule="holomorphic")
 
 
 def _nan_centred(x: Any, mask: np.ndarray, axis: Any, dtype: Any) -> Any:
@@ -297,7 +303,7 @@ def _nanvar_vjp(
     return np.where(mask, 0, restore_axes(g, mask.ndim, axis, keepdims) * centred * scale)
 
 
-nanvar = Op(_nanvar, _nanvar_vjp, name="nanvar")
+nanvar = Op(_nanvar, _nanvar_vjp, name="nanvar", complex_rule="own")
 
 
 def _nanstd(x: Any, axis: Any = None, dtype: Any = None, ddof: Any = 0, keepdims: bool = False) -> Any:
@@ -315,7 +321,7 @@ def _nanstd_vjp(
     return np.where(mask | (plain(spread_out) == 0), 0, cotangent)
 
 
-nanstd = Op(_nanstd, _nanstd_vjp, name="nanstd")
+nanstd = Op(_nanstd, _nanstd_vjp, name="nanstd", complex_rule="own")
 
 
 _NAN_SIGNATURES = {  # positional parameters after the array, and keyword defaults
@@ -379,7 +385,11 @@ def _weighted_average_vjp_weights(
 
 
 weighted_average = Op(
-    _weighted_average, _weighted_average_vjp_a, _weighted_average_vjp_weights, name="average"
+    _weighted_average,
+    _weighted_average_vjp_a,
+    _weighted_average_vjp_weights,
+    name="average",
+    complex_rule="holomorphic",
 )
 
 
@@ -733,7 +743,7 @@ def _cumsum_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None) -
     return _reversed_cumsum(g, axis)
 
 
-cumsum = Op(_cumsum, _cumsum_vjp, name="cumsum", shape_only=(0,))
+cumsum = Op(_cumsum, _cumsum_vjp, name="cumsum", shape_only=(0,), complex_rule="holomorphic")
 
 
 def _cumprod(x: Any, axis: Any = None, dtype: Any = None) -> Any:
@@ -784,7 +794,7 @@ def _cumprod_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None) 
         return _cumprod_cotangent(g, x, out, axis, depth=2)
 
 
-cumprod = Op(_cumprod, _cumprod_vjp, name="cumprod")
+cumprod = Op(_cumprod, _cumprod_vjp, name="cumprod", complex_rule="holomorphic")
 
 
 def _cumulative_handler(op: Op) -> Callable[..., Any]:
@@ -902,7 +912,7 @@ def _diff_backward(g: Any, out: Any, x: Any, prepend: Any, append: Any, n: int =
     )
 
 
-diff_op = Op(_diff, name="diff", backward=_diff_backward, shape_only=(0, 1, 2))
+diff_op = Op(_diff, name="diff", backward=_diff_backward, shape_only=(0, 1, 2), complex_rule="holomorphic")
 
 
 @implements(np.diff)

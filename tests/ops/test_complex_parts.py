@@ -108,9 +108,7 @@ def test_a_complex_result_needs_an_explicit_gradient_and_takes_one():
     np.testing.assert_allclose(z.grad, (1 - 1j) * np.conj(2 * (1 + 1j)))
 
 
-@pytest.mark.parametrize(
-    "call", [lambda z: np.sort(z), lambda z: np.maximum(z, 0), lambda z: np.linalg.inv(z[:, :2])]
-)
+@pytest.mark.parametrize("call", [lambda z: np.sort(z), lambda z: np.maximum(z, 0), lambda z: np.fmin(z, 0)])
 def test_ops_without_a_complex_rule_refuse_complex_tensors(call):
     z = tape.tensor(Z, requires_grad=True)
     with pytest.raises(TypeError, match=r"complex tensors that require grad are not supported by \w+ yet"):
