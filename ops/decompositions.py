@@ -1,9 +1,10 @@
 """Matrix functions and decompositions of ``np.linalg``, each beside its VJP.
 
-Covered: ``inv``, ``solve``, ``det``, ``slogdet``, ``cholesky``, ``eigh``, ``eigvalsh``, ``qr``, ``svd``,
-``svdvals``, ``pinv``, ``lstsq``, ``norm``, ``vector_norm``, ``matrix_norm`` and ``cond``; ``matrix_rank``
-runs on the data (an integer has no gradient). Every op takes a single matrix or a stack of them (leading
-batch axes), as numpy does, and the forward is numpy's own, so values are numpy's to the last bit.
+Covered: ``inv``, ``solve``, ``det``, ``slogdet``, ``cholesky``, ``eigh``, ``eigvalsh``, ``eig``, ``eigvals``,
+``qr``, ``svd``, ``svdvals``, ``pinv``, ``lstsq``, ``norm``, ``vector_norm``, ``matrix_norm`` and ``cond``;
+``matrix_rank`` runs on the data (an integer has no gradient). Every op takes a single matrix or a stack of
+them (leading batch axes), as numpy does, and the forward is numpy's own, so values are numpy's to the last
+bit.
 
 The VJPs are numpy code on the arguments, the outputs and the cotangents: products (``@``), ``swapaxes``
 and elementwise arithmetic, with triangular and diagonal masks built as constant arrays and multiplied in,
@@ -18,20 +19,31 @@ diagonal and zero on the ignored triangle. PyTorch returns its symmetric part in
 function of a symmetrized input, ``np.linalg.cholesky((a + a.T) / 2)``); the two give the same change of
 the loss along every symmetric dA (tape's alone is also right along any other dA).
 
+Every op takes complex matrices too, with PyTorch's convention for the gradient (``tape.Op``): ``inv``,
+``solve`` and ``det`` are analytic, so their real VJPs serve complex values (``complex_rule="holomorphic"``);
+the others conjugate where the mathematics does (``"own"``: conjugate transposes ᴴ where the real VJPs have
+transposes, and the real parts the formulas need), at the cost of one dtype check on real values. A complex
+``a`` given to ``cholesky``, ``eigh`` or ``eigvalsh`` stands for the Hermitian S = tril(a) + tril(a, -1)ᴴ
+whose diagonal is the real part of a's (LAPACK ignores the imaginary part), so the gradient there is real.
+
 Where a gradient is not determined by the value, the choice made here is the usual one (PyTorch, JAX):
 
 * eigenvectors and singular vectors are defined up to sign (and up to rotation within a repeated
   eigenvalue or singular value); their gradient is that of a loss that does not depend on those choices,
   and it is undefined (infinite) for repeated eigenvalues or singular values; the ``svd`` gradient of
-  ``u`` and ``vh`` also needs nonzero singular values when the matrix is not square.
+  ``u`` and ``vh`` also needs nonzero singular values when the matrix is not square. Complex eigenvectors
+  and singular vectors are defined up to a phase e^{iφ} each (``eig``'s are normalized to unit length);
+  a loss that depends on those phases has no gradient, and its backward raises a ValueError naming the op,
+  as PyTorch's does.
+* ``eig``/``eigvals``: the gradient needs distinct eigenvalues (and so a diagonalizable matrix).
 * ``norm`` and friends take the subgradient zero where the 2-norm, the Frobenius norm or the 1-norm meets
   zero, and share the cotangent evenly among tied maxima (``inf`` norms, matrix 1-norms), as
   ``np.max`` does. ``ord=0`` counts nonzeros: its gradient is zero.
 * ``det``, ``slogdet``: the gradient at an exactly singular matrix is refused with an error naming the op.
 * ``pinv`` and ``lstsq``: the gradient assumes the rank stays the same near the input (full-rank inputs).
 
-Gradients flow only through floating-point outputs: the sign of ``slogdet`` and the rank of ``lstsq``
-receive none.
+Gradients flow only through floating-point outputs: the rank of ``lstsq`` receives none, and nor does the
+sign of ``slogdet`` of a real matrix (it is locally constant); that of a complex matrix, det / |det|, does.
 """
 
 from __future__ import annotations
@@ -59,6 +71,13 @@ class EighResult(NamedTuple):
     eigenvectors: Any
 
 
+class EigResult(NamedTuple):
+    """``np.linalg.eig`` on tensors: the eigenvalues and the unit-norm eigenvectors as columns."""
+
+    eigenvalues: Any
+    eigenvectors: Any
+
+
 class QRResult(NamedTuple):
     """``np.linalg.qr`` on tensors: orthonormal columns ``Q`` and upper triangular ``R``."""
 
@@ -80,14 +99,45 @@ def _mT(x: Any) -> Any:
     return np.swapaxes(x, -1, -2)
 
 
+def _is_complex(x: Any) -> bool:
+    return x.dtype.kind == "c"
+
+
+def _mH(x: Any) -> Any:
+    """The conjugate transpose of each matrix in a stack (the transpose of a real one, with no copy)."""
+    return np.swapaxes(np.conj(x), -1, -2) if x.dtype.kind == "c" else np.swapaxes(x, -1, -2)
+
+
+def _diagonal(x: Any) -> Any:
+    return np.diagonal(x, axis1=-2, axis2=-1)
+
+
+def _check_phase_invariance(name: str, slopes: np.ndarray, scale: np.ndarray) -> None:
+    """Refuse a loss that depends on the phases of complex eigen- or singular vectors: ``slopes`` are its
+    derivatives along those phases (the imaginary diagonal of Vᴴ V̄), which must be 0 up to rounding at
+    the size of ``scale`` (Vᴴ V̄)."""
+    if not slopes.size:
+        return
+    tolerance = np.sqrt(np.finfo(slopes.dtype).eps) * (1 + float(np.max(np.abs(scale))))
+    worst = float(np.max(np.abs(slopes)))
+    if not worst <= tolerance:
+        what = "singular vectors" if name == "svd" else "eigenvectors"
+        raise ValueError(
+            f"{name}: the loss depends on the phases of the complex {what}, which numpy's {name} fixes "
+            f"arbitrarily (each is defined only up to a factor e^(i phi)), so it has no gradient "
+            f"(its derivative along a phase is {worst:.3g}, above {tolerance:.3g}); use a loss that does not "
+            f"depend on them, such as one of abs(v) or of products v_i conj(v_j) of entries of one vector"
+        )
+
+
 def _read_triangle_gradient(g: Any, upper: bool) -> Any:
-    """The gradient w.r.t. ``a`` of F(S), S = tril(a) + tril(a, -1)ᵀ (triu with ``upper``), from Ḡ = ``g``
-    with ⟨Ḡ, dS⟩ = dF for symmetric dS: Ḡ + Ḡᵀ on the read triangle, Ḡᵢᵢ on the diagonal, zero on the
-    other triangle."""
+    """The gradient w.r.t. ``a`` of F(S), S = tril(a) + tril(a, -1)ᴴ (triu with ``upper``), from Ḡ = ``g``
+    with Re⟨Ḡ, dS⟩ = dF for Hermitian dS: Ḡ + Ḡᴴ on the read triangle, Re Ḡᵢᵢ on the diagonal (whose
+    imaginary part numpy ignores), zero on the other triangle."""
     n = np.shape(g)[-1]
     ones = np.ones((n, n), dtype=g.dtype)
     read = np.triu(ones) if upper else np.tril(ones)
-    return (g + _mT(g)) * (read - np.eye(n, dtype=g.dtype) / 2)
+    return (g + _mH(g)) * (read - np.eye(n, dtype=g.dtype) / 2)
 
 
 def _diag_embed(values: Any, dtype: Any) -> Any:
@@ -153,7 +203,7 @@ def _inv_vjp(g: Any, out: Any, a: Any) -> Any:
     return -(inverse_t @ g @ inverse_t)
 
 
-inv_op = Op(_inv, _inv_vjp, name="inv", shape_only=(0,))
+inv_op = Op(_inv, _inv_vjp, name="inv", shape_only=(0,), complex_rule="holomorphic")
 
 
 @implements(np.linalg.inv)
@@ -194,7 +244,7 @@ def _solve_backward(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
     return -(g_b @ _mT(out)), g_b
 
 
-solve_op = Op(_solve, name="solve", backward=_solve_backward)
+solve_op = Op(_solve, name="solve", backward=_solve_backward, complex_rule="holomorphic")
 
 
 @implements(np.linalg.solve)
@@ -225,7 +275,7 @@ def _det_vjp(g: Any, out: Any, a: Any) -> Any:
     return np.expand_dims(g * out, (-2, -1)) * _mT(_inverse_for_gradient("det", a))
 
 
-det_op = Op(_det, _det_vjp, name="det")
+det_op = Op(_det, _det_vjp, name="det", complex_rule="holomorphic")
 
 
 @implements(np.linalg.det)
@@ -251,11 +301,18 @@ def _slogdet(a: Any) -> tuple[Any, Any]:
 
 
 def _slogdet_vjp(g: tuple[Any, Any], out: Any, a: Any) -> Any:
-    # The sign is locally constant: only log|det A| carries a gradient, A^-T.
-    return np.expand_dims(g[1], (-2, -1)) * _mT(_inverse_for_gradient("slogdet", a))
+    # log det A = log|det A| + i arg det A is analytic, d log det A = tr(A^-1 dA). A real sign is locally
+    # constant: only log|det A| carries a gradient, A^-T. A complex sign s = exp(i arg det A) turns its
+    # cotangent into one of arg det A, -Im(conj(g_s) s), so log det A has the cotangent
+    # c = g_logabsdet - i Im(conj(g_s) s), and A the cotangent c A^-H.
+    g_sign, g_logabsdet = g
+    sign = out[0]
+    if _is_complex(sign) and not _is_zero(g_sign):
+        g_logabsdet = g_logabsdet - 1j * np.imag(np.conj(g_sign) * sign)
+    return np.expand_dims(g_logabsdet, (-2, -1)) * _mH(_inverse_for_gradient("slogdet", a))
 
 
-slogdet_op = Op(_slogdet, _slogdet_vjp, name="slogdet")
+slogdet_op = Op(_slogdet, _slogdet_vjp, name="slogdet", complex_rule="own")
 
 
 @implements(np.linalg.slogdet)
@@ -286,15 +343,16 @@ def _cholesky_vjp(g: Any, out: Any, a: Any, upper: bool = False) -> Any:
     # S = L L^T gives L^-1 dS L^-T = X + X^T with X = L^-1 dL lower triangular, so dL = L Φ(L^-1 dS L^-T),
     # Φ keeping the lower triangle with its diagonal halved. Transposed: Sbar = L^-T Φ(L^T Lbar) L^-1, then
     # onto the triangle of a that numpy read. Only the lower triangle of Lbar enters Φ(L^T Lbar).
-    lower, g_lower = (_mT(out), _mT(g)) if upper else (out, g)
+    # Complex (S = L L^H, real diagonal): the same with conjugate transposes.
+    lower, g_lower = (_mH(out), _mH(g)) if upper else (out, g)
     n = np.shape(out)[-1]
     half_diagonal_lower = np.tril(np.ones((n, n), dtype=out.dtype)) - np.eye(n, dtype=out.dtype) / 2
-    phi = (_mT(lower) @ g_lower) * half_diagonal_lower
+    phi = (_mH(lower) @ g_lower) * half_diagonal_lower
     lower_inverse = np.linalg.inv(lower)
-    return _read_triangle_gradient(_mT(lower_inverse) @ phi @ lower_inverse, upper)
+    return _read_triangle_gradient(_mH(lower_inverse) @ phi @ lower_inverse, upper)
 
 
-cholesky_op = Op(_cholesky, _cholesky_vjp, name="cholesky", shape_only=(0,))
+cholesky_op = Op(_cholesky, _cholesky_vjp, name="cholesky", shape_only=(0,), complex_rule="own")
 
 
 @implements(np.linalg.cholesky)
@@ -327,16 +385,20 @@ def _eigh(a: Any, UPLO: str = "L") -> tuple[Any, Any]:  # noqa: N803 (numpy's ke
 
 
 def _eigh_vjp(g: tuple[Any, Any], out: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803
-    # For symmetric dA: dw_i = v_i^T dA v_i and V^T dV = F ∘ (V^T dA V), F_ij = 1 / (w_j - w_i).
+    # For symmetric dA: dw_i = v_i^T dA v_i and V^T dV = F ∘ (V^T dA V), F_ij = 1 / (w_j - w_i). Hermitian
+    # (complex) dA: the same with V^H, and the imaginary diagonal of V^H dV is each vector's free phase.
     g_values, g_vectors = g
     values, vectors = out
     inner = _diag_embed(g_values, values.dtype)
     if not _is_zero(g_vectors):
-        inner = inner + _inverse_gaps(values, values.dtype) * (_mT(vectors) @ g_vectors)
-    return _read_triangle_gradient(vectors @ inner @ _mT(vectors), UPLO.upper() == "U")
+        projected = _mH(vectors) @ g_vectors
+        if _is_complex(projected):
+            _check_phase_invariance("eigh", np.imag(_diagonal(plain(projected))), plain(projected))
+        inner = inner + _inverse_gaps(values, values.dtype) * projected
+    return _read_triangle_gradient(vectors @ inner @ _mH(vectors), UPLO.upper() == "U")
 
 
-eigh_op = Op(_eigh, _eigh_vjp, name="eigh", shape_only=(0,))
+eigh_op = Op(_eigh, _eigh_vjp, name="eigh", shape_only=(0,), complex_rule="own")
 
 
 @implements(np.linalg.eigh)
@@ -368,10 +430,10 @@ def _eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803
 def _eigvalsh_vjp(g: Any, out: Any, a: Any, UPLO: str = "L") -> Any:  # noqa: N803
     # The eigenvectors were not kept by the forward: recompute them (through eigh, so create_graph works).
     vectors = np.linalg.eigh(a, UPLO=UPLO)[1]
-    return _read_triangle_gradient(vectors @ (np.expand_dims(g, -1) * _mT(vectors)), UPLO.upper() == "U")
+    return _read_triangle_gradient(vectors @ (np.expand_dims(g, -1) * _mH(vectors)), UPLO.upper() == "U")
 
 
-eigvalsh_op = Op(_eigvalsh, _eigvalsh_vjp, name="eigvalsh")
+eigvalsh_op = Op(_eigvalsh, _eigvalsh_vjp, name="eigvalsh", complex_rule="own")
 
 
 @implements(np.linalg.eigvalsh)
@@ -393,6 +455,108 @@ def eigvalsh(a: Any, UPLO: str = "L") -> Any:  # noqa: N803
     return eigvalsh_op(a, UPLO=UPLO)
 
 
+# -- eig, eigvals ------------------------------------------------------------------------------------------
+def _eig(a: Any) -> tuple[Any, Any]:
+    _check_square("eig", a)
+    values, vectors = np.linalg.eig(a)
+    return values, vectors
+
+
+def _left_solve_for_gradient(name: str, vectors_h: Any, b: Any) -> Any:
+    """V^-H b, for the VJP of ``name``: not defined where the eigenvectors V are dependent (a defective a)."""
+    try:
+        return np.linalg.solve(vectors_h, b)
+    except np.linalg.LinAlgError as error:
+        raise np.linalg.LinAlgError(
+            f"{name}: the gradient needs a diagonalizable matrix with distinct eigenvalues, but the "
+            f"eigenvectors are linearly dependent (shape {np.shape(vectors_h)})"
+        ) from error
+
+
+def _eig_vjp(g: tuple[Any, Any], out: Any, a: Any) -> Any:
+    # A = V L V^-1: V^-1 dA V = dL + C L - L C with C = V^-1 dV, so dL = diag(V^-1 dA V) and, off the
+    # diagonal, C_ij = (V^-1 dA V)_ij / (l_j - l_i). The diagonal of C keeps each column of unit length,
+    # Re(v_i^H dv_i) = 0; its imaginary part is the free phase. Transposed:
+    # Abar = V^-H (diag(Lbar) + conj(F) ∘ (V^H Vbar - V^H V Re(diag(V^H Vbar)))) V^H, F_ij = 1 / (l_j - l_i).
+    g_values, g_vectors = g
+    values, vectors = out
+    vectors_h = _mH(vectors)
+    inner = _diag_embed(g_values, g_values.dtype)
+    if not _is_zero(g_vectors):
+        projected = vectors_h @ g_vectors
+        diagonal = _diagonal(projected)
+        if _is_complex(projected):
+            _check_phase_invariance("eig", np.imag(_diagonal(plain(projected))), plain(projected))
+            diagonal = np.real(diagonal)
+        gaps = _inverse_gaps(values, values.dtype)
+        kept = projected - (vectors_h @ vectors) * np.expand_dims(diagonal, -2)
+        inner = inner + (np.conj(gaps) if _is_complex(gaps) else gaps) * kept
+    return _left_solve_for_gradient("eig", vectors_h, inner @ vectors_h)
+
+
+eig_op = Op(_eig, _eig_vjp, name="eig", shape_only=(0,), complex_rule="own")
+
+
+@implements(np.linalg.eig)
+def eig(a: Any) -> EigResult:
+    """``np.linalg.eig`` on tensors: the eigenvalues and right eigenvectors (unit-norm columns) of a square
+    matrix, real or complex, or of each matrix in a stack.
+
+    As numpy's, the results are complex unless ``a`` is real and every eigenvalue is real. The gradient needs
+    distinct eigenvalues (it is infinite where two meet, and undefined for a defective matrix). Each
+    eigenvector is defined only up to a phase e^(iφ) (a sign for real ones), so only a loss that does not
+    depend on those phases has a gradient; backward raises a ValueError for one that does (as
+    ``torch.linalg.eig`` does). A real ``a`` gets the real part of the complex gradient.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> a = tape.tensor([[0.0, -1.0], [1.0, 0.0]], requires_grad=True)
+    >>> values, vectors = np.linalg.eig(a)
+    >>> values
+    tensor([0.+1.j, 0.-1.j], dtype=complex128, op=eig)
+    >>> np.imag(values[0]).backward()
+    >>> a.grad
+    array([[ 0. , -0.5],
+           [ 0.5,  0. ]])
+    """
+    return EigResult(*eig_op(a))
+
+
+def _eigvals(a: Any) -> Any:
+    _check_square("eigvals", a)
+    return np.linalg.eigvals(a)
+
+
+def _eigvals_vjp(g: Any, out: Any, a: Any) -> Any:
+    # Abar = V^-H diag(Lbar) V^H, whatever the eigenvectors' phases. They were not kept by the forward:
+    # recompute them (through eig, so create_graph works).
+    vectors_h = _mH(np.linalg.eig(a)[1])
+    return _left_solve_for_gradient("eigvals", vectors_h, np.expand_dims(g, -1) * vectors_h)
+
+
+eigvals_op = Op(_eigvals, _eigvals_vjp, name="eigvals", complex_rule="own")
+
+
+@implements(np.linalg.eigvals)
+def eigvals(a: Any) -> Any:
+    """``np.linalg.eigvals`` on tensors: the eigenvalues of a square matrix (or of each in a stack), complex
+    unless ``a`` is real and they all are. The gradient needs distinct eigenvalues.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> a = tape.tensor([[2.0, 1.0], [0.0, 3.0]], requires_grad=True)
+    >>> np.linalg.eigvals(a)
+    tensor([2., 3.], op=eigvals)
+    >>> np.linalg.eigvals(a)[1].backward()
+    >>> a.grad
+    array([[0., 0.],
+           [1., 1.]])
+    """
+    return eigvals_op(a)
+
+
 # -- qr ------------------------------------------------------------------------------------------------------
 def _qr(a: Any, mode: str = "reduced") -> Any:
     _check_matrix("qr", a)
@@ -405,14 +569,17 @@ def _qr(a: Any, mode: str = "reduced") -> Any:
 def _qr_square_or_tall_vjp(q: Any, r: Any, g_q: Any, g_r: Any) -> Any:
     # A = QR with m >= n: Q^T dQ is antisymmetric and dR R^-1 upper triangular, which splits
     # X = Q^T dA R^-1 between them. Transposed: Abar = (Qbar + Q N) R^-T, where N is the symmetric matrix
-    # with the upper triangle of M = Rbar R^T - Q^T Qbar.
+    # with the upper triangle of M = Rbar R^T - Q^T Qbar. Complex (LAPACK's R has a real diagonal): Q^H dQ
+    # is anti-Hermitian, and N the Hermitian matrix with M's upper triangle and Re(M)'s diagonal.
     n = np.shape(r)[-1]
     upper = np.triu(np.ones((n, n), dtype=r.dtype))
     strictly_upper = upper - np.eye(n, dtype=r.dtype)
-    m = g_r @ _mT(r) - _mT(q) @ g_q
-    n_matrix = m * upper + _mT(m * strictly_upper)
-    # B R^-T, as the solution of R X^T = B^T.
-    return _mT(np.linalg.solve(r, _mT(g_q + q @ n_matrix)))
+    m = g_r @ _mH(r) - _mH(q) @ g_q
+    n_matrix = m * upper + _mH(m * strictly_upper)
+    if _is_complex(n_matrix):
+        n_matrix = n_matrix - 1j * _diag_embed(np.imag(_diagonal(m)), r.dtype)
+    # B R^-H, as the solution of R X^H = B^H.
+    return _mH(np.linalg.solve(r, _mH(g_q + q @ n_matrix)))
 
 
 def _qr_vjp(g: Any, out: Any, a: Any, mode: str = "reduced") -> Any:
@@ -425,17 +592,17 @@ def _qr_vjp(g: Any, out: Any, a: Any, mode: str = "reduced") -> Any:
     m, n = np.shape(a)[-2:]
     if m >= n:
         return _qr_square_or_tall_vjp(q, r, g_q, g_r)
-    # A wide matrix [X | Y]: X = Q R1 is a square QR, and R2 = Q^T Y, so Y gets Q R2bar and Q gets Y R2bar^T.
+    # A wide matrix [X | Y]: X = Q R1 is a square QR, and R2 = Q^H Y, so Y gets Q R2bar and Q gets Y R2bar^H.
     g_r_left, g_r_right = g_r[..., :, :m], g_r[..., :, m:]
     right = a[..., :, m:]
-    g_left = _qr_square_or_tall_vjp(q, r[..., :, :m], g_q + right @ _mT(g_r_right), g_r_left)
+    g_left = _qr_square_or_tall_vjp(q, r[..., :, :m], g_q + right @ _mH(g_r_right), g_r_left)
     g_right = q @ g_r_right
     # Place the two blocks side by side with constant selection matrices (differentiable, unlike writes).
     dtype = r.dtype
     return g_left @ np.eye(m, n, dtype=dtype) + g_right @ np.eye(n - m, n, k=m, dtype=dtype)
 
 
-qr_op = Op(_qr, _qr_vjp, name="qr")
+qr_op = Op(_qr, _qr_vjp, name="qr", complex_rule="own")
 
 
 @implements(np.linalg.qr)
@@ -482,6 +649,8 @@ def _svd(a: Any) -> tuple[Any, Any, Any]:
 def _svd_vjp(g: tuple[Any, Any, Any], out: Any, a: Any) -> Any:
     # Abar = U [diag(Sbar) + (F ∘ (U^T Ubar - Ubar^T U)) S + S (F ∘ (V^T Vbar - Vbar^T V))] V^T
     #        + (I - U U^T) Ubar S^-1 V^T + U S^-1 Vbar^T (I - V V^T),   F_ij = 1 / (s_j^2 - s_i^2).
+    # Complex: the same with conjugate transposes, plus i Im(diag(U^H Ubar - V^H Vbar)) / 2S on the diagonal
+    # (the phases of u_i and v_i move together: only their difference is determined by A).
     g_u, g_s, g_vh = g
     u, s, vh = out
     dtype = s.dtype
@@ -493,22 +662,34 @@ def _svd_vjp(g: tuple[Any, Any, Any], out: Any, a: Any) -> Any:
     if uses_u or uses_vh:
         inverse_gaps = _inverse_gaps(s * s, dtype)
         s_row, s_column = np.expand_dims(s, -2), np.expand_dims(s, -1)
+        slopes: Any = 0  # the loss's derivatives along the common phases of u_i and v_i
+        phase_terms: Any = 0  # Im(diag(U^H Ubar - V^H Vbar)), complex only
     if uses_u:
-        u_t_g_u = _mT(u) @ g_u
-        inner = inner + (inverse_gaps * (u_t_g_u - _mT(u_t_g_u))) * s_row
+        u_h_g_u = _mH(u) @ g_u
+        inner = inner + (inverse_gaps * (u_h_g_u - _mH(u_h_g_u))) * s_row
         if m > k:
-            gradient = ((g_u - u @ u_t_g_u) / s_row) @ vh
+            gradient = ((g_u - u @ u_h_g_u) / s_row) @ vh
+        if _is_complex(u_h_g_u):
+            slopes = slopes + np.imag(_diagonal(plain(u_h_g_u)))
+            phase_terms = phase_terms + np.imag(_diagonal(u_h_g_u))
     if uses_vh:
-        vh_g_vh_t = vh @ _mT(g_vh)  # V^T Vbar
-        inner = inner + s_column * (inverse_gaps * (vh_g_vh_t - _mT(vh_g_vh_t)))
+        vh_g_vh_h = vh @ _mH(g_vh)  # V^H Vbar
+        inner = inner + s_column * (inverse_gaps * (vh_g_vh_h - _mH(vh_g_vh_h)))
         if n > k:
-            beyond = u @ ((g_vh - _mT(vh_g_vh_t) @ vh) / s_column)
+            beyond = u @ ((g_vh - _mH(vh_g_vh_h) @ vh) / s_column)
             gradient = beyond if gradient is None else gradient + beyond
+        if _is_complex(vh_g_vh_h):
+            slopes = slopes + np.imag(_diagonal(plain(vh_g_vh_h)))
+            phase_terms = phase_terms - np.imag(_diagonal(vh_g_vh_h))
+    if (uses_u or uses_vh) and _is_complex(u):
+        scale = np.abs(plain(g_u if uses_u else g_vh))
+        _check_phase_invariance("svd", np.asarray(slopes), scale)
+        inner = inner + _diag_embed(1j * phase_terms / (2 * s), u.dtype)
     core = u @ inner @ vh
     return core if gradient is None else core + gradient
 
 
-svd_op = Op(_svd, _svd_vjp, name="svd", shape_only=(0,))
+svd_op = Op(_svd, _svd_vjp, name="svd", shape_only=(0,), complex_rule="own")
 
 
 def _singular_values(a: Any) -> Any:
@@ -522,7 +703,8 @@ def _singular_values_vjp(g: Any, out: Any, a: Any) -> Any:
     return u @ (np.expand_dims(g, -1) * vh)
 
 
-singular_values_op = Op(_singular_values, _singular_values_vjp, name="svd")
+# U diag(Sbar) V^H does not depend on the singular vectors' phases: complex values take the same VJP.
+singular_values_op = Op(_singular_values, _singular_values_vjp, name="svd", complex_rule="own")
 
 
 @implements(np.linalg.svd)
@@ -583,9 +765,10 @@ def _pinv(a: Any, rcond: Any = None, rtol: Any = np._NoValue) -> Any:
 
 def _pinv_cotangent(g: Any, pinv: Any, a: Any) -> Any:
     """The cotangent of ``a`` from the cotangent ``g`` of its pseudo-inverse ``pinv`` (rank held fixed)."""
-    # d(A+) = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+ (Golub and Pereyra).
-    pinv_t = _mT(pinv)
-    g_t = _mT(g)
+    # d(A+) = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+ (Golub and Pereyra); for
+    # complex values the transposes are conjugate transposes (named _t below all the same).
+    pinv_t = _mH(pinv)
+    g_t = _mH(g)
     cotangent = -(pinv_t @ g @ pinv_t)
     cotangent = cotangent + (g_t - a @ (pinv @ g_t)) @ (pinv @ pinv_t)
     return cotangent + (pinv_t @ pinv) @ (g_t - (g_t @ pinv) @ a)
@@ -595,7 +778,7 @@ def _pinv_vjp(g: Any, out: Any, a: Any, rcond: Any = None, rtol: Any = np._NoVal
     return _pinv_cotangent(g, out, a)
 
 
-pinv_op = Op(_pinv, _pinv_vjp, name="pinv")
+pinv_op = Op(_pinv, _pinv_vjp, name="pinv", complex_rule="own")
 
 
 @implements(np.linalg.pinv)
@@ -630,12 +813,13 @@ def _lstsq_backward(g: tuple[Any, ...], out: Any, a: Any, b: Any, rcond: Any = N
         b, x, g_x = np.expand_dims(b, -1), np.expand_dims(x, -1), np.expand_dims(g_x, -1)
     pinv = np.linalg.pinv(a)
     # x = A+ b: A+ receives g_x b^T and b receives A+^T g_x.
-    g_a = _pinv_cotangent(g_x @ _mT(b), pinv, a)
-    g_b = _mT(pinv) @ g_x
+    g_a = _pinv_cotangent(g_x @ _mH(b), pinv, a)
+    g_b = _mH(pinv) @ g_x
     if np.size(residuals) and not _is_zero(g_residuals):
-        # residuals_k = |A x_k - b_k|^2 at the optimum, where A^T (A x - b) = 0: d = 2 e_k^T (dA x_k - db_k).
+        # residuals_k = |A x_k - b_k|^2 at the optimum, where A^H (A x - b) = 0:
+        # d = 2 Re e_k^H (dA x_k - db_k).
         weighted = 2 * (a @ x - b) * g_residuals
-        g_a = g_a + weighted @ _mT(x)
+        g_a = g_a + weighted @ _mH(x)
         g_b = g_b - weighted
     if not _is_zero(g_s):
         u, _, vh = np.linalg.svd(a, full_matrices=False)
@@ -643,7 +827,7 @@ def _lstsq_backward(g: tuple[Any, ...], out: Any, a: Any, b: Any, rcond: Any = N
     return g_a, g_b[..., 0] if vector else g_b
 
 
-lstsq_op = Op(_lstsq, name="lstsq", backward=_lstsq_backward)
+lstsq_op = Op(_lstsq, name="lstsq", backward=_lstsq_backward, complex_rule="own")
 
 
 @implements(np.linalg.lstsq)
@@ -747,7 +931,9 @@ def _norm_vjp(g: Any, out: Any, x: Any, ord: Any = None, axis: Any = None, keepd
         return g * _matrix_norm_gradient(x, out, ord, *axes)
 
 
-norm_op = Op(_norm, _norm_vjp, name="norm")
+# The gradient of |z| is z / |z| in PyTorch's convention: the VJPs above, with numpy 2's complex sign
+# z / |z| where they take the sign, are those of complex values too.
+norm_op = Op(_norm, _norm_vjp, name="norm", complex_rule="own")
 
 
 def _check_norm_arguments(name: str, ord: Any, axis: Any) -> None:
@@ -794,7 +980,7 @@ def _vector_norm_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool 
         return g * _vector_norm_gradient(x, out, ord, axes)
 
 
-vector_norm_op = Op(_vector_norm, _vector_norm_vjp, name="vector_norm")
+vector_norm_op = Op(_vector_norm, _vector_norm_vjp, name="vector_norm", complex_rule="own")
 
 
 @implements(np.linalg.vector_norm)
@@ -848,8 +1034,8 @@ def cond(x: Any, p: Any = None) -> Any:
             return smallest / largest if p == -2 else largest / smallest
     _check_square("cond", x)
     # numpy inverts in double precision and casts the product back; the same here gives numpy's values.
-    inverse = inv(x.astype(np.float64))
-    return (norm(x, p, axis=(-2, -1)) * norm(inverse, p, axis=(-2, -1))).astype(x.dtype)
+    inverse = inv(x.astype(np.complex128 if _is_complex(x) else np.float64))
+    return (norm(x, p, axis=(-2, -1)) * norm(inverse, p, axis=(-2, -1))).astype(np.finfo(x.dtype).dtype)
 
 
 @implements(np.linalg.matrix_rank)

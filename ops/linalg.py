@@ -6,6 +6,13 @@ Each forward calls numpy's own function, so values are numpy's to the bit. The V
 written with the same registered functions (the VJP of ``tensordot`` is a ``tensordot``, that of ``einsum``
 an ``einsum``), so they differentiate again under ``create_graph``. Batch axes that were broadcast are
 summed by the engine. Decompositions and solvers (inv, det, solve, ...) live in ``ops/decompositions.py``.
+
+Complex values follow PyTorch's convention (see ``tape.Op``). The products that conjugate nothing are
+analytic in each operand, so their VJPs, written with plain transposes, serve complex values as they are
+(``complex_rule="holomorphic"``): matmul, dot, inner, outer, tensordot, kron, multi_dot, matrix_power,
+cross and einsum. ``vdot``, ``vecdot`` and ``vecmat`` conjugate their first operand, so their VJPs conjugate
+where the mathematics does themselves (``"own"``); so does ``matvec``'s, written with ``vecmat`` (which
+conjugates). On real values that costs one dtype check.
 """
 
 from __future__ import annotations
@@ -23,6 +30,12 @@ from tape.inplace import apply_in_place
 from tape.op import Op
 from tape.registry import FUNCTIONS, implements
 from tape.tensor import Tensor
+
+
+def _conj(x: Any) -> Any:
+    """``conj(x)`` for complex values; real ones are returned as they are (no copy on the real path)."""
+    return np.conj(x) if x.dtype.kind == "c" else x
+
 
 # -- matmul, dot ------------------------------------------------------------------------------------------
 
@@ -120,7 +133,7 @@ def _dot_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 # np.dot of operands with more than two axes (numpy computes it differently from matmul and tensordot).
-dot_op = Op(_dot, _dot_vjp_a, _dot_vjp_b, name="dot")
+dot_op = Op(_dot, _dot_vjp_a, _dot_vjp_b, name="dot", complex_rule="holomorphic")
 
 
 @implements(np.dot)
@@ -160,11 +173,13 @@ def _vdot(a: Any, b: Any) -> Any:
 
 
 # Both operands are flattened, so each cotangent is the other operand poured into this one's shape.
+# vdot(a, b) = sum(conj(a) * b) depends on conj(a): a's cotangent is conj(g) * b, b's is g * a.
 vdot = Op(
     _vdot,
-    lambda g, out, a, b: g * np.reshape(b, np.shape(a)),
+    lambda g, out, a, b: _conj(g) * np.reshape(b, np.shape(a)),
     lambda g, out, a, b: g * np.reshape(a, np.shape(b)),
     name="vdot",
+    complex_rule="own",
 )
 implements(np.vdot)(vdot)
 
@@ -189,7 +204,7 @@ def _inner_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return np.tensordot(g, a, axes=(list(range(a_free)), list(range(a_free))))
 
 
-inner_op = Op(_inner, _inner_vjp_a, _inner_vjp_b, name="inner")
+inner_op = Op(_inner, _inner_vjp_a, _inner_vjp_b, name="inner", complex_rule="holomorphic")
 
 
 @implements(np.inner)
@@ -213,6 +228,7 @@ outer_op = Op(
     lambda g, out, a, b: np.reshape(np.matmul(g, np.ravel(b)), np.shape(a)),
     lambda g, out, a, b: np.reshape(np.matmul(np.ravel(a), g), np.shape(b)),
     name="outer",
+    complex_rule="holomorphic",
 )
 
 
@@ -295,7 +311,9 @@ def _tensordot_vjp_b(g: Any, out: Any, a: Any, b: Any, axes: Any = 2) -> Any:
     return np.transpose(grad, tuple(int(axis) for axis in np.argsort(placed)))
 
 
-tensordot_op = Op(_tensordot, _tensordot_vjp_a, _tensordot_vjp_b, name="tensordot")
+tensordot_op = Op(
+    _tensordot, _tensordot_vjp_a, _tensordot_vjp_b, name="tensordot", complex_rule="holomorphic"
+)
 
 
 @implements(np.tensordot)
@@ -346,7 +364,7 @@ def _kron_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return np.reshape(np.tensordot(padded_a, blocks, axes=ndim), np.shape(b))
 
 
-kron_op = Op(np.kron, _kron_vjp_a, _kron_vjp_b, name="kron")
+kron_op = Op(np.kron, _kron_vjp_a, _kron_vjp_b, name="kron", complex_rule="holomorphic")
 
 
 @implements(np.kron)
@@ -388,7 +406,7 @@ def _multi_dot(*arrays: Any) -> Any:
 @functools.cache
 def _multi_dot_op(count: int) -> Op:
     vjps = [functools.partial(_multi_dot_vjp, k) for k in range(count)]
-    return Op(_multi_dot, *vjps, name="multi_dot")
+    return Op(_multi_dot, *vjps, name="multi_dot", complex_rule="holomorphic")
 
 
 @implements(np.linalg.multi_dot)
@@ -424,7 +442,9 @@ def _matrix_power_vjp(g: Any, out: Any, a: Any, n: int) -> Any:
     return total
 
 
-matrix_power_op = Op(np.linalg.matrix_power, _matrix_power_vjp, name="matrix_power")
+matrix_power_op = Op(
+    np.linalg.matrix_power, _matrix_power_vjp, name="matrix_power", complex_rule="holomorphic"
+)
 
 
 @implements(np.linalg.matrix_power)
@@ -480,7 +500,7 @@ def _cross_vjp_b(g: Any, out: Any, a: Any, b: Any, axisa: int = -1, axisb: int =
     return np.moveaxis(grad, -1, _from_end(axisb, np.ndim(b)))
 
 
-cross_op = Op(_cross, _cross_vjp_a, _cross_vjp_b, name="cross")
+cross_op = Op(_cross, _cross_vjp_a, _cross_vjp_b, name="cross", complex_rule="holomorphic")
 
 
 @implements(np.cross)
@@ -524,11 +544,13 @@ def _vecdot_vjp(g: Any, x: Any, other: Any, axis: int) -> Any:
     return np.moveaxis(grad, -1, _from_end(axis, np.ndim(x)))
 
 
+# vecdot(x1, x2) = sum(conj(x1) * x2, axis): x1's cotangent is conj(g) x2, x2's is g x1.
 vecdot = Op(
     _vecdot,
-    lambda g, out, x1, x2, axis=-1: _vecdot_vjp(g, x1, x2, axis),
+    lambda g, out, x1, x2, axis=-1: _vecdot_vjp(_conj(g), x1, x2, axis),
     lambda g, out, x1, x2, axis=-1: _vecdot_vjp(g, x2, x1, axis),
     name="vecdot",
+    complex_rule="own",
 )
 implements(np.vecdot)(vecdot)
 
@@ -547,18 +569,22 @@ def linalg_vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
     return vecdot(x1, x2, axis=axis)
 
 
-# matvec(A, v)[..., i] = sum_j A[..., i, j] v[..., j];  vecmat(v, A)[..., j] = sum_i v[..., i] A[..., i, j]
+# matvec(A, v)[..., i] = sum_j A[..., i, j] v[..., j]: A's cotangent is g conj(v)^T, v's is A^H g, which is
+# conj(vecmat(g, A)) since vecmat conjugates its vector.
+# vecmat(v, A)[..., j] = sum_i conj(v[..., i]) A[..., i, j] conjugates v: v's cotangent is A conj(g).
 matvec = Op(
     np.matvec,
-    lambda g, out, matrix, vector: np.expand_dims(g, -1) * np.expand_dims(vector, -2),
-    lambda g, out, matrix, vector: np.vecmat(g, matrix),
+    lambda g, out, matrix, vector: np.expand_dims(g, -1) * np.expand_dims(_conj(vector), -2),
+    lambda g, out, matrix, vector: _conj(np.vecmat(g, matrix)),
     name="matvec",
+    complex_rule="own",
 )
 vecmat = Op(
     np.vecmat,
-    lambda g, out, vector, matrix: np.matvec(matrix, g),
+    lambda g, out, vector, matrix: np.matvec(matrix, _conj(g)),
     lambda g, out, vector, matrix: np.expand_dims(vector, -1) * np.expand_dims(g, -2),
     name="vecmat",
+    complex_rule="own",
 )
 implements(np.matvec)(matvec)
 implements(np.vecmat)(vecmat)
@@ -756,7 +782,14 @@ def _fit_broadcast(cotangent: Any, operand: Any) -> Any:
 def _einsum_op(count: int, view: bool) -> Op:
     vjps = [functools.partial(_einsum_vjp, k) for k in range(count)]
     # A single operand's VJP needs only its shape; with nothing summed numpy returns a view of it.
-    return Op(_einsum, *vjps, name="einsum", view=view, shape_only=(0,) if count == 1 else ())
+    return Op(
+        _einsum,
+        *vjps,
+        name="einsum",
+        view=view,
+        shape_only=(0,) if count == 1 else (),
+        complex_rule="holomorphic",
+    )
 
 
 @implements(np.einsum)

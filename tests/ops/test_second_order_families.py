@@ -475,7 +475,8 @@ NOT_DIFFERENTIABLE = (
     *(np.searchsorted, np.digitize),
     tape.Tensor.backward,  # the reverse sweep, registered beside the ops but not one of them
 )
-#: ops/linalg.py and ops/decompositions.py: checked by tests/ops/test_linalg.py and test_decompositions.py.
+#: ops/linalg.py and ops/decompositions.py: checked by tests/ops/test_linalg.py, test_decompositions.py and
+#: test_linalg_complex.py (eig, eigvals).
 LINEAR_ALGEBRA = (
     *(np.dot, np.vdot, np.inner, np.outer, np.kron, np.tensordot, np.cross, np.einsum, np.einsum_path),
     *(np.vecdot, np.matvec, np.vecmat),
@@ -489,7 +490,7 @@ LINEAR_ALGEBRA = (
     ),
     *(np.linalg.cond, np.linalg.matrix_rank, np.linalg.det, np.linalg.slogdet, np.linalg.inv, np.linalg.pinv),
     *(np.linalg.solve, np.linalg.lstsq, np.linalg.cholesky, np.linalg.qr, np.linalg.svd, np.linalg.svdvals),
-    *(np.linalg.eigh, np.linalg.eigvalsh),
+    *(np.linalg.eigh, np.linalg.eigvalsh, np.linalg.eig, np.linalg.eigvals),
 )
 #: Ops whose second derivatives another file checks (gradgradcheck, or tape.hvp against differences of
 #: tape.grad through a nonlinear function of the op).
