@@ -147,7 +147,7 @@ def _axis(name: str, axis: int, ndim: int) -> int:
 
 
 def _one_axis(name: str, a: Any, n: int | None, axis: int, inverse_real: bool = False) -> tuple[Axes, Axes]:
-    axis = _axis(name, axis, np.ndim(a))
+    axis = _axis(name, axis, np.ndim(plain(a)))
     if n is None:
         n = 2 * (a.shape[axis] - 1) if inverse_real else a.shape[axis]
     return (int(n),), (axis,)
@@ -157,7 +157,7 @@ def _many_axes(
     name: str, a: Any, s: Sequence[int] | None, axes: Sequence[int] | None, inverse_real: bool = False
 ) -> tuple[Axes, Axes]:
     """numpy's lengths and axes of an n-D transform (as its ``_cook_nd_args``), made explicit."""
-    ndim = np.ndim(a)
+    ndim = np.ndim(plain(a))  # (np.ndim of a tensor would dispatch)
     if axes is None:
         axes = range(ndim) if s is None else range(-len(s), 0)
     resolved = tuple(_axis(name, axis, ndim) for axis in axes)

@@ -30,6 +30,9 @@ _HOW_TO_PROCEED = (
 
 def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run ``ufunc.method(*inputs, **kwargs)`` on tensors through its registered op."""
+    op = UFUNCS.get(ufunc)
+    if op is not None and method == "__call__" and not kwargs:
+        return op(*inputs)  # the common call, without building names for error messages
     name = ufunc_name(ufunc)
     if method == "reduce" and ufunc.__name__ in _REDUCE_AS and name.startswith("numpy."):
         reduction = getattr(np, _REDUCE_AS[ufunc.__name__])
@@ -37,12 +40,11 @@ def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dic
         return dispatch_function(reduction, inputs, kwargs)
     if method != "__call__":
         raise TypeError(f"{name}.{method} is not supported on tape tensors; {_HOW_TO_PROCEED}")
-    op = UFUNCS.get(ufunc)
     if op is None:
         op = _register_lazily(ufunc)
     if op is None:
         raise TypeError(f"{name} is not supported on tape tensors (it has no VJP); {_HOW_TO_PROCEED}")
-    out = _out_outside_recording(name, kwargs)
+    out = _out_outside_recording(kwargs)
     _refuse_unsupported(name, kwargs)
     dtype = kwargs.pop("dtype", None)
     if kwargs:
@@ -97,17 +99,22 @@ def _register_lazily(ufunc: Any) -> Any:
 def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run ``func(*args, **kwargs)`` on tensors through its registered handler."""
     handler = FUNCTIONS.get(func)
-    name = public_name(func)
     if handler is None:
-        raise TypeError(f"{name} is not supported on tape tensors (it has no VJP); {_HOW_TO_PROCEED}")
-    out = _out_outside_recording(name, kwargs)
-    # A handler whose function's where= is its own argument (np.copyto's mask) says so.
-    _refuse_unsupported(name, kwargs, where_is_an_argument=getattr(handler, "takes_where", False))
+        raise TypeError(
+            f"{public_name(func)} is not supported on tape tensors (it has no VJP); {_HOW_TO_PROCEED}"
+        )
+    if not kwargs:
+        return handler(*args)
+    out = _out_outside_recording(kwargs)
+    if "out" in kwargs or "where" in kwargs:
+        # A handler whose function's where= is its own argument (np.copyto's mask) says so.
+        takes_where = getattr(handler, "takes_where", False)
+        _refuse_unsupported(public_name(func), kwargs, where_is_an_argument=takes_where)
     result = handler(*args, **kwargs)
     return result if out is None else _write_out(out, result)
 
 
-def _out_outside_recording(name: str, kwargs: dict[str, Any]) -> Any:
+def _out_outside_recording(kwargs: dict[str, Any]) -> Any:
     """``out=`` taken from ``kwargs`` when nothing is recorded (under ``no_grad``): the result is written
     into it as an in-place write, counted like ``out[...] = result``. While recording it stays in ``kwargs``
     and is refused: a gradient through a buffer written behind the op would be lost."""
