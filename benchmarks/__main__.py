@@ -3,6 +3,7 @@
 python -m benchmarks                    # the flagship: one VJP against the explicit Jacobian
 python -m benchmarks --quick            # small sizes and few repeats (under a minute)
 python -m benchmarks --suite per_op     # one benchmark by name
+python -m benchmarks --suite peers      # the summary table: tape against PyTorch, JAX, autograd, MyGrad
 python -m benchmarks --suite all        # every benchmark
 python -m benchmarks --out DIR          # results folder (default: ./benchmark-results)
 """
@@ -30,6 +31,7 @@ SUITES = {
     "large_elementwise": "benchmarks.large_elementwise",
     "conv": "benchmarks.conv",
     "fft": "benchmarks.fft",
+    "peers": "benchmarks.peer_table",
 }
 
 

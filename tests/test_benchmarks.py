@@ -276,6 +276,33 @@ def test_batch_vjp_times_every_installed_vjp_against_numpys_forward(capsys: pyte
     assert "goal: at most 2x" in capsys.readouterr().out
 
 
+def test_peer_table_quick_run_checks_every_peer_and_writes_peers_json(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import peer_table
+
+    assert cli.main(["--suite", "peers", "--quick", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "Eager speed" in printed and machine_info()["cpu_model"] in printed
+    results = json.loads((tmp_path / "peers.json").read_text())["results"]
+    assert results["failures"] == []  # every peer that ran agreed with tape and did not raise
+    rows = results["rows"]
+    dtypes = [np.dtype(dtype).name for dtype in peer_table.DTYPES]
+    expected = [(workload.key, dtype) for workload in peer_table.WORKLOADS for dtype in dtypes]
+    assert [(row["workload"], row["dtype"]) for row in rows] == expected
+    for row in rows:
+        cases = row["cases"]
+        assert {peer_table.TAPE, peer_table.NUMPY_FLOOR} <= cases.keys()
+        for timing in cases.values():
+            assert 0 < timing["low_s"] <= timing["median_s"] <= timing["high_s"]
+        if peers.installed("torch"):
+            assert row["tape_over_pytorch"] > 0
+            difference = cases[peer_table.TORCH]["relative_difference_to_tape"]
+            assert difference <= peer_table.TOLERANCE[np.dtype(row["dtype"])]
+    with_layers = {row["workload"] for row in rows if peer_table.TAPE_NN in row["cases"]}
+    assert with_layers == {"mlp_forward", "mlp_forward_backward", "mlp_step", "cnn_step"}
+
+
 def run_once_each(
     functions: dict[str, tuple[Callable[[], object], Callable[[], object] | None]],
     *settings: object,
@@ -303,6 +330,7 @@ SUITES_WITH_PEERS: dict[str, tuple[str, dict[str, object]]] = {
     "training_step": ("PyTorch, JAX, HIPS autograd, MyGrad", {}),
     "conv": ("PyTorch", {}),
     "fft": ("PyTorch", {"samples": 1024}),
+    "peer_table": ("PyTorch, JAX, HIPS autograd, MyGrad", {}),
 }
 
 
