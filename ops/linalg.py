@@ -47,6 +47,8 @@ def _matmul_vjp_x(g: Any, out: Any, x: Any, y: Any) -> Any:
     if np.ndim(x) == 1 and np.ndim(y) > 2:
         # out[..., j] = sum_k x[k] y[..., k, j]
         return np.squeeze(np.matmul(y, np.expand_dims(g, -1)), -1)
+    if _transposed_matrix(x) and type(g) is np.ndarray and g.ndim == 2:
+        return np.matmul(y, g.T).T  # in x's layout (see _transposed_matrix)
     # Also x 1-D with y a matrix: g @ y.T, which keeps a batch of cotangents (jacobian's rows) in front.
     return np.matmul(g, np.swapaxes(y, -1, -2))
 
@@ -59,7 +61,17 @@ def _matmul_vjp_y(g: Any, out: Any, x: Any, y: Any) -> Any:
         return np.expand_dims(x, -1) * np.expand_dims(g, -2)
     if np.ndim(y) == 1:
         return np.squeeze(np.matmul(np.swapaxes(x, -1, -2), np.expand_dims(g, -1)), -1)
+    if _transposed_matrix(y) and type(g) is np.ndarray and g.ndim == 2:
+        return np.matmul(g.T, x).T  # in y's layout (see _transposed_matrix)
     return np.matmul(np.swapaxes(x, -1, -2), g)
+
+
+def _transposed_matrix(a: Any) -> bool:
+    """Whether ``a`` is a plain matrix laid out as a transpose (Fortran order): ``w.T`` of a C-ordered ``w``,
+    as ``x @ w.T`` reads a weight. Its gradient is then computed as the transpose of a C-ordered product, so
+    that after ``transpose``'s VJP ``w.grad`` is C-ordered like ``w``: an update ``w -= lr * w.grad`` over
+    a transposed gradient reads memory across rows and takes several times as long."""
+    return type(a) is np.ndarray and a.ndim == 2 and a.flags.f_contiguous and not a.flags.c_contiguous
 
 
 def _check_matmul(x: Any, y: Any) -> None:

@@ -830,3 +830,19 @@ def test_dot_of_more_than_two_axes_second_derivative(a_shape, b_shape):
 def test_dot_of_more_than_two_axes_refuses_misaligned_shapes():
     with pytest.raises(ValueError, match=r"^dot: shapes \(2, 3, 4\) and \(5, 3, 2\) do not align"):
         np.dot(tape.tensor(np.ones((2, 3, 4))), tape.tensor(np.ones((5, 3, 2))))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_weight_read_transposed_gets_its_gradient_in_its_own_layout(dtype):
+    """``x @ w.T`` (and ``w.T @ x``): w.grad is C-ordered like w, and right; an update over a transposed
+    gradient would read memory across rows."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4)).astype(dtype)
+    w = tape.tensor(rng.standard_normal((3, 4)).astype(dtype), requires_grad=True)
+    v = tape.tensor(rng.standard_normal((5, 3)).astype(dtype), requires_grad=True)
+    (np.sum((x @ w.T) * 2) + np.sum(w.T @ v.T)).backward()
+    assert w.grad.flags.c_contiguous and v.grad.flags.c_contiguous
+    expected = 2 * np.ones((3, 5)) @ x + v.data.sum(axis=0)[:, None]
+    np.testing.assert_allclose(w.grad, expected, rtol=1e-5)
+    w64, v64 = w.data.astype(np.float64), v.data.astype(np.float64)
+    assert tape.gradcheck(lambda w, v: (x @ w.T) * np.sum(w.T @ v.T), w64, v64)
