@@ -408,19 +408,21 @@ def _share_of_first(x: Any, y: Any, wins: Callable[[Any, Any], Any]) -> Any:
     return np.where(x == y, 0.5, wins(x, y).astype(np.result_type(x, y, np.float16)))
 
 
-def _extremum_op(ufunc: np.ufunc, x_wins: Callable[[Any, Any], Any]) -> Op:
-    return _ufunc_op(
-        ufunc,
-        lambda g, out, x, y: g * _share_of_first(x, y, x_wins),
-        lambda g, out, x, y: g * (1 - _share_of_first(x, y, x_wins)),
-    )
+def _extremum_op(ufunc: np.ufunc, x_wins: Callable[[Any, Any], Any], lower: bool, nan_wins: bool) -> Op:
+    def vjp_x(g: Any, out: Any, x: Any, y: Any) -> Any:
+        # np.maximum(h, 0), a ReLU written in numpy, in one pass (see elementwise_kernels).
+        if type(x) is np.ndarray and x.size >= fused.LARGE and isinstance(y, int | float) and y == y:
+            return fused.extremum_vjp(g, x, y, lower, nan_wins)
+        return g * _share_of_first(x, y, x_wins)
+
+    return _ufunc_op(ufunc, vjp_x, lambda g, out, x, y: g * (1 - _share_of_first(x, y, x_wins)))
 
 
-maximum = _extremum_op(np.maximum, lambda x, y: (x > y) | np.isnan(x))
-minimum = _extremum_op(np.minimum, lambda x, y: (x < y) | np.isnan(x))
+maximum = _extremum_op(np.maximum, lambda x, y: (x > y) | np.isnan(x), lower=False, nan_wins=True)
+minimum = _extremum_op(np.minimum, lambda x, y: (x < y) | np.isnan(x), lower=True, nan_wins=True)
 # fmax/fmin ignore a NaN: the other argument wins.
-fmax = _extremum_op(np.fmax, lambda x, y: (x > y) | np.isnan(y))
-fmin = _extremum_op(np.fmin, lambda x, y: (x < y) | np.isnan(y))
+fmax = _extremum_op(np.fmax, lambda x, y: (x > y) | np.isnan(y), lower=False, nan_wins=False)
+fmin = _extremum_op(np.fmin, lambda x, y: (x < y) | np.isnan(y), lower=True, nan_wins=False)
 
 # -- piecewise constant: zero gradient -----------------------------------------------------------------
 # The zero gradient is every convention's, so rint and round take complex values as they are ("own").

@@ -40,6 +40,8 @@ __all__ = [
     "cos_vjp",
     "elu_vjp",
     "elu_vjp_kernel",
+    "extremum_vjp",
+    "extremum_vjp_kernel",
     "gelu_vjp",
     "gelu_vjp_kernel",
     "leaky_relu_vjp",
@@ -62,7 +64,7 @@ __all__ = [
 ]
 
 #: Fewest elements for which the arithmetic VJPs take their kernel (tanh, sigmoid, relu, leaky_relu, elu,
-#: x**2, sqrt): below it numba's call and the wrapper's checks (2-4 µs) cost more than the passes they save.
+#: maximum and minimum against a scalar, x**2, sqrt): below it numba's call and the wrapper's checks (2-4 µs) cost more than the passes they save.
 LARGE = 1 << 14
 #: The same for the kernels that evaluate sin, cos or exp per element (sin, cos and their VJPs, gelu's and
 #: softplus' VJPs), which save more per element.
@@ -281,6 +283,42 @@ def elu_vjp(g: Any, out: np.ndarray, x: np.ndarray, alpha: Any) -> Any:
     if scale is None:
         return _elu_vjp_numpy(g, out, x, alpha)
     return _fused(elu_vjp_kernel, g, (out, x), scale)
+
+
+def _extremum_vjp_numpy(g: Any, x: Any, y: float, lower: bool, nan_wins: bool) -> Any:
+    wins = (x < y) if lower else (x > y)
+    if nan_wins:
+        wins = wins | np.isnan(x)
+    return g * np.where(x == y, 0.5, wins.astype(np.result_type(x, y, np.float16)))
+
+
+@kernel(_extremum_vjp_numpy)
+def extremum_vjp_kernel(g: np.ndarray, x: np.ndarray, y: float, lower: bool, nan_wins: bool) -> np.ndarray:
+    result = np.empty(g.shape[0], g.dtype)
+    for i in range(g.shape[0]):
+        value = x[i]
+        wins = (value < y) if lower else (value > y)
+        if nan_wins and value != value:
+            wins = True
+        # A product rather than a choice, so a NaN or infinite g gives NaN where x loses, as numpy does.
+        result[i] = g[i] * (1.0 if wins else (0.5 if value == y else 0.0))
+    return result
+
+
+def extremum_vjp(g: Any, x: np.ndarray, y: Any, lower: bool, nan_wins: bool) -> Any:
+    """The VJP of ``maximum(x, y)`` (``minimum`` when ``lower``) for ``x``, against a scalar ``y``: ``g``
+    where x wins, ``g / 2`` on ties, 0 where y wins, in one pass; ``nan_wins``: a NaN ``x`` wins (``maximum``,
+    ``minimum``) rather than loses (``fmax``, ``fmin``).
+
+    Examples
+    --------
+    >>> extremum_vjp(np.ones(3), np.array([-1.0, 0.0, 2.0]), 0.0, False, True)
+    array([0. , 0.5, 1. ])
+    """
+    bound = _scalar(y)
+    if bound is None:
+        return _extremum_vjp_numpy(g, x, y, lower, nan_wins)
+    return _fused(extremum_vjp_kernel, g, (x,), bound, lower, nan_wins)
 
 
 # -- VJPs that call a libm function per element -------------------------------------------------------

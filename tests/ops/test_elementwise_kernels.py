@@ -53,6 +53,9 @@ KERNELS = {
     "cos_vjp": (fused.cos_vjp, fused.sine_kernel, lambda x: (x,), ()),
     "gelu_vjp": (fused.gelu_vjp, fused.gelu_vjp_kernel, lambda x: (x,), ()),
     "softplus_vjp": (fused.softplus_vjp, fused.softplus_vjp_kernel, lambda x: (x,), (2.0, 20.0)),
+    "maximum_vjp": (fused.extremum_vjp, fused.extremum_vjp_kernel, lambda x: (x,), (0.0, False, True)),
+    "minimum_vjp": (fused.extremum_vjp, fused.extremum_vjp_kernel, lambda x: (x,), (1.0, True, True)),
+    "fmax_vjp": (fused.extremum_vjp, fused.extremum_vjp_kernel, lambda x: (x,), (0.0, False, False)),
 }
 
 
@@ -210,6 +213,9 @@ OPS = {
     "sigmoid": (F.sigmoid, lambda rng: rng.uniform(-3, 3, (30, 40))),
     "softplus": (lambda x: F.softplus(x, beta=2.0, threshold=4.0), lambda rng: _away_from(rng, 2.0)),
     "nn.tanh": (F.tanh, lambda rng: rng.uniform(-3, 3, (30, 40))),
+    "np.maximum(x, 0)": (lambda x: np.maximum(x, 0), lambda rng: _away_from_zero(rng)),
+    "np.minimum(x, 1.5)": (lambda x: np.minimum(x, 1.5), lambda rng: _away_from(rng, 1.5)),
+    "np.fmax(x, 0.5)": (lambda x: np.fmax(x, 0.5), lambda rng: _away_from(rng, 0.5)),
 }
 
 
