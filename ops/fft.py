@@ -78,7 +78,8 @@ def _rfftn_vjp(g: Any, out: Any, a: Any, s: Axes, axes: Axes, norm: str | None) 
     # The real part of the adjoint of the full transform on g zero-padded to s[-1] bins, computed at half
     # the cost: irfftn reads each interior bin of the last axis twice, so those are halved first.
     halved = _halve_interior(g, s[-1], axes[-1])
-    return _resize(irfftn_op(halved, s, axes, _swap(norm)), _lengths(a, axes), axes)
+    inverse = irfft_op if len(axes) == 1 else irfftn_op  # numpy's 1-D function skips the n-D wrapper
+    return _resize(inverse(halved, s, axes, _swap(norm)), _lengths(a, axes), axes)
 
 
 def _halve_interior(g: Any, n: int, axis: int) -> Any:
@@ -107,7 +108,7 @@ def _hermitian_weights(n: int, axis: int, ndim: int, dtype: Any) -> np.ndarray:
 
 
 def _irfftn_vjp(g: Any, out: Any, a: Any, s: Axes, axes: Axes, norm: str | None) -> Any:
-    half = rfftn_op(g, _lengths(g, axes), axes, _swap(norm))
+    half = (rfft_op if len(axes) == 1 else rfftn_op)(g, _lengths(g, axes), axes, _swap(norm))
     weighted = half * _hermitian_weights(s[-1], axes[-1], np.ndim(g), plain(g).dtype)
     return _resize(weighted, _lengths(a, axes), axes)
 
