@@ -197,6 +197,7 @@ _ELEMENTWISE_CALLS: dict[str, list[tuple[str, Callable[..., Any], Callable[[Any,
         "elu_vjp": [("elu VJP", fused.elu_vjp, lambda g, x: (g, np.where(x > 0, x, np.expm1(x)), x, 1.0))],
         "gelu_vjp": [("gelu VJP", fused.gelu_vjp, lambda g, x: (g, x))],
         "softplus_vjp": [("softplus VJP", fused.softplus_vjp, lambda g, x: (g, x, 1.0, 20.0))],
+        "extremum_vjp": [("maximum(x, 0) VJP", fused.extremum_vjp, lambda g, x: (g, x, 0.0, False, True))],
         "sine": [
             ("sin", fused.sin, lambda g, x: (x,)),
             ("sin VJP", fused.sin_vjp, lambda g, x: (g, x)),
@@ -372,7 +373,12 @@ CASES: dict[str, tuple[Callable[[bool], list[Case]], Callable[[Any], tuple[Any, 
     **{name: (partial(row_cases, kernel=name), partial(_row_example, name)) for name in _ROW_CALLS},
 }
 #: Kernels timed against their twins by another suite, in the workloads that use them.
-TIMED_ELSEWHERE = {"ops.conv": "python -m benchmarks.conv"}
+TIMED_ELSEWHERE = {
+    "ops.conv": "python -m benchmarks.conv",
+    "tape.ops.conv": "python -m benchmarks.conv",
+    "ops.complex_kernels": "python -m benchmarks.fft",
+    "tape.ops.complex_kernels": "python -m benchmarks.fft",
+}
 
 
 def _speed_rows(quick: bool) -> tuple[list[dict[str, Any]], list[str]]:
