@@ -64,7 +64,8 @@ __all__ = [
 ]
 
 #: Fewest elements for which the arithmetic VJPs take their kernel (tanh, sigmoid, relu, leaky_relu, elu,
-#: maximum and minimum against a scalar, x**2, sqrt): below it numba's call and the wrapper's checks (2-4 µs) cost more than the passes they save.
+#: maximum and minimum against a scalar, x**2, sqrt): below it numba's call and the wrapper's checks (2-4 µs)
+#: cost more than the passes they save.
 LARGE = 1 << 14
 #: The same for the kernels that evaluate sin, cos or exp per element (sin, cos and their VJPs, gelu's and
 #: softplus' VJPs), which save more per element.
