@@ -31,6 +31,7 @@ SUITES = {
     "large_elementwise": "benchmarks.large_elementwise",
     "conv": "benchmarks.conv",
     "fft": "benchmarks.fft",
+    "threads": "benchmarks.threads",
     "peers": "benchmarks.peer_table",
 }
 

@@ -351,3 +351,25 @@ def test_every_suite_names_missing_peers_once_and_tables_only_what_ran(
     assert " - " not in printed and not printed.rstrip().endswith("-")  # no column of dashes
     if "skipped" in results:  # the results keep the list
         assert results["skipped"] == [m for m in peers.NAMES if peers.NAMES[m] in names.split(", ")]
+
+
+def test_threads_suite_measures_each_layer_quiet_and_loaded_or_names_it(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    from benchmarks import threads
+
+    results = threads.run(quick=True)
+    output = capsys.readouterr().out
+    assert set(results["layers"]) <= {
+        f"{layer}, {condition}"
+        for layer in threads.LAYERS
+        for condition in ("quiet", "one busy process beside")
+    }
+    for name, measured in results["layers"].items():
+        if "error" in measured:
+            assert name.split(",")[0] in output.split("not available here:")[1]
+            continue
+        for figures in measured["figures"].values():
+            for median, slowest in figures.values():
+                assert 0 < median <= slowest
+        assert name.split(",")[0] in output
