@@ -687,7 +687,8 @@ def _available(module: str | None) -> bool:
 def _header(machine: Mapping[str, Any]) -> str:
     parts = [
         f"{machine['cpu_model']}, {machine['cores_available']} cores",
-        f"numpy BLAS threads {blas_info().get('threads')}",
+        f"BLAS threads {blas_info().get('threads')}",
+        f"tape's matrix products: {blas_info()['tape_products']}",
     ]
     if peers.installed("torch"):
         import torch

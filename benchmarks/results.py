@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+import tape
+
 DEFAULT_DIRECTORY = "benchmark-results"
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -79,7 +81,8 @@ def _openblas_threads() -> int | None:
 
 
 def blas_info() -> dict[str, Any]:
-    """numpy's BLAS: name, version and thread count (threadpoolctl when installed, else OpenBLAS)."""
+    """numpy's BLAS: name, version and thread count (threadpoolctl when installed, else OpenBLAS), and the
+    library tape's large matrix products use (MKL with the ``mkl`` extra, else numpy's)."""
     info: dict[str, Any] = {}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -95,6 +98,7 @@ def blas_info() -> dict[str, Any]:
     except ImportError:
         threads = _openblas_threads()
     info["threads"] = threads
+    info["tape_products"] = tape.ops.mkl.version() or "numpy's"
     return info
 
 

@@ -353,9 +353,12 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 def blas_threads(count: int) -> contextlib.AbstractContextManager[Any]:
-    """numpy's BLAS limited to ``count`` threads from this call (threadpoolctl applies the limit at once)
-    until the returned context exits; use it as ``with blas_threads(1): ...``."""
+    """numpy's BLAS (and MKL, when tape's products use it) limited to ``count`` threads from this call
+    (threadpoolctl applies the limit at once) until the returned context exits; use it as
+    ``with blas_threads(1): ...``."""
     import threadpoolctl
+
+    tape.ops.mkl.gemms()  # loaded now, so that the limit reaches it
 
     return threadpoolctl.threadpool_limits(limits=count, user_api="blas")
 

@@ -2,7 +2,8 @@
 ``tensordot``, ``kron``, ``multi_dot``, ``matrix_power``, ``cross``, ``vecdot``, ``matvec``, ``vecmat``,
 ``einsum``, and the array API's spellings in ``np.linalg``), each forward beside its VJPs.
 
-Each forward calls numpy's own function, so values are numpy's to the bit. The VJPs are products too,
+Each forward calls numpy's own function, so values are numpy's to the bit, except that large 2-D float
+products go to MKL when tape's ``mkl`` extra is installed (``ops/mkl.py``). The VJPs are products too,
 written with the same registered functions (the VJP of ``tensordot`` is a ``tensordot``, that of ``einsum``
 an ``einsum``), so they differentiate again under ``create_graph``. Batch axes that were broadcast are
 summed by the engine. Decompositions and solvers (inv, det, solve, ...) live in ``ops/decompositions.py``.
@@ -31,6 +32,8 @@ from tape.op import Op
 from tape.registry import FUNCTIONS, implements
 from tape.tensor import Tensor
 
+from . import mkl
+
 
 def _conj(x: Any) -> Any:
     """``conj(x)`` for complex values; real ones are returned as they are (no copy on the real path)."""
@@ -48,9 +51,9 @@ def _matmul_vjp_x(g: Any, out: Any, x: Any, y: Any) -> Any:
         # out[..., j] = sum_k x[k] y[..., k, j]
         return np.squeeze(np.matmul(y, np.expand_dims(g, -1)), -1)
     if _transposed_matrix(x) and type(g) is np.ndarray and g.ndim == 2:
-        return np.matmul(y, g.T).T  # in x's layout (see _transposed_matrix)
+        return mkl.matmul(y, g.T).T  # in x's layout (see _transposed_matrix)
     # Also x 1-D with y a matrix: g @ y.T, which keeps a batch of cotangents (jacobian's rows) in front.
-    return np.matmul(g, np.swapaxes(y, -1, -2))
+    return mkl.matmul(g, np.swapaxes(y, -1, -2))
 
 
 def _matmul_vjp_y(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -62,8 +65,8 @@ def _matmul_vjp_y(g: Any, out: Any, x: Any, y: Any) -> Any:
     if np.ndim(y) == 1:
         return np.squeeze(np.matmul(np.swapaxes(x, -1, -2), np.expand_dims(g, -1)), -1)
     if _transposed_matrix(y) and type(g) is np.ndarray and g.ndim == 2:
-        return np.matmul(g.T, x).T  # in y's layout (see _transposed_matrix)
-    return np.matmul(np.swapaxes(x, -1, -2), g)
+        return mkl.matmul(g.T, x).T  # in y's layout (see _transposed_matrix)
+    return mkl.matmul(np.swapaxes(x, -1, -2), g)
 
 
 def _transposed_matrix(a: Any) -> bool:
@@ -88,7 +91,7 @@ def _check_matmul(x: Any, y: Any) -> None:
 
 def _matmul(x: Any, y: Any) -> Any:
     try:
-        return np.matmul(x, y)
+        return mkl.matmul(x, y)
     except ValueError:
         _check_matmul(x, y)
         raise

@@ -17,7 +17,7 @@ import numpy as np
 from tape.op import Op
 from tape.tensor import Tensor
 
-from . import elementwise
+from . import elementwise, mkl
 from . import elementwise_kernels as fused
 from .erf import erf_op
 from .indexing import scatter_add
@@ -309,7 +309,7 @@ def hardtanh(x: Any, min_val: float = -1.0, max_val: float = 1.0) -> Any:
 
 # -- linear ------------------------------------------------------------------------------------------------
 def _linear(x: Any, weight: Any, bias: Any = None) -> Any:
-    out = x @ weight.T
+    out = mkl.matmul(x, weight.T)
     if bias is None:
         return out
     if np.result_type(out, bias) != out.dtype:
@@ -319,14 +319,14 @@ def _linear(x: Any, weight: Any, bias: Any = None) -> Any:
 
 
 def _linear_vjp_x(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> Any:
-    return g @ weight
+    return mkl.matmul(g, weight)
 
 
 def _linear_vjp_weight(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> Any:
     # Every leading axis of x is a batch axis: flatten them and take one matrix product.
     rows_g = np.reshape(g, (-1, np.shape(weight)[0]))
     rows_x = np.reshape(x, (-1, np.shape(weight)[1]))
-    return np.transpose(rows_g) @ rows_x
+    return mkl.matmul(np.transpose(rows_g), rows_x)
 
 
 def _linear_vjp_bias(g: Any, out: Any, x: Any, weight: Any, bias: Any = None) -> Any:
