@@ -88,14 +88,16 @@ QUICK_ELEMENTS = 10**5
 
 @dataclass(frozen=True)
 class Settings:
-    """How long to measure: interleaved rounds, repeats per round, and seconds per repeat at least."""
+    """How long to measure: interleaved rounds, repeats per round, seconds per repeat at least, and the
+    pause before each case (``measure_side_by_side``'s ``settle``)."""
 
     rounds: int
     repeats: int
     min_time: float
+    settle: float = 0.0
 
 
-FULL = Settings(rounds=3, repeats=3, min_time=0.05)
+FULL = Settings(rounds=3, repeats=3, min_time=0.05, settle=0.25)
 QUICK = Settings(rounds=1, repeats=2, min_time=0.002)
 
 Call = Callable[[], Any]
@@ -600,6 +602,7 @@ def measure_row(
         settings.repeats,
         settings.min_time,
         on_error=lambda column, error: failures.__setitem__(column, _failure(error)),
+        settle=settings.settle,
     )
     return {
         "timings": {column: timing.scaled(workload.ops) for column, timing in timings.items()},

@@ -15,6 +15,7 @@ import io
 import math
 import pstats
 import statistics
+import time
 import timeit
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ def measure_side_by_side(
     min_time: float,
     progress: Any = None,
     on_error: Callable[[str, Exception], None] | None = None,
+    settle: float = 0.0,
 ) -> dict[str, Timing]:
     """``measure`` each function in turn, ``rounds`` times over; the median of the rounds' medians and the
     extremes of their spreads.
@@ -107,6 +109,9 @@ def measure_side_by_side(
     the first round and kept, so that every round times the same work. ``progress`` (a bar from
     ``benchmarks.console.progress_bar``) advances by one per case and round. With ``on_error``, a function
     that raises is reported to it, left out of the later rounds and of the result; without, it raises.
+    With ``settle`` (seconds), each case waits that long and makes one untimed call before its repeats: the
+    thread pools of the case before (OpenBLAS's, OpenMP's, XLA's) keep spinning for up to 0.2 s after their
+    last call, and would otherwise take the cores from whichever case comes next.
 
     Examples
     --------
@@ -128,6 +133,9 @@ def measure_side_by_side(
                     if name not in numbers:
                         function()  # warm caches and compile kernels outside the clock
                         numbers[name] = calls_per_repeat(timers[name], min_time)
+                    elif settle:
+                        time.sleep(settle)
+                        function()
                     per_round[name].append(_repeat(timers[name], repeats, numbers[name]))
             except Exception as error:
                 if on_error is None:
