@@ -59,6 +59,7 @@ TAPE_NN = "tape.nn"
 TORCH = "PyTorch"
 TORCH_ONE_THREAD = "PyTorch, 1 thread"
 TAPE_ONE_THREAD = "tape, 1 thread"
+TAPE_NUMPY_PRODUCTS = "tape, 1 thread, numpy's BLAS"
 JAX_JIT = "JAX (jit)"
 JAX_EAGER = "JAX (eager)"
 AUTOGRAD = "HIPS autograd"
@@ -70,6 +71,7 @@ COLUMNS: dict[str, str | None] = {
     TAPE_NN: None,
     TORCH: "torch",
     TAPE_ONE_THREAD: "threadpoolctl",  # limits numpy's BLAS
+    TAPE_NUMPY_PRODUCTS: "tape.ops.mkl",  # only where tape's products are MKL's: what MKL brings
     TORCH_ONE_THREAD: "torch",
     JAX_JIT: "jax",
     JAX_EAGER: "jax",
@@ -77,7 +79,7 @@ COLUMNS: dict[str, str | None] = {
     MYGRAD: "mygrad",
     NUMPY_FLOOR: None,
 }
-OTHER_PEERS = (TAPE_ONE_THREAD, TORCH_ONE_THREAD, JAX_JIT, JAX_EAGER, AUTOGRAD, MYGRAD)
+OTHER_PEERS = (TAPE_ONE_THREAD, TAPE_NUMPY_PRODUCTS, TORCH_ONE_THREAD, JAX_JIT, JAX_EAGER, AUTOGRAD, MYGRAD)
 NOT_IN_QUICK_RUNS = (JAX_JIT, JAX_EAGER)  # the first call of each compiles for seconds
 # A peer's first loss or gradient must agree with tape's to this (largest difference / largest value).
 TOLERANCE = {np.dtype(np.float64): 1e-8, np.dtype(np.float32): 2e-3}
@@ -550,8 +552,22 @@ def relative_difference(result: list[np.ndarray], reference: list[np.ndarray]) -
 
 
 # Column -> the column whose call it times again, and the thread limit it times it under (training_step's).
+@contextlib.contextmanager
+def _numpy_products_at_one_thread() -> Iterator[None]:
+    # tape's products on numpy's BLAS for a while, as without the mkl extra (ops/mkl.py falls back to numpy
+    # when it has no gemm), to measure what MKL brings side by side.
+    gemms = tape.ops.mkl._gemms
+    tape.ops.mkl._gemms = None
+    try:
+        with steps.blas_threads(1):
+            yield
+    finally:
+        tape.ops.mkl._gemms = gemms
+
+
 ONE_THREAD: dict[str, tuple[str, Callable[[], contextlib.AbstractContextManager[Any]]]] = {
     TAPE_ONE_THREAD: (TAPE, lambda: steps.blas_threads(1)),
+    TAPE_NUMPY_PRODUCTS: (TAPE, _numpy_products_at_one_thread),
     TORCH_ONE_THREAD: (TORCH, lambda: steps.torch_threads(1)),
 }
 
@@ -683,7 +699,10 @@ def print_tables(rows: list[dict[str, Any]], columns: Sequence[str], note: str) 
 
 
 def _available(module: str | None) -> bool:
-    # A peer when installed; threadpoolctl (not a peer: it lets tape run at one thread) when importable.
+    # A peer when installed; threadpoolctl (not a peer: it lets tape run at one thread) when importable;
+    # tape.ops.mkl when tape's products are MKL's.
+    if module == "tape.ops.mkl":
+        return find_spec("threadpoolctl") is not None and tape.ops.mkl.gemms() is not None
     return peers.installed(module) if module in peers.NAMES or module is None else bool(find_spec(module))
 
 

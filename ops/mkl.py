@@ -26,6 +26,7 @@ import numpy as np
 MIN_WORK = 128**3
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_LARGEST_SIZE = 2**31
 _CBWR_AUTO = 2  # MKL_CBWR_AUTO: results independent of the operands' alignment
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 _UNLOADED: Any = object()
@@ -133,7 +134,8 @@ def matmul(a: Any, b: Any) -> Any:
             if available is not None:
                 a_trans, lda = _layout(a)
                 b_trans, ldb = _layout(b)
-                if lda and ldb:
+                # MKL's LP64 interface takes 32-bit sizes; beyond them numpy's product is the safe one.
+                if lda and ldb and max(m, n, k, lda, ldb) < _LARGEST_SIZE:
                     out = np.empty((m, n), dtype)
                     available[dtype](
                         _ROW_MAJOR, a_trans, b_trans, m, n, k, 1.0, a.ctypes.data, lda,

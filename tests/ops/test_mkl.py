@@ -201,3 +201,20 @@ def test_gradients_through_mkl_match_finite_differences(layer, dtype, every_size
         assert tape.gradcheck(lambda x, w: np.tanh(x @ w.T) @ w, x, w)
     else:
         assert tape.gradcheck(lambda x, w, bias: tape.nn.functional.linear(x, w, bias), x, w, bias)
+
+
+def test_sizes_beyond_32_bits_stay_numpys(monkeypatch, every_size):
+    # MKL's interface takes 32-bit sizes: a larger dimension or row stride must never reach it.
+    def refuse(*arguments):
+        raise AssertionError("MKL was called")
+
+    monkeypatch.setattr(mkl, "_gemms", {np.dtype(np.float64): refuse})
+    monkeypatch.setattr(mkl, "_LARGEST_SIZE", 40)
+    rng = np.random.default_rng(6)
+    for a, b in [
+        (rng.standard_normal((50, 30)), rng.standard_normal((30, 20))),  # a dimension over the limit
+        (rng.standard_normal((30, 50))[:, :30], rng.standard_normal((30, 20))),  # a row stride over it
+    ]:
+        np.testing.assert_array_equal(mkl.matmul(a, b), np.matmul(a, b))
+    with pytest.raises(AssertionError, match="MKL was called"):  # and below the limit it is called
+        mkl.matmul(rng.standard_normal((30, 30)), rng.standard_normal((30, 20)))
