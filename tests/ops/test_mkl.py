@@ -218,3 +218,18 @@ def test_sizes_beyond_32_bits_stay_numpys(monkeypatch, every_size):
         np.testing.assert_array_equal(mkl.matmul(a, b), np.matmul(a, b))
     with pytest.raises(AssertionError, match="MKL was called"):  # and below the limit it is called
         mkl.matmul(rng.standard_normal((30, 30)), rng.standard_normal((30, 20)))
+
+
+def test_rows_8_kib_apart_on_the_right_stay_numpys(monkeypatch, every_size):
+    # MKL's slow case (rows of the right operand read in order, a multiple of 8 KiB apart) is left to numpy;
+    # the same rows read transposed, or 8 bytes further apart, go to MKL.
+    def refuse(*arguments):
+        raise AssertionError("MKL was called")
+
+    monkeypatch.setattr(mkl, "_gemms", {np.dtype(np.float64): refuse})
+    rng = np.random.default_rng(7)
+    g, w = rng.standard_normal((4, 16)), rng.standard_normal((16, 1024))
+    np.testing.assert_array_equal(mkl.matmul(g, w), np.matmul(g, w))
+    for b in (rng.standard_normal((1024, 16)).T, rng.standard_normal((16, 1025))[:, :1024]):
+        with pytest.raises(AssertionError, match="MKL was called"):
+            mkl.matmul(g, b)
