@@ -104,11 +104,13 @@ def measure_side_by_side(
     extremes of their spreads.
 
     The machine is shared: taking the cases in turns spreads a change of load over all of them rather than
-    over whichever ran at the time. Each entry is ``(function, threads)`` where ``threads`` makes the
-    context manager (a thread limit) to measure it under, or is None. The calls per repeat are chosen in
-    the first round and kept, so that every round times the same work. ``progress`` (a bar from
-    ``benchmarks.console.progress_bar``) advances by one per case and round. With ``on_error``, a function
-    that raises is reported to it, left out of the later rounds and of the result; without, it raises.
+    over whichever ran at the time, and every other round takes them backwards (a case that slows the one
+    after it, or gains from it, does not always touch the same one). Each entry is ``(function, threads)``
+    where ``threads`` makes the context manager (a thread limit) to measure it under, or is None. The
+    calls per repeat are chosen in the first round and kept, so that every round times the same work.
+    ``progress`` (a bar from ``benchmarks.console.progress_bar``) advances by one per case and round. With
+    ``on_error``, a function that raises is reported to it, left out of the later rounds and of the result;
+    without, it raises.
     With ``settle`` (seconds), each case waits that long and makes one untimed call before its repeats: the
     thread pools of the case before (OpenBLAS's, OpenMP's, XLA's) keep spinning for up to 0.2 s after their
     last call, and would otherwise take the cores from whichever case comes next.
@@ -122,8 +124,11 @@ def measure_side_by_side(
     timers = {name: timeit.Timer(function) for name, (function, _) in functions.items()}
     numbers: dict[str, int] = {}
     per_round: dict[str, list[Timing]] = {name: [] for name in functions}
+    names = list(functions)
     for round_number in range(rounds):
-        for name, (function, threads) in functions.items():
+        # Every other round runs backwards, so that no case always follows the same one.
+        for name in names if round_number % 2 == 0 else names[::-1]:
+            function, threads = functions[name]
             if name not in per_round:  # failed in an earlier round
                 continue
             if progress is not None:
