@@ -32,6 +32,7 @@ SUITES = {
     "conv": "benchmarks.conv",
     "fft": "benchmarks.fft",
     "threads": "benchmarks.threads",
+    "products": "benchmarks.products",
     "peers": "benchmarks.peer_table",
 }
 

@@ -331,6 +331,7 @@ SUITES_WITH_PEERS: dict[str, tuple[str, dict[str, object]]] = {
     "conv": ("PyTorch", {}),
     "fft": ("PyTorch", {"samples": 1024}),
     "peer_table": ("PyTorch, JAX, HIPS autograd, MyGrad", {}),
+    "products": ("PyTorch", {}),
 }
 
 
