@@ -29,46 +29,13 @@ SIZES = (10**5, 10**6)
 QUICK_SIZES = (10**5,)
 BUSY = "while True: pass"
 
-# Run in a fresh interpreter with NUMBA_THREADING_LAYER set: prints {size: {"serial": s, "parallel": s}}.
-_MEASURE = """
-import json, sys
-import numba, numpy as np
-from benchmarks.timing import measure_side_by_side
-
-@numba.njit(cache=False)
-def serial(g, out):
-    result = np.empty_like(g)
-    for i in range(g.shape[0]):
-        result[i] = g[i] * (1.0 - out[i] * out[i])
-    return result
-
-@numba.njit(parallel=True, cache=False)
-def parallel(g, out):
-    result = np.empty_like(g)
-    for i in numba.prange(g.shape[0]):
-        result[i] = g[i] * (1.0 - out[i] * out[i])
-    return result
-
-sizes, rounds, repeats = json.loads(sys.argv[1])
-figures = {}
-for size in sizes:
-    g, out = np.random.default_rng(0).random((2, size))
-    serial(g, out), parallel(g, out)
-    timings = measure_side_by_side(
-        {"serial": (lambda: serial(g, out), None), "parallel": (lambda: parallel(g, out), None)},
-        rounds=rounds, repeats=repeats, min_time=0.02,
-    )
-    figures[size] = {name: [t.median, t.high] for name, t in timings.items()}
-print(json.dumps({"layer": numba.threading_layer(), "figures": figures}))
-"""
-
 
 def _measure(layer: str, sizes: tuple[int, ...], rounds: int, repeats: int, busy: bool) -> dict[str, Any]:
     environment = {**os.environ, "NUMBA_THREADING_LAYER": layer}
     neighbour = subprocess.Popen([sys.executable, "-c", BUSY]) if busy else None
     try:
         result = subprocess.run(
-            [sys.executable, "-c", _MEASURE, json.dumps([sizes, rounds, repeats])],
+            [sys.executable, "-m", "benchmarks.threads_layer", json.dumps([sizes, rounds, repeats])],
             env=environment,
             capture_output=True,
             text=True,
