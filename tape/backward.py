@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from . import hooks
 from .anomaly import changed_at
 from .batched import batched_cotangents
 from .cotangents import fit_cotangent
@@ -147,6 +148,8 @@ def propagate(
     state.grad_enabled = create_graph
     try:
         sweep.run(retain_graph)
+        if hooks.leaf_hooks:
+            hooks.run_leaf_hooks(sweep.leaves, batch is not None)
     finally:
         state.grad_enabled = previous
     return {**sweep.leaves, **sweep.captured}
@@ -213,6 +216,7 @@ class _Sweep:
         capture, batch, schedule = self.capture, self.batch, self.schedule
         heappop = heapq.heappop
         ndarray = np.ndarray
+        hooked = hooks.Flags  # .records: whether any record has a hook (then each one is looked up)
         swap = _SWAP_IS_ATOMIC
         claimed = None  # the record whose saved values this sweep took and has not released yet
         saved: Any = None
@@ -256,6 +260,8 @@ class _Sweep:
                         _zeros_for(item, batch) if slot is None else slot
                         for slot, item in zip(g, out, strict=True)
                     )
+                if hooked.records:
+                    g = hooks.run_record_hooks(record, g, batch is not None)
                 if capture and record in capture:
                     self.captured[record] = g
                 op = record.op

@@ -10,12 +10,13 @@ the modules above. This file never names a particular op's maths.
 from __future__ import annotations
 
 import operator
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from . import dispatch
+from . import dispatch, hooks
 from .grad_mode import state
 from .registry import FUNCTIONS, UFUNCS
 
@@ -108,11 +109,11 @@ class Tensor:
     array([2., 4., 6.])
     """
 
-    __slots__ = ("_data", "requires_grad", "grad", "_record", "_index", "_vc", "_view_of", "__weakref__")
+    __slots__ = ("_data", "requires_grad", "_grad", "_record", "_index", "_vc", "_view_of", "__weakref__")
     # numpy defers binary operators with an ndarray on the left to this class.
     __array_priority__ = 1000.0
     _data: np.ndarray
-    grad: Any
+    _grad: Any
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         # A copy, as torch.Tensor(array) makes: an array the caller keeps could otherwise change the
@@ -125,7 +126,7 @@ class Tensor:
             )
         self._data = array
         self.requires_grad = bool(requires_grad)
-        self.grad: Any = None
+        self._grad: Any = None
         self._record: Any = None
         self._index: int | None = None
         self._vc = [0]
@@ -171,6 +172,63 @@ class Tensor:
     def size(self) -> int:
         """The number of elements."""
         return self._data.size
+
+    @property
+    def grad(self) -> Any:
+        """The gradient accumulated by ``backward``: on leaves that require grad, and on other tensors after
+        ``retain_grad()``. Reading it on another recorded tensor warns, as PyTorch does: it stays None."""
+        grad = self._grad
+        if grad is None and self._record is not None and not hooks.is_retaining(self):
+            warnings.warn(
+                "the .grad of a tensor made by a recorded op (not a leaf) is not kept by backward, so it is "
+                "None; call t.retain_grad() before backward to keep it, or read the leaves' .grad",
+                UserWarning,
+                stacklevel=2,
+            )
+        return grad
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        self._grad = value
+
+    def register_hook(self, hook: Callable[[Any], Any]) -> hooks.RemovableHandle:
+        """Call ``hook(gradient)`` whenever backward (or ``tape.grad``, ``tape.gradients``) computes this
+        tensor's gradient; a result other than None replaces the gradient (same shape and dtype). Returns a
+        handle whose ``remove()`` unregisters it. Hooks run in the order they were registered, on the
+        gradient of the value the tensor had then (an in-place change makes a new value).
+
+        Examples
+        --------
+        >>> import numpy as np, tape
+        >>> x = tape.tensor([1.0, 2.0], requires_grad=True)
+        >>> y = x * 2
+        >>> handle = y.register_hook(lambda g: g * 100)
+        >>> np.sum(y).backward()
+        >>> x.grad
+        array([200., 200.])
+        """
+        return hooks.register(self, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this tensor's gradient on ``.grad`` after backward, though it is not a leaf (on a leaf,
+        nothing to do).
+
+        Examples
+        --------
+        >>> import numpy as np, tape
+        >>> x = tape.tensor([1.0, 2.0], requires_grad=True)
+        >>> y = x * 3
+        >>> y.retain_grad()
+        >>> np.sum(y * y).backward()
+        >>> y.grad
+        array([ 6., 12.])
+        """
+        hooks.retain_grad(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        """Whether ``retain_grad()`` was called on this non-leaf tensor."""
+        return hooks.is_retaining(self)
 
     @property
     def is_leaf(self) -> bool:
@@ -482,7 +540,7 @@ def new_tensor(
     tensor = _new(Tensor)
     tensor._data = data
     tensor.requires_grad = record is not None
-    tensor.grad = None
+    tensor._grad = None
     tensor._record = record
     tensor._index = index
     tensor._vc = version_counter

@@ -27,6 +27,7 @@ ENGINE = [
     "tape.jit",
     "tape.pytree",
     "tape.diagonal",
+    "tape.hooks",
     "tape.registry",
     "tape.dispatch",
     "tape.tensor",

@@ -1,0 +1,210 @@
+"""Tensor hooks: functions the reverse sweep calls with a tensor's gradient, as PyTorch's
+``Tensor.register_hook``; ``Tensor.retain_grad`` is one of them.
+
+A hook belongs to the node that made the tensor's value when it was registered: the leaf tensor itself, or
+the record and output index of a recorded one (records never refer to tensors). A tensor changed in place
+afterwards has a new value and a new record; the hook still sees the gradient of the value it was
+registered on, as in PyTorch. The sweep looks hooks up only once some record has one, so a program without
+hooks pays one flag test per record. This module runs no sweep.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Hook = Callable[[Any], Any]
+
+
+class ByTensor:
+    """``{tensor: value}`` by identity (a tensor's ``==`` is elementwise, so a WeakKeyDictionary cannot
+    hold tensors); an entry goes when its tensor dies."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[Any], Any]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def get(self, tensor: Any, default: Any = None) -> Any:
+        entry = self._entries.get(id(tensor))
+        return default if entry is None or entry[0]() is not tensor else entry[1]
+
+    def __contains__(self, tensor: Any) -> bool:
+        return self.get(tensor, _MISSING) is not _MISSING
+
+    def setdefault(self, tensor: Any, value: Any) -> Any:
+        found = self.get(tensor, _MISSING)
+        if found is not _MISSING:
+            return found
+        key, entries = id(tensor), self._entries
+
+        def forget(_: Any) -> None:  # runs as the tensor is freed, before its id can be reused
+            entries.pop(key, None)
+
+        entries[key] = (weakref.ref(tensor, forget), value)
+        return value
+
+
+_MISSING = object()
+# {record: {output index (None for a single output): {hook id: hook}}}, and {leaf tensor: {hook id: hook}}.
+record_hooks: weakref.WeakKeyDictionary[Any, dict[int | None, dict[int, Hook]]] = weakref.WeakKeyDictionary()
+leaf_hooks = ByTensor()
+# The non-leaf tensors whose gradient is kept on ``.grad`` (retain_grad), and their keeping hooks by record
+# and index, apart from the others because they run last (PyTorch's order).
+retaining = ByTensor()
+_keepers: weakref.WeakKeyDictionary[Any, dict[int | None, dict[int, Hook]]] = weakref.WeakKeyDictionary()
+_ids = itertools.count()
+
+
+class Flags:
+    """Whether any record has ever had a hook: until then the sweep never looks (one attribute test)."""
+
+    records = False
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``remove()`` unregisters the hook (a second call does nothing, as
+    in PyTorch).
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> x = tape.tensor([1.0, 2.0], requires_grad=True)
+    >>> handle = x.register_hook(lambda g: g * 10)
+    >>> handle.remove()
+    >>> np.sum(x * 3).backward()
+    >>> x.grad
+    array([3., 3.])
+    """
+
+    __slots__ = ("_hooks", "id")
+
+    def __init__(self, hooks: dict[int, Hook], hook_id: int) -> None:
+        self._hooks = hooks
+        self.id = hook_id
+
+    def remove(self) -> None:
+        """Unregister the hook; nothing happens if it was removed already."""
+        self._hooks.pop(self.id, None)
+
+
+def register(tensor: Any, hook: Hook) -> RemovableHandle:
+    """Register ``hook`` on the node that made ``tensor``'s value (``Tensor.register_hook``)."""
+    if not callable(hook):
+        raise TypeError(f"register_hook: expected a callable taking the gradient, got {type(hook).__name__}")
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "register_hook: the tensor does not require grad, so no gradient will reach it; "
+            "create it with requires_grad=True or register the hook on a tensor computed from one"
+        )
+    hook_id = next(_ids)
+    hooks = _hooks_of(tensor)
+    hooks[hook_id] = hook
+    return RemovableHandle(hooks, hook_id)
+
+
+def _hooks_of(tensor: Any) -> dict[int, Hook]:
+    record = tensor._record
+    if record is None:
+        return leaf_hooks.setdefault(tensor, {})
+    Flags.records = True
+    return record_hooks.setdefault(record, {}).setdefault(tensor._index, {})
+
+
+def retain_grad(tensor: Any) -> None:
+    """Keep a non-leaf tensor's gradient on its ``.grad`` after backward (``Tensor.retain_grad``)."""
+    if not tensor.requires_grad:
+        raise RuntimeError("retain_grad: the tensor does not require grad, so it will have no gradient")
+    if tensor._record is None or tensor in retaining:
+        return  # a leaf keeps its gradient anyway
+    reference = weakref.ref(tensor)
+
+    def keep(cotangent: Any) -> None:
+        kept = reference()
+        if kept is None:
+            return
+        if type(cotangent) is np.ndarray:
+            cotangent = np.array(cotangent, copy=True)  # the sweep hands it on; .grad is the user's to change
+        kept._grad = cotangent if kept._grad is None else kept._grad + cotangent
+
+    Flags.records = True
+    hook_id = next(_ids)
+    retaining.setdefault(tensor, hook_id)
+    _keepers.setdefault(tensor._record, {}).setdefault(tensor._index, {})[hook_id] = keep
+
+
+def is_retaining(tensor: Any) -> bool:
+    """Whether ``retain_grad`` was called on this (non-leaf) tensor."""
+    return tensor in retaining
+
+
+def run_record_hooks(record: Any, g: Any, batched: bool) -> Any:
+    """The cotangent ``g`` of ``record``'s output(s) after its hooks ran (a tuple for several outputs)."""
+    by_index = record_hooks.get(record)
+    keepers = _keepers.get(record, {})
+    if not by_index and not keepers:
+        return g
+    if batched:
+        raise RuntimeError(
+            f"register_hook: a tensor made by '{record.op.name}' has a hook, and hooks do not run in the "
+            "batched sweep of tape.jacobian / tape.hessian; remove the hook (handle.remove()) for this call"
+        )
+    if type(g) is tuple:
+        return tuple(_run(by_index, keepers, index, item, record.op.name) for index, item in enumerate(g))
+    return _run(by_index, keepers, None, g, record.op.name)
+
+
+def _run(
+    by_index: dict[int | None, dict[int, Hook]] | None,
+    keepers: dict[int | None, dict[int, Hook]],
+    index: int | None,
+    cotangent: Any,
+    op_name: str,
+) -> Any:
+    hooks = by_index.get(index) if by_index else None
+    if hooks:
+        cotangent = apply(hooks, cotangent, f"a tensor made by '{op_name}'")
+    kept = keepers.get(index)
+    if kept:
+        for keep in list(kept.values()):
+            keep(cotangent)
+    return cotangent
+
+
+def run_leaf_hooks(leaves: dict[Any, list[Any]], batched: bool) -> None:
+    """Replace each leaf's cotangent in ``leaves`` (``{id: [leaf, cotangent]}``) by what its hooks make."""
+    for entry in leaves.values():
+        hooks = leaf_hooks.get(entry[0])
+        if hooks:
+            if batched:
+                raise RuntimeError(
+                    "register_hook: a leaf tensor has a hook, and hooks do not run in the batched sweep of "
+                    "tape.jacobian / tape.hessian; remove the hook (handle.remove()) for this call"
+                )
+            entry[1] = apply(hooks, entry[1], "a leaf tensor")
+
+
+def apply(hooks: dict[int, Hook], cotangent: Any, whose: str) -> Any:
+    """Call each hook in order of registration; a hook's result (not None) replaces the cotangent."""
+    for hook in list(hooks.values()):
+        result = hook(cotangent)
+        if result is None:
+            continue
+        shape, dtype = np.shape(cotangent), getattr(cotangent, "dtype", None)
+        if not hasattr(result, "shape") or not hasattr(result, "dtype"):
+            raise TypeError(
+                f"register_hook: the hook of {whose} returned {type(result).__name__}; it must return None "
+                f"or an array of shape {shape} and dtype {dtype}"
+            )
+        if result.shape != shape or result.dtype != dtype:
+            raise ValueError(
+                f"register_hook: the hook of {whose} returned a gradient of shape {result.shape} and dtype "
+                f"{result.dtype} for a gradient of shape {shape} and dtype {dtype}"
+            )
+        cotangent = result
+    return cotangent
