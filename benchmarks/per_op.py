@@ -2,7 +2,8 @@
 
 At this size numpy's own work is tiny, so the figures show what recording, dispatch and the reverse sweep
 cost per op. numpy's forward-only time is the floor; PyTorch, HIPS autograd and MyGrad run the same chain
-when installed.
+when installed. tape also runs in anomaly mode (``tape.detect_anomaly``: a stack walk per op recorded, a
+finiteness test per cotangent), which shows what the mode costs when on; off, it costs a flag test.
 
 python -m benchmarks.per_op            # five rounds
 python -m benchmarks.per_op --quick    # two rounds, fewer repeats
@@ -42,7 +43,15 @@ def _tape_cases(x0: np.ndarray) -> dict[str, Callable[[], Any]]:
         chain(x).backward(seed)
         return x.grad
 
-    return {"tape forward": forward, "tape forward+backward": forward_backward}
+    def in_anomaly_mode() -> Any:
+        with tape.detect_anomaly():
+            return forward_backward()
+
+    return {
+        "tape forward": forward,
+        "tape forward+backward": forward_backward,
+        "tape forward+backward, anomaly mode": in_anomaly_mode,
+    }
 
 
 def _torch_cases(x0: np.ndarray) -> dict[str, Callable[[], Any]]:

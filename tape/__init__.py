@@ -42,7 +42,7 @@ def _load_ops_from_checkout() -> None:
 from . import jit, memory, registry
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .dtypes import get_default_dtype, set_default_dtype
-from .anomaly import detect_anomaly, is_detecting_anomaly
+from .anomaly import detect_anomaly, is_detecting_anomaly, set_detect_anomaly
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .inplace import apply_in_place
 from .op import Op, gate, op
@@ -102,6 +102,7 @@ __all__ = [
     "randn",
     "registry",
     "set_default_dtype",
+    "set_detect_anomaly",
     "set_grad_enabled",
     "softmax",
     "tensor",

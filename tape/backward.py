@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import hooks
-from .anomaly import changed_at
+from .anomaly import changed_at, check_finite
 from .batched import batched_cotangents
 from .cotangents import fit_cotangent
 from .grad_mode import state
@@ -217,6 +217,7 @@ class _Sweep:
         heappop = heapq.heappop
         ndarray = np.ndarray
         hooked = hooks.Flags  # .records: whether any record has a hook (then each one is looked up)
+        anomaly = state.anomaly
         swap = _SWAP_IS_ATOMIC
         claimed = None  # the record whose saved values this sweep took and has not released yet
         saved: Any = None
@@ -301,6 +302,8 @@ class _Sweep:
                         if cotangent is None:
                             continue
                         cotangent = fit_cotangent(cotangent, saved, argnum, out, op.name, create_graph)
+                    if anomaly:
+                        check_finite(record, saved, argnum, g, cotangent)
                     if index is None and type(node) is Record:
                         received = pending.get(node)
                         if received is None:

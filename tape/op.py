@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import saved
-from .anomaly import user_line
+from .anomaly import user_origin
 from .grad_mode import state
 from .reads import EVERYTHING, OUTPUT, Everything, values_read
 from .record import Record, next_position
@@ -305,7 +305,7 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
             record.out_versions = UNREAD_OUTPUT
         record.position = next_position()
         if state.anomaly:
-            record.where = user_line()
+            record.where = user_origin()
     elif wants_grad and out.dtype.kind in _LOSSY_KINDS and state.grad_enabled:
         _refuse_lossy_result(op, out.dtype)
     return new_tensor(out, record, None, counter, view_of)
@@ -467,7 +467,7 @@ def _wrap_outputs(
     keywords = saved_keywords(kwargs) if kwargs else kwargs
     record = Record(op, saved, keywords, _check_only(inputs, reads), outs, out_versions)
     if state.anomaly:
-        record.where = user_line()
+        record.where = user_origin()
     return tuple(
         new_tensor(item, record if item.dtype in _DIFFERENTIABLE else None, k, counter)
         for k, (item, counter) in enumerate(zip(outs, counters, strict=True))
