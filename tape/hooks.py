@@ -68,8 +68,8 @@ class Flags:
 
 
 class RemovableHandle:
-    """What ``register_hook`` returns: ``remove()`` unregisters the hook (a second call does nothing, as
-    in PyTorch).
+    """What ``register_hook`` (and a module's ``register_*_hook``) returns: ``remove()`` unregisters the
+    hook, and a second call does nothing, as in PyTorch. Also a context manager that removes it on exit.
 
     Examples
     --------
@@ -84,13 +84,19 @@ class RemovableHandle:
 
     __slots__ = ("_hooks", "id")
 
-    def __init__(self, hooks: dict[int, Hook], hook_id: int) -> None:
+    def __init__(self, hooks: dict[int, Any]) -> None:
         self._hooks = hooks
-        self.id = hook_id
+        self.id = next(_ids)
 
     def remove(self) -> None:
         """Unregister the hook; nothing happens if it was removed already."""
         self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
 
 
 def register(tensor: Any, hook: Hook) -> RemovableHandle:
@@ -102,10 +108,10 @@ def register(tensor: Any, hook: Hook) -> RemovableHandle:
             "register_hook: the tensor does not require grad, so no gradient will reach it; "
             "create it with requires_grad=True or register the hook on a tensor computed from one"
         )
-    hook_id = next(_ids)
     hooks = _hooks_of(tensor)
-    hooks[hook_id] = hook
-    return RemovableHandle(hooks, hook_id)
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
 
 
 def _hooks_of(tensor: Any) -> dict[int, Hook]:

@@ -8,19 +8,29 @@ over the target only once it is complete and on disk; ``load`` and ``load_state_
 A ``Module`` registers the ``Parameter``s and sub-modules assigned to its attributes, as torch's does, so
 ``parameters()``, ``state_dict()`` and ``train()``/``eval()`` reach the whole tree. Buffers (running
 statistics) are plain numpy arrays registered with ``register_buffer``. This file holds no layer.
+
+Hooks follow torch's: forward pre-hooks and forward hooks run around ``forward``; full backward hooks see
+the gradients with respect to a call's inputs and outputs, caught by two identity ops (``_input_gate``,
+``_output_gate``) that the call's tensors pass through, so the ordinary reverse sweep runs them.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from ..anomaly import bump
-from ..grad_mode import no_grad
+from ..grad_mode import no_grad, state
+from ..hooks import RemovableHandle
+from ..op import Op
 from ..tensor import Tensor
+
+ForwardPreHook = Callable[["Module", tuple[Any, ...]], Any]
+ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
+BackwardHook = Callable[["Module", tuple[Any, ...], tuple[Any, ...]], Any]
 
 
 class Parameter(Tensor):
@@ -68,6 +78,9 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
 
     # -- registration ------------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -344,6 +357,85 @@ class Module:
                 else:
                     np.copyto(module._buffers[name], value, casting="same_kind")
 
+    # -- hooks -------------------------------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook: ForwardPreHook) -> RemovableHandle:
+        """Run ``hook(module, args)`` before each ``forward``; return a handle whose ``remove()`` undoes it.
+
+        ``args`` is the tuple of positional arguments (keyword arguments reach ``forward`` unchanged). The
+        hook returns None to keep them, or new ones: a tuple, or a single value standing for a 1-tuple.
+        Hooks run in the order they were registered, each on what the previous one returned.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tape.nn import Linear
+        >>> layer = Linear(2, 1)
+        >>> handle = layer.register_forward_pre_hook(lambda module, args: args[0] * 0)
+        >>> bool(layer(np.ones((1, 2))).data == layer.bias.data)
+        True
+        >>> handle.remove()
+        """
+        return self._add_hook(self._forward_pre_hooks, hook, "register_forward_pre_hook")
+
+    def register_forward_hook(self, hook: ForwardHook) -> RemovableHandle:
+        """Run ``hook(module, args, output)`` after each ``forward``; return a handle whose ``remove()``
+        undoes it.
+
+        ``args`` are the positional arguments ``forward`` received (after the pre-hooks). The hook returns
+        None to keep the output, or a replacement for it. Hooks run in the order they were registered.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tape.nn import Identity
+        >>> layer = Identity()
+        >>> handle = layer.register_forward_hook(lambda module, args, output: output * 10)
+        >>> layer(np.array([1.0, 2.0]))
+        array([10., 20.])
+        """
+        return self._add_hook(self._forward_hooks, hook, "register_forward_hook")
+
+    def register_full_backward_hook(self, hook: BackwardHook) -> RemovableHandle:
+        """Run ``hook(module, grad_input, grad_output)`` in backward, once the gradients with respect to a
+        call's inputs are known; return a handle whose ``remove()`` undoes it.
+
+        ``grad_input`` has one entry per positional argument of the call: the gradient of a tensor that
+        requires grad, None for anything else. ``grad_output`` has one per output (``forward`` returns a
+        tensor or a tuple): the gradient, None for what is not a tensor that requires grad, zeros for an
+        output that no gradient reached (torch: None). The hook returns None, or a tuple of the same length
+        that replaces ``grad_input``: each entry None (no gradient flows to that input) or of the
+        gradient's shape. Hooks run in registration order, each seeing what the previous one returned;
+        those registered after a call do not run for it, those removed since do not run at all.
+
+        The call's tensor inputs and outputs pass through identity ops (one for all inputs, one for all
+        outputs), so the hooks run within the ordinary reverse sweep, and each such tensor is copied once
+        per call while a backward hook is registered. When no input requires grad the hooks run once the
+        output gradients are known, with ``grad_input`` all None, and may only return None. Keyword
+        arguments are not gated: their gradients are not in ``grad_input``. ``forward`` must return a tensor
+        or a tuple (anything else is refused when hooks are registered).
+
+        Examples
+        --------
+        >>> import numpy as np, tape
+        >>> from tape.nn import Linear
+        >>> layer = Linear(2, 1)
+        >>> seen = []
+        >>> def hook(module, grad_input, grad_output):
+        ...     seen.append(grad_output)
+        >>> handle = layer.register_full_backward_hook(hook)
+        >>> layer(tape.tensor(np.ones((1, 2)), requires_grad=True)).sum().backward()
+        >>> seen
+        [(array([[1.]]),)]
+        """
+        return self._add_hook(self._backward_hooks, hook, "register_full_backward_hook")
+
+    def _add_hook(self, hooks: OrderedDict[int, Any], hook: Any, where: str) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"{type(self).__name__}.{where}: expected a callable, got {type(hook).__name__}")
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
     # -- calling and printing ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -351,9 +443,32 @@ class Module:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            return self._call_with_hooks(args, kwargs)
         if self._parameters:
             self._check_input_dtypes(args)
         return self.forward(*args, **kwargs)
+
+    def _call_with_hooks(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # torch's order: pre-hooks, inputs through the gate, forward, forward hooks, outputs through the gate.
+        for hook in _live(self._forward_pre_hooks, tuple(self._forward_pre_hooks)):
+            replacement = hook(self, args)
+            if replacement is not None:
+                args = replacement if isinstance(replacement, tuple) else (replacement,)
+        if self._parameters:
+            self._check_input_dtypes(args)
+        call = None
+        if self._backward_hooks and state.grad_enabled:
+            call = _HookedCall(self)
+            args = call.gate_inputs(args)
+        output = self.forward(*args, **kwargs)
+        for hook in _live(self._forward_hooks, tuple(self._forward_hooks)):
+            replacement = hook(self, args, output)
+            if replacement is not None:
+                output = replacement
+        if call is not None:
+            output = call.gate_outputs(output)
+        return output
 
     def _check_input_dtypes(self, args: tuple[Any, ...]) -> None:
         """A floating input of another dtype than this module's parameters is an error, as in torch: numpy
@@ -387,6 +502,160 @@ class Module:
         return sorted(
             set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules)
         )
+
+
+def _live(hooks: OrderedDict[int, Any], keys: tuple[int, ...]) -> Iterator[Any]:
+    """The hooks among ``keys`` still registered when their turn comes (a hook may remove another)."""
+    for key in keys:
+        hook = hooks.get(key)
+        if hook is not None:
+            yield hook
+
+
+class _HookedCall:
+    """One call of a module that has full backward hooks: what its input gate and output gate share.
+
+    In the reverse sweep the output gate runs first and queues ``grad_output``; the input gate takes it and
+    runs the hooks. A queue rather than one slot: a batched sweep (``jacobian``) runs each gate once per
+    row, all rows of the output gate before those of the input gate.
+    """
+
+    __slots__ = (
+        "argument_count",
+        "grad_outputs",
+        "input_positions",
+        "keys",
+        "module",
+        "output_count",
+        "output_positions",
+    )
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.keys = tuple(module._backward_hooks)  # hooks registered after this call do not see it
+        self.argument_count = 0
+        self.input_positions: tuple[int, ...] = ()
+        self.output_count = 0
+        self.output_positions: tuple[int, ...] = ()
+        self.grad_outputs: deque[tuple[Any, ...]] = deque()
+
+    def gate_inputs(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        self.argument_count = len(args)
+        self.input_positions = tuple(
+            position for position, arg in enumerate(args) if isinstance(arg, Tensor) and arg.requires_grad
+        )
+        if not self.input_positions:
+            return args
+        gated = list(args)
+        passed = _input_gate(self, *(args[position] for position in self.input_positions))
+        for position, tensor in zip(self.input_positions, passed, strict=True):
+            gated[position] = tensor
+        return tuple(gated)
+
+    def gate_outputs(self, output: Any) -> Any:
+        single = isinstance(output, Tensor)
+        outputs = (output,) if single else output
+        if type(outputs) is not tuple:
+            raise TypeError(
+                f"{type(self.module).__name__}: full backward hooks need forward (after the forward hooks) "
+                f"to return a Tensor or a tuple, got {type(output).__name__}; return a tuple, or remove "
+                "the backward hooks"
+            )
+        self.output_count = len(outputs)
+        self.output_positions = tuple(
+            position
+            for position, item in enumerate(outputs)
+            if isinstance(item, Tensor) and item.requires_grad
+        )
+        if not self.output_positions:
+            return output
+        gated = list(outputs)
+        passed = _output_gate(self, *(outputs[position] for position in self.output_positions))
+        for position, tensor in zip(self.output_positions, passed, strict=True):
+            gated[position] = tensor
+        return gated[0] if single else tuple(gated)
+
+    def receive_grad_outputs(self, cotangents: tuple[Any, ...]) -> None:
+        grad_output = _spread(cotangents, self.output_positions, self.output_count)
+        if self.input_positions:
+            self.grad_outputs.append(grad_output)
+            return
+        # No input requires grad: no input gate will run, so the hooks run now, as torch's do.
+        nothing = (None,) * self.argument_count
+        for hook in _live(self.module._backward_hooks, self.keys):
+            replacement = hook(self.module, nothing, grad_output)
+            if replacement is not None and any(item is not None for item in replacement):
+                raise ValueError(
+                    f"{type(self.module).__name__}: a full backward hook returned gradients, but no input "
+                    "of this call requires grad; return None"
+                )
+
+    def hooked_grad_inputs(self, cotangents: tuple[Any, ...]) -> list[Any]:
+        grad_output = self.grad_outputs.popleft() if self.grad_outputs else (None,) * self.output_count
+        grad_input = _spread(cotangents, self.input_positions, self.argument_count)
+        for hook in _live(self.module._backward_hooks, self.keys):
+            replacement = hook(self.module, grad_input, grad_output)
+            if replacement is not None:
+                grad_input = self._checked(replacement, grad_input)
+        return [grad_input[position] for position in self.input_positions]
+
+    def _checked(self, replacement: Any, grad_input: tuple[Any, ...]) -> tuple[Any, ...]:
+        name = type(self.module).__name__
+        if not isinstance(replacement, tuple | list):
+            raise TypeError(
+                f"{name}: a full backward hook returned {type(replacement).__name__}; expected None or a "
+                f"tuple of {len(grad_input)} gradients (one per positional argument)"
+            )
+        if len(replacement) != len(grad_input):
+            raise ValueError(
+                f"{name}: a full backward hook returned {len(replacement)} gradients for "
+                f"{len(grad_input)} positional arguments"
+            )
+        for position, (given, expected) in enumerate(zip(replacement, grad_input, strict=True)):
+            if given is None:
+                continue
+            if expected is None:
+                raise ValueError(
+                    f"{name}: a full backward hook returned a gradient at position {position}, but that "
+                    "argument is not a tensor that requires grad; return None there"
+                )
+            if np.shape(given) != np.shape(expected):
+                raise ValueError(
+                    f"{name}: a full backward hook returned grad_input[{position}] of shape "
+                    f"{np.shape(given)}, but the gradient of input {position} has shape {np.shape(expected)}"
+                )
+        return tuple(replacement)
+
+
+def _spread(values: tuple[Any, ...], positions: tuple[int, ...], count: int) -> tuple[Any, ...]:
+    """``values`` placed at ``positions`` of a tuple of ``count`` entries, None elsewhere."""
+    spread: list[Any] = [None] * count
+    for position, value in zip(positions, values, strict=True):
+        spread[position] = value
+    return tuple(spread)
+
+
+def _pass_through(call: _HookedCall, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    # Copies: the gated tensors get version counters of their own, so they must not share a buffer with
+    # the tensors they stand for (a write to one would go unseen by the records that saved the other).
+    return tuple(np.array(array, copy=True) for array in arrays)
+
+
+def _input_gate_backward(g: tuple[Any, ...], out: Any, call: _HookedCall, *inputs: Any) -> list[Any]:
+    return [None, *call.hooked_grad_inputs(g)]
+
+
+def _output_gate_backward(g: tuple[Any, ...], out: Any, call: _HookedCall, *outputs: Any) -> list[Any]:
+    call.receive_grad_outputs(g)
+    return [None, *g]
+
+
+_input_gate = Op(
+    _pass_through, name="backward_hook_inputs", backward=_input_gate_backward, complex_rule="own"
+)
+_output_gate = Op(
+    _pass_through, name="backward_hook_outputs", backward=_output_gate_backward, complex_rule="own"
+)
 
 
 class Sequential(Module):
