@@ -58,6 +58,7 @@ from .checkpoint import checkpoint
 from .functional import grad, gradients, hvp, jvp, value_and_grad, vjp
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .jacobian import hessian, jacobian
+from .profile import profile
 
 from . import nn
 # isort: on
@@ -98,6 +99,7 @@ __all__ = [
     "ones",
     "op",
     "ops",
+    "profile",
     "rand",
     "randn",
     "registry",

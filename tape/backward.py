@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import sys
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -218,6 +219,7 @@ class _Sweep:
         ndarray = np.ndarray
         hooked = hooks.Flags  # .records: whether any record has a hook (then each one is looked up)
         anomaly = state.anomaly
+        profiler = state.profiler  # tape.profile: each record's VJPs are timed
         swap = _SWAP_IS_ATOMIC
         claimed = None  # the record whose saved values this sweep took and has not released yet
         saved: Any = None
@@ -276,6 +278,8 @@ class _Sweep:
                         record.inputs = ()
                         claimed = None
                     continue
+                if profiler is not None:
+                    started, made = time.perf_counter_ns(), 0
                 args = saved
                 if create_graph:
                     args, out = _as_tensors(saved, inputs, out, record)
@@ -304,6 +308,8 @@ class _Sweep:
                         cotangent = fit_cotangent(cotangent, saved, argnum, out, op.name, create_graph)
                     if anomaly:
                         check_finite(record, saved, argnum, g, cotangent)
+                    if profiler is not None:
+                        made += getattr(getattr(cotangent, "_data", cotangent), "nbytes", 0)
                     if index is None and type(node) is Record:
                         received = pending.get(node)
                         if received is None:
@@ -316,6 +322,8 @@ class _Sweep:
                             pending[node] = received + cotangent
                     else:
                         send(node, index, cotangent)
+                if profiler is not None:
+                    profiler.add_backward(op.name, started, time.perf_counter_ns(), made)
                 if not retain_graph:  # the rest of record.release(), inline: this runs once per record
                     record.kwargs = record.out = None
                     record.inputs = ()

@@ -22,6 +22,7 @@ class _ThreadState(threading.local):
     def __init__(self) -> None:
         self.grad_enabled = True
         self.anomaly = False  # records and in-place writes note the user's line (``tape.detect_anomaly``)
+        self.profiler: Any = None  # the open ``tape.profile``'s results, which ops and the sweep add to
 
 
 state = _ThreadState()

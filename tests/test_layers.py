@@ -38,6 +38,7 @@ ENGINE = [
     "tape.batched",
     "tape.backward",
     "tape.creation",
+    "tape.profile",
 ]
 TRANSFORMS = {"tape.trace", "tape.functional", "tape.jacobian", "tape.checkpoint", "tape.gradcheck"}
 LAYERS = ["engine", "ops", "transforms", "nn", "facade"]
