@@ -66,6 +66,18 @@ class Record:
         return [(argnum, node, index) for argnum, node, index, _, _ in self.inputs if node is not None]
 
     @property
+    def name(self) -> str:
+        """The name of the op this record applied."""
+        return str(self.op.name)
+
+    @property
+    def next_functions(self) -> tuple[tuple[Any, int | None], ...]:
+        """``(node, output index)`` for each argument that requires grad, in argument order: the parent
+        record (with which of its outputs), or the leaf tensor itself (index None), as PyTorch's
+        ``grad_fn.next_functions``. Empty once a backward released the record."""
+        return tuple((node, index) for _, node, index, _, _ in self.inputs if node is not None)
+
+    @property
     def released(self) -> bool:
         """True once a backward without ``retain_graph`` has claimed (and then freed) what this saved."""
         return self.args is None

@@ -241,6 +241,21 @@ class Tensor:
         return self._record
 
     @property
+    def grad_fn(self) -> Any:
+        """PyTorch's name for ``record``: the record that made this tensor (``.name`` is its op's name,
+        ``.next_functions`` the records and leaves its inputs came from), or ``None`` for a leaf.
+
+        Examples
+        --------
+        >>> import numpy as np, tape
+        >>> x = tape.tensor([1.0, 2.0], requires_grad=True)
+        >>> y = np.sin(x) * 2
+        >>> y.grad_fn.name, [node.name for node, _ in y.grad_fn.next_functions]
+        ('multiply', ['sin'])
+        """
+        return self._record
+
+    @property
     def T(self) -> Tensor:
         """The transpose (axes reversed), as ``np.transpose``."""
         return FUNCTIONS[np.transpose](self)

@@ -228,3 +228,18 @@ def test_jacobian_refuses_a_graph_with_hooks_rather_than_skip_them():
 
         tape.jacobian(f)(np.array([1.0, 2.0]))
     assert x.grad is None
+
+
+def test_grad_fn_names_the_op_and_leads_to_the_inputs_records_and_leaves():
+    x = tape.tensor([1.0, 2.0], requires_grad=True)
+    w = tape.tensor([3.0, 4.0], requires_grad=True)
+    y = np.sin(x) * w
+    assert x.grad_fn is None and x.is_leaf and not y.is_leaf
+    assert y.grad_fn.name == "multiply"
+    (sin_node, sin_index), (leaf, leaf_index) = y.grad_fn.next_functions
+    assert sin_node.name == "sin" and sin_index is None
+    assert leaf is w and leaf_index is None
+    assert sin_node.next_functions == ((x, None),)
+    assert (y * 2.0).grad_fn.next_functions == ((y.grad_fn, None),)  # a constant is not an input
+    np.sum(y).backward()
+    assert y.grad_fn.next_functions == ()  # released by backward
