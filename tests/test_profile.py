@@ -87,7 +87,7 @@ def test_closing_the_profiler_puts_the_engine_back():
 
 
 def test_one_profiler_per_thread_and_other_threads_are_not_counted():
-    x, w = leaves()
+    x, _ = leaves()
     with tape.profile() as prof:
         with pytest.raises(RuntimeError, match="already open in this thread"), tape.profile():
             pass
