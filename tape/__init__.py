@@ -57,6 +57,7 @@ from .ops.special import log_softmax, logsumexp, softmax
 from .checkpoint import checkpoint
 from .functional import grad, gradients, hvp, jvp, value_and_grad, vjp
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .graph import Graph, graph
 from .jacobian import hessian, jacobian
 from .profile import profile
 
@@ -69,6 +70,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GradcheckError",
+    "Graph",
     "Op",
     "Record",
     "Tensor",
@@ -85,6 +87,7 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "gradients",
+    "graph",
     "hessian",
     "hvp",
     "is_detecting_anomaly",

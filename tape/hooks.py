@@ -108,18 +108,22 @@ def register(tensor: Any, hook: Hook) -> RemovableHandle:
             "register_hook: the tensor does not require grad, so no gradient will reach it; "
             "create it with requires_grad=True or register the hook on a tensor computed from one"
         )
-    hooks = _hooks_of(tensor)
+    if tensor._record is not None:
+        return register_on_record(tensor._record, tensor._index, hook)
+    return _add(leaf_hooks.setdefault(tensor, {}), hook)
+
+
+def register_on_record(record: Any, index: int | None, hook: Hook) -> RemovableHandle:
+    """Register ``hook`` on output ``index`` of ``record`` (None for a single output), as
+    ``Tensor.register_hook`` does for the tensor that output became, even once that tensor is gone."""
+    Flags.records = True  # from now on the sweep looks records up
+    return _add(record_hooks.setdefault(record, {}).setdefault(index, {}), hook)
+
+
+def _add(hooks: dict[int, Hook], hook: Hook) -> RemovableHandle:
     handle = RemovableHandle(hooks)
     hooks[handle.id] = hook
     return handle
-
-
-def _hooks_of(tensor: Any) -> dict[int, Hook]:
-    record = tensor._record
-    if record is None:
-        return leaf_hooks.setdefault(tensor, {})
-    Flags.records = True
-    return record_hooks.setdefault(record, {}).setdefault(tensor._index, {})
 
 
 def retain_grad(tensor: Any) -> None:

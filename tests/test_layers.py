@@ -40,7 +40,14 @@ ENGINE = [
     "tape.creation",
     "tape.profile",
 ]
-TRANSFORMS = {"tape.trace", "tape.functional", "tape.jacobian", "tape.checkpoint", "tape.gradcheck"}
+TRANSFORMS = {
+    "tape.trace",
+    "tape.functional",
+    "tape.jacobian",
+    "tape.checkpoint",
+    "tape.gradcheck",
+    "tape.graph",
+}
 LAYERS = ["engine", "ops", "transforms", "nn", "facade"]
 
 
