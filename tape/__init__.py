@@ -61,7 +61,7 @@ from .graph import Graph, graph
 from .jacobian import hessian, jacobian
 from .profile import profile
 
-from . import nn
+from . import data, nn
 # isort: on
 
 memory._apply_environment()
@@ -77,6 +77,7 @@ __all__ = [
     "apply_in_place",
     "arange",
     "checkpoint",
+    "data",
     "detect_anomaly",
     "enable_grad",
     "erf",

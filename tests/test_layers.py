@@ -58,8 +58,8 @@ def layer_of(module: str) -> str:
         return "ops"
     if module in TRANSFORMS or module == "tape.scipy" or module.startswith("tape.scipy."):
         return "transforms"  # tape.scipy.special: scipy's functions on tensors, built on the ops
-    if module == "tape.nn" or module.startswith("tape.nn."):
-        return "nn"
+    if module == "tape.nn" or module.startswith("tape.nn.") or module == "tape.data":
+        return "nn"  # tape.data: batches for training loops, plain numpy
     if module == "tape":
         return "facade"
     raise AssertionError(f"{module} belongs to no layer: add it to tests/test_layers.py")
