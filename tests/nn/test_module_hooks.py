@@ -303,3 +303,30 @@ def test_state_and_checkpoints_do_not_see_hooks(tmp_path):
     assert target.load_state_dict(source.state_dict()) == ([], [])
     assert "_forward_hooks" not in dict(source.named_parameters())
     assert len(target._forward_hooks) == len(target._forward_pre_hooks) == len(target._backward_hooks) == 1
+
+
+def test_a_full_backward_hook_runs_under_create_graph_and_is_differentiated_again():
+    # Doubling grad_input doubles the first derivative with respect to the input. The second sweep passes
+    # through the module's forward again, so the hook fires again there and doubles once more: the second
+    # derivative of sum(first ** 2) is 4 x 2 = 8 times the plain one, as torch gives (checked: 2x and 8x).
+    def second_derivative(hooked: bool) -> np.ndarray:
+        layer = nn.Linear(3, 2, rng=np.random.default_rng(0))
+        seen = []
+        if hooked:
+
+            def double(module, grad_input, grad_output):
+                seen.append(type(grad_output[0]))
+                return (grad_input[0] * 2.0,)
+
+            layer.register_full_backward_hook(double)
+        x = tape.tensor(np.array([[0.3, -0.2, 0.5]]), requires_grad=True)
+        (first,) = tape.gradients(np.sum(np.tanh(layer(x)) ** 2), [x], create_graph=True)
+        (second,) = tape.gradients(np.sum(first**2), [x])
+        if hooked:  # recorded gradients under create_graph, plain ones in the second sweep
+            assert seen == [tape.Tensor, np.ndarray]
+        return np.asarray(first.numpy()), second
+
+    first_plain, second_plain = second_derivative(False)
+    first_hooked, second_hooked = second_derivative(True)
+    np.testing.assert_allclose(first_hooked, 2 * first_plain, rtol=1e-12)
+    np.testing.assert_allclose(second_hooked, 8 * second_plain, rtol=1e-12)
