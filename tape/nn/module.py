@@ -474,6 +474,8 @@ class Module:
         """A floating input of another dtype than this module's parameters is an error, as in torch: numpy
         would promote the result silently (float32 input, float64 layer: float64 out)."""
         dtype = next((p.dtype for p in self._parameters.values() if p is not None), None)
+        if dtype is None:  # every parameter slot is None (affine=False, bias=False alone): nothing to match
+            return
         for position, arg in enumerate(args):
             if isinstance(arg, Tensor | np.ndarray) and arg.dtype.kind == "f" and arg.dtype != dtype:
                 raise TypeError(

@@ -216,3 +216,10 @@ def test_a_record_made_before_to_refuses_backward():
 def test_to_takes_floating_dtypes_only(dtype):
     with pytest.raises(TypeError, match=r"^Linear.to: expected a floating dtype"):
         nn.Linear(2, 2).to(dtype)
+
+
+def test_a_module_whose_parameters_are_all_none_takes_either_float_dtype():
+    # affine=False leaves weight and bias registered as None: no dtype to match, so none is imposed.
+    for dtype in (np.float32, np.float64):
+        out = nn.BatchNorm1d(3, affine=False)(np.arange(12, dtype=dtype).reshape(4, 3))
+        assert out.dtype == dtype
