@@ -9,6 +9,7 @@ transforms, ``tape.nn`` or the facade. Nothing here is compiled at import.
 from tape.registry import LAZY_UFUNC_MODULES
 
 from . import (
+    attention,
     complex_parts,
     conv,
     decompositions,
@@ -21,6 +22,7 @@ from . import (
     losses,
     nn,
     nondifferentiable,
+    normalization,
     ranges,
     rearrange,
     reductions,
@@ -35,6 +37,7 @@ from . import (
 LAZY_UFUNC_MODULES["scipy.special"] = f"{__name__}.scipy_special"
 
 __all__ = [
+    "attention",
     "complex_parts",
     "conv",
     "decompositions",
@@ -47,6 +50,7 @@ __all__ = [
     "losses",
     "nn",
     "nondifferentiable",
+    "normalization",
     "ranges",
     "rearrange",
     "reductions",
