@@ -11,6 +11,7 @@ Importing this package compiles nothing.
 """
 
 from . import functional, init, optim
+from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
 from .checkpoint_files import load, save
 from .conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .layers import (
@@ -70,10 +71,15 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from .normalization import BatchNorm2d, GroupNorm, InstanceNorm2d
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "ELU",
     "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
     "SELU",
     "Abs",
     "Add",
@@ -83,6 +89,7 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
+    "BatchNorm2d",
     "BatchNormalization",
     "CMul",
     "ClassNLLCriterion",
@@ -99,16 +106,20 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRUCell",
+    "GroupNorm",
     "HardTanh",
     "Hardtanh",
     "HingeEmbeddingCriterion",
     "HingeEmbeddingLoss",
     "HuberLoss",
     "Identity",
+    "InstanceNorm2d",
     "JoinTable",
     "KLDivLoss",
     "L1Criterion",
     "L1Loss",
+    "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
@@ -122,9 +133,11 @@ __all__ = [
     "ModuleDict",
     "ModuleList",
     "Mul",
+    "MultiheadAttention",
     "NLLLoss",
     "PairwiseDistance",
     "Parameter",
+    "RNNCell",
     "ReLU",
     "Sequential",
     "Sigmoid",
@@ -133,6 +146,8 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
     "functional",
     "init",
     "load",

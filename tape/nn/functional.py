@@ -10,6 +10,7 @@ Each function is defined once, in the op family it belongs to (``tape.ops.nn``, 
 
 from __future__ import annotations
 
+from tape.ops.attention import scaled_dot_product_attention
 from tape.ops.conv import avg_pool2d, conv1d, conv2d, max_pool2d
 from tape.ops.losses import (
     binary_cross_entropy,
@@ -43,6 +44,8 @@ from tape.ops.nn import (
 )
 from tape.ops.special import log_softmax, softmax
 
+from .normalization import group_norm, instance_norm
+
 __all__ = [
     "avg_pool2d",
     "batch_norm",
@@ -56,9 +59,11 @@ __all__ = [
     "elu",
     "embedding",
     "gelu",
+    "group_norm",
     "hardtanh",
     "hinge_embedding_loss",
     "huber_loss",
+    "instance_norm",
     "kl_div",
     "l1_loss",
     "layer_norm",
@@ -70,6 +75,7 @@ __all__ = [
     "mse_loss",
     "nll_loss",
     "relu",
+    "scaled_dot_product_attention",
     "selu",
     "sigmoid",
     "smooth_l1_loss",

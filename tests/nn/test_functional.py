@@ -10,6 +10,8 @@ import numpy as np
 import tape
 import tape.nn as nn
 import tape.nn.functional as F
+import tape.nn.normalization
+import tape.ops.attention
 import tape.ops.conv
 import tape.ops.elementwise
 import tape.ops.losses
@@ -24,13 +26,15 @@ def test_import_tape_nn_functional_as_f_works_in_a_fresh_process():
 
 
 def test_every_functional_form_of_the_op_families_is_there_and_is_the_same_object():
-    families = (tape.ops.nn, tape.ops.losses, tape.ops.conv)
+    families = (tape.ops.nn, tape.ops.losses, tape.ops.conv, tape.ops.attention)
     names = {name for family in families for name in family.__all__} | {"softmax", "log_softmax"}
+    names |= {"group_norm", "instance_norm"}  # tape.nn.normalization's, built on tape.ops.normalization
     assert set(F.__all__) == names
     for family in families:
         for name in family.__all__:
             assert getattr(F, name) is getattr(family, name), name
     assert F.softmax is tape.ops.special.softmax is tape.softmax
+    assert F.group_norm is tape.nn.normalization.group_norm
     assert nn.functional is F
 
 

@@ -528,6 +528,8 @@ CHECKED_ELSEWHERE = {
     "tests/ops/test_conv.py": (F.conv1d, F.conv2d, F.avg_pool2d, F.max_pool2d),
     "tests/ops/test_special.py": (F.softmax, F.log_softmax),
     "tests/ops/test_losses.py": (F.cross_entropy,),
+    "tests/nn/test_normalization.py": (F.group_norm, F.instance_norm),
+    "tests/ops/test_attention.py": (F.scaled_dot_product_attention,),
     # scipy.special's ufuncs, registered only once tape.ops.scipy_special is imported (lazily, by dispatch).
     "tests/ops/test_scipy_special.py": getattr(getattr(tape.ops, "scipy_special", None), "REGISTERED", ()),
     "tests/ops/test_signal.py": (
