@@ -21,8 +21,6 @@ from .layers import (
     Abs,
     Add,
     AddConstant,
-    BatchNorm1d,
-    BatchNormalization,
     CMul,
     Concat,
     CosineDistance,
@@ -71,7 +69,7 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
-from .normalization import BatchNorm2d, GroupNorm, InstanceNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, GroupNorm, InstanceNorm2d
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [

@@ -31,8 +31,6 @@ __all__ = [
     "Abs",
     "Add",
     "AddConstant",
-    "BatchNorm1d",
-    "BatchNormalization",
     "CMul",
     "Concat",
     "CosineDistance",
@@ -180,72 +178,6 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}"
-
-
-class BatchNorm1d(Module):
-    """Normalize each feature (axis 1 of ``(N, C)`` or ``(N, C, L)``) over the batch; keep running statistics
-    for evaluation mode (an exponential average with ``momentum``, or with ``momentum=None`` the plain
-    average of every batch seen).
-
-    Examples
-    --------
-    >>> norm = BatchNorm1d(3)
-    >>> y = norm(np.random.default_rng(0).standard_normal((8, 3)))
-    >>> norm.running_mean.shape, int(norm.num_batches_tracked)
-    ((3,), 1)
-    """
-
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=floating(dtype)))
-            self.bias = Parameter(np.zeros(num_features, dtype=floating(dtype)))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, dtype=floating(dtype)))
-            self.register_buffer("running_var", np.ones(num_features, dtype=floating(dtype)))
-            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-
-    def forward(self, x: Any) -> Any:
-        shape = _shape(x)
-        if len(shape) not in (2, 3) or shape[1] != self.num_features:
-            raise ValueError(
-                f"{self!r}: expected input of shape (N, {self.num_features}) or (N, {self.num_features}, L), "
-                f"got shape {shape}"
-            )
-        use_batch = self.training or not self.track_running_stats
-        momentum = self.momentum
-        if self.training and self.track_running_stats:
-            self._buffers["num_batches_tracked"] += 1
-            if momentum is None:  # a cumulative average: every batch so far weighs the same, as in torch
-                momentum = 1.0 / float(self._buffers["num_batches_tracked"])
-        return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, use_batch, momentum, self.eps
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-            f"track_running_stats={self.track_running_stats}"
-        )
 
 
 class Add(Module):
@@ -607,4 +539,3 @@ class PairwiseDistance(Module):
 
 # The names of the lecture's component list (torch7's nn).
 HardTanh = Hardtanh
-BatchNormalization = BatchNorm1d

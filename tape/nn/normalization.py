@@ -1,6 +1,6 @@
-"""Normalization over images and groups of channels: the layers ``BatchNorm2d``, ``GroupNorm`` and
-``InstanceNorm2d`` and the functional forms ``group_norm`` and ``instance_norm``, with PyTorch's names,
-arguments and defaults.
+"""Normalization layers with running statistics or groups: ``BatchNorm1d``, ``BatchNorm2d``, ``GroupNorm``,
+``InstanceNorm2d``, and the functional forms ``group_norm`` and ``instance_norm``, with PyTorch's names,
+arguments and defaults (``LayerNorm`` is in ``layers``).
 
 The maths lives in the ops: ``tape.ops.nn.batch_norm`` (whose statistics run over every axis but the
 channel axis, so it serves ``(N, C, H, W)`` as it serves ``(N, C, L)``) and ``tape.ops.normalization``'s
@@ -24,7 +24,15 @@ from ..op import add_note
 from ..tensor import Tensor
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm2d", "GroupNorm", "InstanceNorm2d", "group_norm", "instance_norm"]
+__all__ = [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNormalization",
+    "GroupNorm",
+    "InstanceNorm2d",
+    "group_norm",
+    "instance_norm",
+]
 
 
 def _data(x: Any) -> Any:
@@ -199,6 +207,44 @@ class _RunningNorm(Module):
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
             f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_RunningNorm):
+    """Normalize each feature (axis 1 of ``(N, C)`` or ``(N, C, L)``) over the batch; keep running statistics
+    for evaluation mode (an exponential average with ``momentum``, or with ``momentum=None`` the plain
+    average of every batch seen).
+
+    Examples
+    --------
+    >>> norm = BatchNorm1d(3)
+    >>> y = norm(np.random.default_rng(0).standard_normal((8, 3)))
+    >>> norm.running_mean.shape, int(norm.num_batches_tracked)
+    ((3,), 1)
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+
+    def forward(self, x: Any) -> Any:
+        shape = _shape(x)
+        if len(shape) not in (2, 3) or shape[1] != self.num_features:
+            raise ValueError(
+                f"{self!r}: expected input of shape (N, {self.num_features}) or (N, {self.num_features}, L), "
+                f"got shape {shape}"
+            )
+        use_batch = self.training or not self.track_running_stats
+        momentum = self._momentum() if self.training and self.track_running_stats else self.momentum
+        return batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, use_batch, momentum, self.eps
         )
 
 
@@ -380,3 +426,6 @@ class InstanceNorm2d(_RunningNorm):
             self.eps,
         )
         return np.reshape(y, shape) if len(shape) == 3 else y
+
+
+BatchNormalization = BatchNorm1d  # the lecture's name
