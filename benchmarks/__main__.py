@@ -33,6 +33,7 @@ SUITES = {
     "fft": "benchmarks.fft",
     "threads": "benchmarks.threads",
     "products": "benchmarks.products",
+    "nn": "benchmarks.nn",
     "peers": "benchmarks.peer_table",
 }
 

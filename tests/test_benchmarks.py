@@ -332,6 +332,7 @@ SUITES_WITH_PEERS: dict[str, tuple[str, dict[str, object]]] = {
     "fft": ("PyTorch", {"samples": 1024}),
     "peer_table": ("PyTorch, JAX, HIPS autograd, MyGrad", {}),
     "products": ("PyTorch", {}),
+    "nn": ("PyTorch", {}),
 }
 
 

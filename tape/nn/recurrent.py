@@ -5,7 +5,9 @@ Parameter names, shapes, gate order (LSTM: i, f, g, o; GRU: r, z, n), initializa
 inputs and outputs are torch's, so a ``state_dict`` moves between the two. A step is written with
 differentiable ops only (``linear``, ``sigmoid``, ``tanh``, ``np.split``, ``np.where``, ...), so gradients of
 any order follow from theirs; this file must define no VJP. The input projection of every time step is one
-matrix product per layer and direction, taken before the time loop.
+matrix product per layer and direction, taken before the time loop. An LSTM takes its gate rows in the order
+i, f, o, g inside ``forward`` (the parameters keep torch's order) and adds its two biases once, with that
+projection, so that a step is one product, one sigmoid over three gates and one tanh over the fourth.
 
 Variable-length batches take ``lengths`` (one int per sequence) in ``forward``, in place of torch's
 ``PackedSequence``: steps past a sequence's length leave its state unchanged and output zeros, so ``h_n``
@@ -51,11 +53,24 @@ def _rnn_step(mode: str, projected: Any, state: Any, weight_hh: Any, bias_hh: An
 
 
 def _lstm_step(projected: Any, state: tuple[Any, Any], weight_hh: Any, bias_hh: Any) -> tuple[Any, Any]:
+    # The weights come from ``_lstm_weights``: gates in the order i, f, o, g, both biases in ``projected``
+    # (``bias_hh`` is None). A step is one product, one sigmoid over three gates and one tanh over the last.
     h, c = state
-    gates = projected + linear_op(h, weight_hh, bias_hh)
-    i, f, g, o = np.split(gates, 4, axis=-1)
-    c = F.sigmoid(f) * c + F.sigmoid(i) * np.tanh(g)
-    return F.sigmoid(o) * np.tanh(c), c
+    hidden = _shape(h)[-1]
+    gates = linear_op(h, weight_hh, projected)
+    sigmoids, g = np.split(gates, [3 * hidden], axis=-1)
+    i, f, o = np.split(F.sigmoid(sigmoids), 3, axis=-1)
+    c = f * c + i * np.tanh(g)
+    return o * np.tanh(c), c
+
+
+def _lstm_weights(weight_ih: Any, weight_hh: Any, bias_ih: Any, bias_hh: Any) -> tuple[Any, Any, Any, None]:
+    """An LSTM's parameters as ``_lstm_step`` takes them: rows in the gate order i, f, o, g (torch's is i, f,
+    g, o) and the two biases summed into one, which the input projection adds."""
+    hidden = _shape(weight_hh)[1]
+    order = np.r_[0 : 2 * hidden, 3 * hidden : 4 * hidden, 2 * hidden : 3 * hidden]
+    bias = None if bias_ih is None else (bias_ih + bias_hh)[order]
+    return weight_ih[order], weight_hh[order], bias, None
 
 
 def _gru_step(projected: Any, state: Any, weight_hh: Any, bias_hh: Any) -> Any:
@@ -156,9 +171,12 @@ class _CellBase(Module):
 
     def _run(self, input: Any, hx: Any) -> Any:
         input, states, batched = self._checked(input, hx)
-        projected = linear_op(input, self.weight_ih, self.bias_ih)
+        weight_ih, weight_hh, bias_ih, bias_hh = self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        if self.mode == "LSTM":
+            weight_ih, weight_hh, bias_ih, bias_hh = _lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh)
+        projected = linear_op(input, weight_ih, bias_ih)
         state = tuple(states) if self.mode == "LSTM" else states[0]
-        new = _step(self.mode, projected, state, self.weight_hh, self.bias_hh)
+        new = _step(self.mode, projected, state, weight_hh, bias_hh)
         if batched:
             return new
         return tuple(s[0] for s in new) if self.mode == "LSTM" else new[0]
@@ -435,6 +453,8 @@ class _RNNBase(Module):
     ) -> tuple[Any, tuple[Any, ...]]:
         """One layer in one direction over every step: outputs ``(L, N, hidden_size)`` and the last state."""
         weight_ih, weight_hh, bias_ih, bias_hh = weights
+        if self.mode == "LSTM":
+            weight_ih, weight_hh, bias_ih, bias_hh = _lstm_weights(weight_ih, weight_hh, bias_ih, bias_hh)
         steps, batch = _shape(x)[:2]
         # One product for every step, as a 2-D product (the fast path of ``linear``).
         rows = np.reshape(x, (steps * batch, _shape(x)[2]))
