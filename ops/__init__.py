@@ -29,6 +29,7 @@ from . import (
     selection,
     shape,
     signal,
+    spatial,
     special,
     statistics,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "selection",
     "shape",
     "signal",
+    "spatial",
     "special",
     "statistics",
 ]

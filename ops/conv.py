@@ -1,4 +1,4 @@
-"""Convolution and pooling ops: ``conv1d``, ``conv2d``, ``max_pool2d``, ``avg_pool2d``, as in torch.
+"""Convolution and pooling ops: ``conv1d``, ``conv2d``, ``conv_transpose2d``, ``max_pool2d``, ``avg_pool2d``.
 
 Convolution runs as im2col: ``sliding_window_view`` over the zero-padded input gives every window as a
 view, one copy lays the windows out as columns ``(N, C*kH*kW, Ho*Wo)``, and one batched BLAS matmul with
@@ -18,6 +18,9 @@ conv2d_weight(x, g)   conv2d_input(g, h)        conv2d(x, h)
 ``conv2d_input`` (the transposed convolution) multiplies the cotangent by the transposed weight rows
 and adds the column cotangents back into the input positions they were read from (col2im);
 ``conv2d_weight`` multiplies the cotangent by the input's columns and sums over the batch.
+``conv_transpose2d`` is torch's name for ``conv2d_input`` with a bias and an ``output_padding``: one more
+op (for the fused bias) whose VJPs are ``conv2d`` and ``conv2d_weight`` with the arguments swapped, so it
+lives here, beside the table it extends, and shares its geometry checks and its col2im kernel.
 
 Max pooling keeps no indices: its VJP (``max_pool2d_backward``) routes each cotangent to the first cell
 of its window (row-major; ties as in torch) that equals the window's maximum, found again from ``x`` and
@@ -45,7 +48,7 @@ from tape.jit import kernel
 from tape.op import Op
 from tape.tensor import Tensor
 
-__all__ = ["avg_pool2d", "conv1d", "conv2d", "max_pool2d"]
+__all__ = ["avg_pool2d", "conv1d", "conv2d", "conv_transpose2d", "max_pool2d"]
 
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
@@ -458,6 +461,140 @@ def conv1d(
         groups=int(groups),
     )
     return np.squeeze(out, axis=2)
+
+
+# -- transposed convolution ----------------------------------------------------------------------------------
+def _conv_transpose2d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    output_hw: Pair,
+    stride: Pair,
+    padding: Padding,
+    dilation: Pair,
+    groups: int,
+) -> np.ndarray:
+    out = _conv2d_input_forward(
+        x, weight, input_hw=output_hw, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    if bias is None:
+        return out
+    dtype = np.result_type(out, bias)
+    if out.dtype != dtype:
+        out = out.astype(dtype)
+    out += bias.reshape(-1, 1, 1)
+    return out
+
+
+conv_transpose2d_op = Op(
+    _conv_transpose2d_forward,
+    lambda g, out, x, weight, bias=None, output_hw=None, **geometry: conv2d_op(g, weight, None, **geometry),
+    lambda g, out, x, weight, bias=None, output_hw=None, **geometry: conv2d_weight_op(
+        g, x, kernel_hw=np.shape(weight)[2:], **geometry
+    ),
+    lambda g, out, x, weight, bias=None, output_hw=None, **geometry: np.sum(g, axis=(0, 2, 3)),
+    name="conv_transpose2d",
+    shape_only=(2,),
+)
+
+
+def _check_conv_transpose(op_name: str, x: Any, weight: Any, bias: Any, groups: Any) -> None:
+    x_shape, w_shape = _shape(x), _shape(weight)
+    if len(x_shape) != 4:
+        raise ValueError(f"{op_name}: expected input of shape (N, C_in, H, W), got shape {x_shape}")
+    if len(w_shape) != 4:
+        raise ValueError(
+            f"{op_name}: expected weight of shape (C_in, C_out / groups, kH, kW), got shape {w_shape}"
+        )
+    if not isinstance(groups, int | np.integer) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op_name}: groups must be a positive int, got {groups!r}")
+    if w_shape[0] % groups:
+        raise ValueError(
+            f"{op_name}: the weight's {w_shape[0]} input channels (shape {w_shape}) are not divisible by "
+            f"groups={groups}"
+        )
+    if x_shape[1] != w_shape[0]:
+        raise ValueError(
+            f"{op_name}: input of shape {x_shape} has {x_shape[1]} channels, but weight of shape {w_shape} "
+            f"expects {w_shape[0]}"
+        )
+    if bias is not None and _shape(bias) != (w_shape[1] * groups,):
+        raise ValueError(f"{op_name}: bias must have shape ({w_shape[1] * groups},), got {_shape(bias)}")
+    _check_float(op_name, input=x, weight=weight, bias=bias)
+
+
+def conv_transpose2d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    output_padding: int | tuple[int, int] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int, int] = 1,
+) -> Any:
+    """2-D transposed convolution of ``x`` ``(N, C_in, H, W)``, as torch's ``conv_transpose2d``.
+
+    The gradient of ``conv2d`` with respect to its input: each input pixel adds ``weight``-scaled copies of
+    the kernel into the output, ``stride`` apart.
+
+    Parameters
+    ----------
+    x : array or tensor of shape ``(N, C_in, H, W)``.
+    weight : array or tensor of shape ``(C_in, C_out / groups, kH, kW)`` (torch's layout).
+    bias : ``(C_out,)`` or None.
+    stride, dilation : an int or a pair ``(along H, along W)``.
+    padding : an int or a pair: ``dilation * (k - 1) - padding`` zeros, in effect, around the input.
+    output_padding : an int or a pair, smaller than ``stride``: rows and columns added at the bottom and
+        right of the output (which of the sizes that map to ``H`` under ``conv2d`` to give).
+    groups : split the channels into this many independent convolutions.
+
+    Returns
+    -------
+    ``(N, C_out, Ho, Wo)`` with ``Ho = (H - 1) sH - 2 pH + dH (kH - 1) + opH + 1`` (likewise ``Wo``), in
+    the inputs' dtype; differentiable in ``x``, ``weight`` and ``bias``, to any order.
+
+    Examples
+    --------
+    >>> conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)))
+    array([[[[1., 2., 1.],
+             [2., 4., 2.],
+             [1., 2., 1.]]]])
+    """
+    op_name = "conv_transpose2d"
+    _check_conv_transpose(op_name, x, weight, bias, groups)
+    x_shape, w_shape = _shape(x), _shape(weight)
+    stride_hw = _pair(stride, "stride", op_name, 1)
+    padding_hw = _pair(padding, "padding", op_name, 0)
+    output_padding_hw = _pair(output_padding, "output_padding", op_name, 0)
+    dilation_hw = _pair(dilation, "dilation", op_name, 1)
+    if any(extra >= step for extra, step in zip(output_padding_hw, stride_hw, strict=True)):
+        raise ValueError(
+            f"{op_name}: output_padding must be smaller than stride, got output_padding={output_padding_hw} "
+            f"for stride={stride_hw}"
+        )
+    output_hw = tuple(
+        (size - 1) * step - 2 * pad + spacing * (k - 1) + extra + 1
+        for size, step, pad, spacing, k, extra in zip(
+            x_shape[2:], stride_hw, padding_hw, dilation_hw, w_shape[2:], output_padding_hw, strict=True
+        )
+    )
+    if any(size < 1 for size in output_hw):
+        raise ValueError(
+            f"{op_name}: the output size {output_hw} is too small (input of shape {x_shape}, weight of shape "
+            f"{w_shape}, padding={padding_hw}); use less padding"
+        )
+    return conv_transpose2d_op(
+        x,
+        weight,
+        bias,
+        output_hw=output_hw,
+        stride=stride_hw,
+        padding=tuple((p, p) for p in padding_hw),
+        dilation=dilation_hw,
+        groups=int(groups),
+    )
 
 
 # -- max pooling: kernels and twins --------------------------------------------------------------------------

@@ -393,19 +393,26 @@ def dropout(x: Any, p: float = 0.5, training: bool = True, rng: np.random.Genera
 
 
 # -- embedding ---------------------------------------------------------------------------------------------
+def _embedding_vjp_weight(g: Any, out: Any, indices: Any, weight: Any, padding_idx: int | None = None) -> Any:
+    if padding_idx is not None:  # the padding row's lookups send no cotangent
+        g = g * (indices != padding_idx)[..., None]
+    return scatter_add(g, indices, np.shape(weight))
+
+
 embedding_op = Op(
-    lambda indices, weight: weight[indices],
+    lambda indices, weight, padding_idx=None: weight[indices],
     None,
-    lambda g, out, indices, weight: scatter_add(g, indices, np.shape(weight)),
+    _embedding_vjp_weight,
     name="embedding",
     shape_only=(1,),
 )
 
 
-def embedding(indices: Any, weight: Any) -> Any:
+def embedding(indices: Any, weight: Any, padding_idx: int | None = None) -> Any:
     """Rows of ``weight`` picked by the integer array ``indices``: shape ``indices.shape + (dim,)``.
 
-    The gradient adds each output row's cotangent into its row of ``weight`` (repeated indices add up).
+    The gradient adds each output row's cotangent into its row of ``weight`` (repeated indices add up),
+    except into row ``padding_idx`` (negative counts from the end, as in torch), which gets none.
 
     Examples
     --------
@@ -424,7 +431,20 @@ def embedding(indices: Any, weight: Any) -> Any:
             f"embedding: indices must lie in [0, {w_shape[0]}), got values from {index_array.min()} "
             f"to {index_array.max()}"
         )
-    return embedding_op(index_array, weight)
+    if padding_idx is None:
+        return embedding_op(index_array, weight)
+    return embedding_op(index_array, weight, padding_idx=_padding_row("embedding", padding_idx, w_shape[0]))
+
+
+def _padding_row(owner: str, padding_idx: Any, rows: int) -> int:
+    """``padding_idx`` as a row number in ``[0, rows)``; a negative one counts from the end, as in torch."""
+    if (
+        not isinstance(padding_idx, int | np.integer)
+        or isinstance(padding_idx, bool)
+        or not -rows <= padding_idx < rows
+    ):
+        raise ValueError(f"{owner}: padding_idx must be an int in [-{rows}, {rows}), got {padding_idx!r}")
+    return int(padding_idx) % rows
 
 
 # -- normalization -----------------------------------------------------------------------------------------

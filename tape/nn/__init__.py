@@ -71,6 +71,7 @@ from .losses import (
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, GroupNorm, InstanceNorm2d
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .spatial import AdaptiveAvgPool2d, ConvTranspose2d, Dropout2d, Upsample
 
 __all__ = [
     "ELU",
@@ -80,6 +81,7 @@ __all__ = [
     "RNN",
     "SELU",
     "Abs",
+    "AdaptiveAvgPool2d",
     "Add",
     "AddConstant",
     "AvgPool2d",
@@ -94,6 +96,7 @@ __all__ = [
     "Concat",
     "Conv1d",
     "Conv2d",
+    "ConvTranspose2d",
     "CosineDistance",
     "CosineEmbeddingCriterion",
     "CosineEmbeddingLoss",
@@ -102,6 +105,7 @@ __all__ = [
     "DistKLDivCriterion",
     "DotProduct",
     "Dropout",
+    "Dropout2d",
     "Embedding",
     "Flatten",
     "GRUCell",
@@ -146,6 +150,7 @@ __all__ = [
     "Tanh",
     "TransformerEncoder",
     "TransformerEncoderLayer",
+    "Upsample",
     "functional",
     "init",
     "load",

@@ -11,7 +11,7 @@ Each function is defined once, in the op family it belongs to (``tape.ops.nn``, 
 from __future__ import annotations
 
 from tape.ops.attention import scaled_dot_product_attention
-from tape.ops.conv import avg_pool2d, conv1d, conv2d, max_pool2d
+from tape.ops.conv import avg_pool2d, conv1d, conv2d, conv_transpose2d, max_pool2d
 from tape.ops.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -42,20 +42,24 @@ from tape.ops.nn import (
     softplus,
     tanh,
 )
+from tape.ops.spatial import adaptive_avg_pool2d, dropout2d, interpolate
 from tape.ops.special import log_softmax, softmax
 
 from .normalization import group_norm, instance_norm
 
 __all__ = [
+    "adaptive_avg_pool2d",
     "avg_pool2d",
     "batch_norm",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "conv1d",
     "conv2d",
+    "conv_transpose2d",
     "cosine_embedding_loss",
     "cross_entropy",
     "dropout",
+    "dropout2d",
     "elu",
     "embedding",
     "gelu",
@@ -64,6 +68,7 @@ __all__ = [
     "hinge_embedding_loss",
     "huber_loss",
     "instance_norm",
+    "interpolate",
     "kl_div",
     "l1_loss",
     "layer_norm",

@@ -18,6 +18,7 @@ import numpy as np
 from tape.ops.nn import linear_op
 
 from ..dtypes import floating
+from ..grad_mode import no_grad
 from ..op import add_note
 from ..tensor import Tensor
 from . import functional as F
@@ -115,35 +116,50 @@ class Linear(Module):
 class Embedding(Module):
     """A table of ``num_embeddings`` vectors of size ``embedding_dim``, looked up by integer indices.
 
+    Row ``padding_idx`` (negative counts from the end, as in torch), when given, starts as zeros and gets
+    no gradient. torch's ``max_norm`` is not supported.
+
     Examples
     --------
-    >>> table = Embedding(10, 3, rng=np.random.default_rng(0))
-    >>> table(np.array([[1, 2], [3, 4]])).shape
+    >>> table = Embedding(10, 3, padding_idx=0, rng=np.random.default_rng(0))
+    >>> table(np.array([[1, 2], [3, 0]])).shape
     (2, 2, 3)
+    >>> table.weight.data[0]
+    array([0., 0., 0.])
     """
 
     def __init__(
         self,
         num_embeddings: int,
         embedding_dim: int,
+        padding_idx: int | None = None,
         dtype: Any = None,
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(
+                f"Embedding: padding_idx must lie in [-{num_embeddings}, {num_embeddings}), got {padding_idx}"
+            )
+        self.padding_idx = None if padding_idx is None else int(padding_idx) % num_embeddings
         self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=floating(dtype)))
         init.normal_(self.weight, rng=rng)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx] = 0
 
     def forward(self, indices: Any) -> Any:
         try:
-            return F.embedding(indices, self.weight)
+            return F.embedding(indices, self.weight, self.padding_idx)
         except (IndexError, TypeError) as error:
             add_note(error, f"in {self!r}")
             raise
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        text = f"{self.num_embeddings}, {self.embedding_dim}"
+        return text if self.padding_idx is None else f"{text}, padding_idx={self.padding_idx}"
 
 
 class LayerNorm(Module):

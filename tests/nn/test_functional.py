@@ -16,6 +16,7 @@ import tape.ops.conv
 import tape.ops.elementwise
 import tape.ops.losses
 import tape.ops.nn
+import tape.ops.spatial
 import tape.ops.special
 
 
@@ -26,7 +27,7 @@ def test_import_tape_nn_functional_as_f_works_in_a_fresh_process():
 
 
 def test_every_functional_form_of_the_op_families_is_there_and_is_the_same_object():
-    families = (tape.ops.nn, tape.ops.losses, tape.ops.conv, tape.ops.attention)
+    families = (tape.ops.nn, tape.ops.losses, tape.ops.conv, tape.ops.attention, tape.ops.spatial)
     names = {name for family in families for name in family.__all__} | {"softmax", "log_softmax"}
     names |= {"group_norm", "instance_norm"}  # tape.nn.normalization's, built on tape.ops.normalization
     assert set(F.__all__) == names

@@ -229,6 +229,9 @@ SECOND_ORDER = {
         F.dropout, lambda x: F.dropout(x, 0.4, rng=np.random.default_rng(0)) ** 2, off_grid((3, 4))
     ),
     "embedding": case(F.embedding, lambda w: F.embedding(REPEATED, w) ** 2, off_grid((4, 2))),
+    "dropout2d": case(
+        F.dropout2d, lambda x: F.dropout2d(x, 0.4, rng=np.random.default_rng(0)) ** 2, off_grid((2, 3, 2, 2))
+    ),
     # losses
     "mse_loss": case(F.mse_loss, F.mse_loss, off_grid((3, 4)), off_grid((3, 4), offset=0.0)),
     "l1_loss": case(
@@ -530,6 +533,7 @@ CHECKED_ELSEWHERE = {
     "tests/ops/test_losses.py": (F.cross_entropy,),
     "tests/nn/test_normalization.py": (F.group_norm, F.instance_norm),
     "tests/ops/test_attention.py": (F.scaled_dot_product_attention,),
+    "tests/ops/test_spatial.py": (F.conv_transpose2d, F.interpolate, F.adaptive_avg_pool2d),
     # scipy.special's ufuncs, registered only once tape.ops.scipy_special is imported (lazily, by dispatch).
     "tests/ops/test_scipy_special.py": getattr(getattr(tape.ops, "scipy_special", None), "REGISTERED", ()),
     "tests/ops/test_signal.py": (
