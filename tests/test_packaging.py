@@ -45,6 +45,7 @@ def test_the_wheel_holds_tape_alone_with_every_source_module(wheel: Path):
     }
     assert expected <= set(names), sorted(expected - set(names))
     assert "tape/py.typed" in names
+    assert "tape/corpus/lecture.txt" in names  # the text examples/char_lm.py trains on
 
 
 def test_installed_wheel_imports_tape_ops_and_no_top_level_ops(wheel: Path, tmp_path: Path):
