@@ -8,7 +8,6 @@ uniform bias, both bounded by ``1/sqrt(fan_in)``) takes an optional ``rng`` (a `
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -82,12 +81,7 @@ class _ConvNd(Module):
 
     def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
         """Draw new weights (and bias) as at construction."""
-        rng = np.random.default_rng() if rng is None else rng
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5), rng=rng)
-        if self.bias is not None:
-            fan_in, _ = init.fans(self.weight.shape)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound, rng=rng)
+        init.layer_default_(self.weight, self.bias, rng)
 
     def _check_input(self, x: Any) -> None:
         shape = _shape(x)

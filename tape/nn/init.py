@@ -18,6 +18,7 @@ __all__ = [
     "calculate_gain",
     "kaiming_normal_",
     "kaiming_uniform_",
+    "layer_default_",
     "normal_",
     "ones_",
     "orthogonal_",
@@ -257,3 +258,25 @@ def kaiming_normal_(
 ) -> Tensor:
     """He normal: ``N(0, std^2)`` with ``std = gain / sqrt(fan)``."""
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), rng)
+
+
+def layer_default_(
+    weight: Tensor, bias: Tensor | None = None, rng: np.random.Generator | None = None
+) -> None:
+    """torch's default initialisation of a linear or convolution layer: ``weight`` by
+    ``kaiming_uniform_(a=sqrt(5))``, ``bias`` uniform in ``±1/sqrt(fan_in)`` of the weight (one ``rng``).
+
+    Examples
+    --------
+    >>> import tape
+    >>> w, b = tape.tensor(np.zeros((3, 4)), requires_grad=True), tape.tensor(np.zeros(3), requires_grad=True)
+    >>> layer_default_(w, b, rng=np.random.default_rng(0))
+    >>> bool(np.all(np.abs(b.numpy()) <= 0.5))
+    True
+    """
+    rng = _generator(rng)
+    kaiming_uniform_(weight, a=math.sqrt(5), rng=rng)
+    if bias is not None:
+        fan_in, _ = fans(weight.shape)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        uniform_(bias, -bound, bound, rng=rng)

@@ -10,7 +10,6 @@ default floating dtype (``tape.get_default_dtype()``); random initialization tak
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -93,11 +92,7 @@ class Linear(Module):
 
     def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
         """Draw new weights (and bias) as at construction."""
-        rng = np.random.default_rng() if rng is None else rng
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5), rng=rng)
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound, rng=rng)
+        init.layer_default_(self.weight, self.bias, rng)
 
     def forward(self, x: Any) -> Any:
         shape = _shape(x)
