@@ -440,6 +440,28 @@ FLOAT32 = {
         off_grid((2, 2, 2, 2)),
     ),
     "max_pool2d": case(F.max_pool2d, lambda x: F.max_pool2d(x, 2, 1) ** 2, off_grid((1, 1, 3, 3))),
+    "conv_transpose2d": case(
+        F.conv_transpose2d,
+        lambda x, w: np.tanh(F.conv_transpose2d(x, w, stride=2)),
+        off_grid((1, 2, 2, 2)),
+        off_grid((2, 1, 2, 2)),
+    ),
+    "interpolate": case(
+        F.interpolate,
+        lambda x: F.interpolate(x, scale_factor=2, mode="bilinear") ** 2,
+        off_grid((1, 1, 2, 3)),
+    ),
+    "adaptive_avg_pool2d": case(
+        F.adaptive_avg_pool2d, lambda x: F.adaptive_avg_pool2d(x, (2, 2)) ** 2, off_grid((1, 2, 3, 3))
+    ),
+    "group_norm": case(F.group_norm, lambda x: np.tanh(F.group_norm(x, 2)), off_grid((2, 4, 2, 1))),
+    "scaled_dot_product_attention": case(
+        F.scaled_dot_product_attention,
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True) ** 2,
+        off_grid((2, 3)),
+        off_grid((2, 3), offset=0.02),
+        off_grid((2, 2)),
+    ),
     "cross_entropy": case(F.cross_entropy, lambda x: F.cross_entropy(x, CLASSES), off_grid((3, 4))),
     "mse_loss": case(F.mse_loss, F.mse_loss, off_grid((3, 4)), off_grid((3, 4), offset=0.0)),
     "binary_cross_entropy_with_logits": case(
