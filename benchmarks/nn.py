@@ -21,7 +21,6 @@ python -m benchmarks.nn --profile          # also cProfile tape's LSTM step at o
 from __future__ import annotations
 
 import contextlib
-import cProfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +37,7 @@ from benchmarks.timing import (
     format_time,
     measure_side_by_side,
     print_table,
-    profile_text,
+    profile_calls,
 )
 from benchmarks.training_step import _threads_note, blas_threads, torch_threads
 
@@ -317,13 +316,7 @@ def profile_tape_step(key: str = "lstm", dtype: Any = np.float64, steps: int = 1
     workload = next(w for w in workloads(quick=False) if w.key == key)
     step = tape_step(make_problem(workload, dtype))
     with blas_threads(1):
-        step()  # warm caches and compile kernels outside the profile
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(steps):
-            step()
-        profiler.disable()
-    return profile_text(profiler, top)
+        return profile_calls(step, steps, top)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

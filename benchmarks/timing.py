@@ -225,3 +225,15 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
             print("  " + "  ".join("-" * width for width in widths))
     if note:
         print(f"  {note}")
+
+
+def profile_calls(call: Callable[[], Any], calls: int, top: int) -> str:
+    """cProfile's ``top`` entries by own time over ``calls`` calls of ``call``, after one call outside the
+    profile (to warm caches and compile kernels)."""
+    call()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        call()
+    profiler.disable()
+    return profile_text(profiler, top)

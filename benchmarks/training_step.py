@@ -23,7 +23,6 @@ python -m benchmarks.training_step --profile  # also cProfile tape's MLP step (t
 from __future__ import annotations
 
 import contextlib
-import cProfile
 import importlib.util
 import itertools
 import os
@@ -38,7 +37,7 @@ import tape.nn as nn
 from benchmarks import peers
 from benchmarks.console import progress_bar, run_and_report, suite_command_line
 from benchmarks.results import blas_info
-from benchmarks.timing import Timing, measure_side_by_side, print_table, profile_text, timing_rows
+from benchmarks.timing import Timing, measure_side_by_side, print_table, profile_calls, timing_rows
 
 DTYPES = (np.float32, np.float64)
 MLP_LAYERS = (784, 512, 256, 10)
@@ -527,13 +526,7 @@ def profile_tape_step(kind: str = "mlp", dtype: Any = np.float32, steps: int = 5
     True
     """
     step = tape_step(make_problem(kind, dtype))
-    step()  # warm caches and compile kernels outside the profile
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(steps):
-        step()
-    profiler.disable()
-    return profile_text(profiler, top)
+    return profile_calls(step, steps, top)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

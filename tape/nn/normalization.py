@@ -164,16 +164,17 @@ def instance_norm(
 # -- layers --------------------------------------------------------------------------------------------------
 class _RunningNorm(Module):
     """Parameters (``weight``, ``bias``) and running statistics (``running_mean``, ``running_var``,
-    ``num_batches_tracked``) of the per-channel normalizations, laid out as torch's."""
+    ``num_batches_tracked``) of the per-channel normalizations, laid out as torch's; its defaults are batch
+    normalization's."""
 
     def __init__(
         self,
         num_features: int,
-        eps: float,
-        momentum: float | None,
-        affine: bool,
-        track_running_stats: bool,
-        dtype: Any,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
         self.num_features = num_features
@@ -223,17 +224,6 @@ class BatchNorm1d(_RunningNorm):
     ((3,), 1)
     """
 
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
-
     def forward(self, x: Any) -> Any:
         shape = _shape(x)
         if len(shape) not in (2, 3) or shape[1] != self.num_features:
@@ -270,17 +260,6 @@ class BatchNorm2d(_RunningNorm):
     >>> y.shape, norm.running_mean.shape, int(norm.num_batches_tracked)
     ((4, 3, 5, 5), (3,), 1)
     """
-
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def forward(self, x: Any) -> Any:
         shape = _shape(x)
