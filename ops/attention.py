@@ -23,6 +23,7 @@ import numpy as np
 
 from tape.op import Op
 from tape.tensor import Tensor
+from tape.tracing import random_values
 
 from .nn import refuse_grad
 
@@ -224,7 +225,9 @@ def scaled_dot_product_attention(
             keep = np.zeros(shape, dtype=dtype)
         else:
             rng = np.random.default_rng() if rng is None else rng
-            keep = (rng.random(shape) >= dropout_p).astype(dtype) * dtype.type(1.0 / (1.0 - dropout_p))
+            keep = random_values(
+                lambda: (rng.random(shape) >= dropout_p).astype(dtype) * dtype.type(1.0 / (1.0 - dropout_p))
+            )
     output, weights = attention_op(query, key, value, bias, keep, scale=scale)
     if not need_weights:
         return output

@@ -22,6 +22,7 @@ import numpy as np
 
 from tape.op import Op
 from tape.tensor import Tensor
+from tape.tracing import random_values
 
 from .nn import refuse_grad
 
@@ -331,6 +332,8 @@ def dropout2d(x: Any, p: float = 0.5, training: bool = True, rng: np.random.Gene
     dtype = data.dtype if data.dtype.kind == "f" else np.dtype(np.float64)
     if p == 1.0:
         return x * np.zeros((*x_shape[:2], 1, 1), dtype=dtype)
-    keep = rng.random(x_shape[:2]) >= p
-    mask = keep.astype(dtype).reshape(*x_shape[:2], 1, 1) * dtype.type(1.0 / (1.0 - p))
+    scale = dtype.type(1.0 / (1.0 - p))
+    mask = random_values(
+        lambda: (rng.random(x_shape[:2]) >= p).astype(dtype).reshape(*x_shape[:2], 1, 1) * scale
+    )
     return x * mask

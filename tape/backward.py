@@ -142,6 +142,12 @@ def propagate(
     record in ``capture`` that was reached (its output cotangent, a tuple for several outputs). With
     ``capture`` and no leaf wanted, the sweep stops once every captured record has been passed.
     """
+    if state.tracer is not None:
+        state.tracer.refuse(
+            "a backward pass ran (backward, tape.grad or another transform)",
+            "compile the function and differentiate the compiled one (tape.grad(tape.compile(f))), or "
+            "call .backward() on the compiled function's result",
+        )
     sweep = _Sweep(create_graph, capture, batch)
     for tensor, cotangent in seeds:
         sweep.send(tensor._record or tensor, tensor._index, cotangent)

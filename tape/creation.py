@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from .dtypes import floating
+from .grad_mode import state
 from .tensor import Tensor, leaf
+from .tracing import random_values
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -28,6 +30,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     tensor([1., 2.], dtype=float32, requires_grad=True)
     """
     if isinstance(data, Tensor):
+        if state.tracer is not None:
+            state.tracer.refuse_exit(data, "a new tensor made from a tensor's values (tape.tensor(t))")
         data = data._data
     array = np.array(data, dtype=dtype, copy=True)
     if dtype is None and not isinstance(data, np.ndarray | np.generic) and array.dtype == np.float64:
@@ -62,11 +66,15 @@ def arange(*args: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor
 
 def randn(*shape: int, dtype: Any = None, requires_grad: bool = False, seed: Any = None) -> Tensor:
     """Standard normal samples of the given shape, from ``np.random.default_rng(seed)``."""
-    samples = np.random.default_rng(seed).standard_normal(shape).astype(floating(dtype), copy=False)
+    dtype = floating(dtype)
+    samples = random_values(
+        lambda: np.random.default_rng(seed).standard_normal(shape).astype(dtype, copy=False)
+    )
     return leaf(samples, requires_grad=requires_grad)
 
 
 def rand(*shape: int, dtype: Any = None, requires_grad: bool = False, seed: Any = None) -> Tensor:
     """Uniform samples in [0, 1) of the given shape, from ``np.random.default_rng(seed)``."""
-    samples = np.random.default_rng(seed).random(shape).astype(floating(dtype), copy=False)
+    dtype = floating(dtype)
+    samples = random_values(lambda: np.random.default_rng(seed).random(shape).astype(dtype, copy=False))
     return leaf(samples, requires_grad=requires_grad)

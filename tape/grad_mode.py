@@ -23,6 +23,7 @@ class _ThreadState(threading.local):
         self.grad_enabled = True
         self.anomaly = False  # records and in-place writes note the user's line (``tape.detect_anomaly``)
         self.profiler: Any = None  # the open ``tape.profile``'s results, which ops and the sweep add to
+        self.tracer: Any = None  # the ``tape.tracing.Tracer`` recording a function for ``tape.compile``
 
 
 state = _ThreadState()

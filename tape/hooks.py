@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .grad_mode import state
+
 Hook = Callable[[Any], Any]
 
 
@@ -101,6 +103,7 @@ class RemovableHandle:
 
 def register(tensor: Any, hook: Hook) -> RemovableHandle:
     """Register ``hook`` on the node that made ``tensor``'s value (``Tensor.register_hook``)."""
+    _refuse_while_tracing("register_hook")
     if not callable(hook):
         raise TypeError(f"register_hook: expected a callable taking the gradient, got {type(hook).__name__}")
     if not tensor.requires_grad:
@@ -128,6 +131,7 @@ def _add(hooks: dict[int, Hook], hook: Hook) -> RemovableHandle:
 
 def retain_grad(tensor: Any) -> None:
     """Keep a non-leaf tensor's gradient on its ``.grad`` after backward (``Tensor.retain_grad``)."""
+    _refuse_while_tracing("retain_grad")
     if not tensor.requires_grad:
         raise RuntimeError("retain_grad: the tensor does not require grad, so it will have no gradient")
     if tensor._record is None or tensor in retaining:
@@ -218,3 +222,13 @@ def apply(hooks: dict[int, Hook], cotangent: Any, whose: str) -> Any:
             )
         cotangent = result
     return cotangent
+
+
+def _refuse_while_tracing(what: str) -> None:
+    # A compiled function's backward is generated from its tape and runs no hook on its inside values.
+    if state.tracer is not None:
+        state.tracer.refuse(
+            f"{what} was called on a tensor",
+            "hooks on values inside a compiled function would not run; register them on the compiled "
+            "function's inputs or results, outside it",
+        )

@@ -31,6 +31,12 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     still sees what it saw. Any other record that saved the old buffer notices the change through the
     version counter and refuses to run backward rather than give a wrong gradient.
     """
+    if state.tracer is not None:
+        state.tracer.refuse(
+            f"{op.name} wrote into a tensor in place (t[...] = v, t += v, out=)",
+            "write it out of place (y = x + v; np.where(mask, v, x) for a masked write), or update it "
+            "outside the compiled function",
+        )
     recording = state.grad_enabled and (
         target.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args)
     )

@@ -308,7 +308,10 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
             record.where = user_origin()
     elif wants_grad and out.dtype.kind in _LOSSY_KINDS and state.grad_enabled:
         _refuse_lossy_result(op, out.dtype)
-    return new_tensor(out, record, None, counter, view_of)
+    result = new_tensor(out, record, None, counter, view_of)
+    if state.tracer is not None:  # tape.compile is recording this function: the call is a step
+        state.tracer.observe(op, args, kwargs, result, record)
+    return result
 
 
 def for_complex(op: Op) -> Op:
@@ -455,9 +458,12 @@ def _wrap_outputs(
             for tensor in (args[argnum],)
         ]
     if not any(node is not None for _, node, _, _, _ in inputs):
-        return tuple(
+        results = tuple(
             new_tensor(item, None, None, counter) for item, counter in zip(outs, counters, strict=True)
         )
+        if state.tracer is not None:
+            state.tracer.observe(op, args, kwargs, results, None)
+        return results
     _check_differentiable(op, inputs)
     reads = op.reads_always if op.reads_always is not None else _reads_of(op, inputs)
     saved = saved_arguments(args, values, reads, op.name)
@@ -468,10 +474,13 @@ def _wrap_outputs(
     record = Record(op, saved, keywords, _check_only(inputs, reads), outs, out_versions)
     if state.anomaly:
         record.where = user_origin()
-    return tuple(
+    results = tuple(
         new_tensor(item, record if item.dtype in _DIFFERENTIABLE else None, k, counter)
         for k, (item, counter) in enumerate(zip(outs, counters, strict=True))
     )
+    if state.tracer is not None:
+        state.tracer.observe(op, args, kwargs, results, record)
+    return results
 
 
 def gate(gate_class: type) -> Callable[..., Any]:

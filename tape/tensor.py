@@ -67,8 +67,10 @@ def _comparison(ufunc: np.ufunc) -> Callable[..., Any]:
     """A comparison: a boolean tensor, which carries no gradient."""
 
     def method(self: Tensor, other: Any) -> Tensor:
-        result = ufunc(self._data, other._data if isinstance(other, Tensor) else other)
-        return new_tensor(np.asarray(result), None, None, [0])
+        result = new_tensor(np.asarray(ufunc(self._data, plain_or(other))), None, None, [0])
+        if state.tracer is not None:  # tape.compile: not an op, but a step of the program all the same
+            state.tracer.observe_plain(ufunc, (self, other), result)
+        return result
 
     method.__name__ = ufunc.__name__
     return method
@@ -118,7 +120,11 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         # A copy, as torch.Tensor(array) makes: an array the caller keeps could otherwise change the
         # tensor's values, and the values records saved, behind the tape's back.
-        array = np.array(data._data if isinstance(data, Tensor) else data, copy=True)
+        if isinstance(data, Tensor):
+            if state.tracer is not None:
+                state.tracer.refuse_exit(data, "a new tensor made from a tensor's values (tape.tensor(t))")
+            data = data._data
+        array = np.array(data, copy=True)
         if requires_grad and array.dtype.kind not in _FLOAT_KINDS:
             raise TypeError(
                 "tensor: only floating-point tensors can require grad, got dtype "
@@ -296,16 +302,22 @@ class Tensor:
         the tape, so the view refuses writes. Change a tensor with its own operators (``t += 1``,
         ``t[i] = v``, which are recorded or refused), or write ``t.numpy().copy()`` for an array of your own.
         """
+        if state.tracer is not None:
+            state.tracer.refuse_exit(self, "t.numpy()")
         view = self._data.view()
         view.flags.writeable = False
         return view
 
     def item(self) -> Any:
         """Return the only element as a Python scalar."""
+        if state.tracer is not None:
+            state.tracer.refuse_exit(self, "t.item()")
         return self._data.item()
 
     def tolist(self) -> Any:
         """Return the data as nested Python lists."""
+        if state.tracer is not None:
+            state.tracer.refuse_exit(self, "t.tolist()")
         return self._data.tolist()
 
     def detach(self) -> Tensor:
@@ -340,6 +352,8 @@ class Tensor:
 
     # -- conversion --------------------------------------------------------------------------------------
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if state.tracer is not None:
+            state.tracer.refuse_exit(self, "np.asarray(t) (or numpy code that does not dispatch to tensors)")
         if self.requires_grad and state.grad_enabled:
             # numpy asks for the data when a tensor meets code that does not dispatch to it: a list of
             # tensors given to a numpy function, np.array(t), np.r_[...], array[i] = t, a scipy function.
@@ -381,6 +395,8 @@ class Tensor:
         return (self[i] for i in range(len(self._data)))
 
     def __bool__(self) -> bool:
+        if state.tracer is not None:
+            state.tracer.refuse_exit(self, "bool(t) (an `if`, `and`, `or` or `not` on a tensor)")
         return bool(self._data)
 
     def __float__(self) -> float:
@@ -390,6 +406,8 @@ class Tensor:
         return int(self._scalar("int"))
 
     def _scalar(self, caller: str) -> np.ndarray:
+        if state.tracer is not None:
+            state.tracer.refuse_exit(self, f"{caller}(t)")
         if self._data.size != 1:
             raise TypeError(
                 f"{caller}() of a tensor of shape {self.shape}: only a single-element tensor has one"
@@ -397,6 +415,8 @@ class Tensor:
         return self._data.reshape(())
 
     def __index__(self) -> int:
+        if state.tracer is not None:
+            state.tracer.refuse_exit(self, "using a tensor as a Python int (an index, range(t))")
         return self._data.__index__()
 
     __hash__ = object.__hash__
@@ -535,6 +555,11 @@ def plain(value: Any) -> np.ndarray:
     array([False,  True])
     """
     return value._data if isinstance(value, Tensor) else np.asarray(value)
+
+
+def plain_or(value: Any) -> Any:
+    """A tensor's data; anything else as it is."""
+    return value._data if isinstance(value, Tensor) else value
 
 
 def leaf(array: np.ndarray, requires_grad: bool = False) -> Tensor:

@@ -33,6 +33,7 @@ ENGINE = [
     "tape.tensor",
     "tape.views",
     "tape.op",
+    "tape.tracing",
     "tape.inplace",
     "tape.cotangents",
     "tape.batched",
@@ -47,6 +48,9 @@ TRANSFORMS = {
     "tape.checkpoint",
     "tape.gradcheck",
     "tape.graph",
+    "tape.fusion",
+    "tape.program",
+    "tape.compiled",
 }
 LAYERS = ["engine", "ops", "transforms", "nn", "facade"]
 

@@ -443,6 +443,8 @@ class Module:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if state.tracer is not None:  # tape.compile: a later call in another training mode records again
+            state.tracer.called_module(self)
         if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
             return self._call_with_hooks(args, kwargs)
         if self._parameters:

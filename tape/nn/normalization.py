@@ -22,6 +22,7 @@ from tape.ops.normalization import group_norm_op
 from ..dtypes import floating
 from ..op import add_note
 from ..tensor import Tensor
+from ..tracing import refuse_while_tracing
 from .module import Module, Parameter
 
 __all__ = [
@@ -151,6 +152,11 @@ def instance_norm(
             f"instance_norm: expected more than 1 spatial element when training, got shape {shape}"
         )
     if running_mean is not None and running_var is not None:
+        refuse_while_tracing(
+            "instance_norm updated its running statistics in training mode",
+            "running statistics are updated outside the tape, so a replay would not update them: compile the "
+            "model in eval mode (model.eval()), or train it without tape.compile",
+        )
         data = _data(input)
         spatial = tuple(range(2, len(shape)))
         mean_buffer, var_buffer = _data(running_mean), _data(running_var)
