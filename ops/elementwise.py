@@ -19,7 +19,7 @@ import numpy as np
 
 from tape.inplace import apply_in_place
 from tape.op import Op
-from tape.registry import implements
+from tape.registry import SCALAR_FORMULAS, implements
 from tape.tensor import Tensor, plain
 
 from . import complex_kernels
@@ -547,3 +547,38 @@ for _in_place, _op in (
     (operator.ipow, power),
 ):
     implements(_in_place)(partial(apply_in_place, _op))
+
+
+# -- scalar formulas, for the fused kernels of tape.compile ---------------------------------------------
+# forward(*args), then one VJP per argument, on scalars (numba's nopython subset); each mirrors the op's numpy
+# VJP above, including its choices at ties (maximum and minimum share the cotangent evenly) and at 0.
+for _op, _formulas in {
+    add: (lambda x, y: x + y, lambda g, out, x, y: g, lambda g, out, x, y: g),
+    subtract: (lambda x, y: x - y, lambda g, out, x, y: g, lambda g, out, x, y: -g),
+    multiply: (lambda x, y: x * y, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x),
+    divide: (lambda x, y: x / y, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
+    negative: (lambda x: -x, lambda g, out, x: -g),
+    square: (lambda x: x * x, lambda g, out, x: g * (x + x)),
+    sqrt: (lambda x: np.sqrt(x), lambda g, out, x: g / (2 * out)),
+    power: (
+        lambda x, y: x**y,
+        lambda g, out, x, y: g * (y * x ** (y - 1)) if y != 0 else g * 0,
+        lambda g, out, x, y: g * out * np.log(1.0 if x == 0 and y >= 0 else x),
+    ),
+    exp: (lambda x: np.exp(x), lambda g, out, x: g * out),
+    log: (lambda x: np.log(x), lambda g, out, x: g / x),
+    sin: (lambda x: np.sin(x), lambda g, out, x: g * np.cos(x)),
+    cos: (lambda x: np.cos(x), lambda g, out, x: -g * np.sin(x)),
+    tanh: (lambda x: np.tanh(x), lambda g, out, x: g * (1 - out * out)),
+    maximum: (
+        lambda x, y: x if x >= y or x != x else y,
+        lambda g, out, x, y: g * (0.5 if x == y else (1.0 if x > y or x != x else 0.0)),
+        lambda g, out, x, y: g * (0.5 if x == y else (0.0 if x > y or x != x else 1.0)),
+    ),
+    minimum: (
+        lambda x, y: x if x <= y or x != x else y,
+        lambda g, out, x, y: g * (0.5 if x == y else (1.0 if x < y or x != x else 0.0)),
+        lambda g, out, x, y: g * (0.5 if x == y else (0.0 if x < y or x != x else 1.0)),
+    ),
+}.items():
+    SCALAR_FORMULAS[_op] = (_formulas[0], _formulas[1:])

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from tape.op import Op
+from tape.registry import SCALAR_FORMULAS
 from tape.tensor import Tensor
+from tape.tracing import random_values, refuse_while_tracing
 
 from . import elementwise, mkl
 from . import elementwise_kernels as fused
@@ -73,6 +75,10 @@ def _relu_vjp(g: Any, out: Any, x: Any) -> Any:
 
 
 relu_op = Op(lambda x: np.maximum(x, 0), _relu_vjp, name="relu", shape_only=(0,))
+SCALAR_FORMULAS[relu_op] = (
+    lambda x: x if x > 0 or x != x else 0.0,
+    (lambda g, out, x: g * (1.0 if out > 0 else 0.0),),
+)
 
 
 def relu(x: Any) -> Any:
@@ -388,7 +394,7 @@ def dropout(x: Any, p: float = 0.5, training: bool = True, rng: np.random.Genera
     dtype = data.dtype if data.dtype.kind == "f" else np.float64
     if p == 1.0:
         return x * np.zeros(data.shape, dtype=dtype)
-    mask = (rng.random(data.shape) >= p).astype(dtype) * dtype.type(1.0 / (1.0 - p))
+    mask = random_values(lambda: (rng.random(data.shape) >= p).astype(dtype) * dtype.type(1.0 / (1.0 - p)))
     return x * mask
 
 
@@ -595,6 +601,11 @@ def batch_norm(
             f"batch_norm: expected more than 1 value per channel when training, got shape {x_shape}"
         )
     if running_mean is not None and running_var is not None:
+        refuse_while_tracing(
+            "batch_norm updated its running statistics in training mode",
+            "running statistics are updated outside the tape, so a replay would not update them: compile the "
+            "model in eval mode (model.eval()), or train it without tape.compile",
+        )
         data = _data(x)
         batch_mean = np.mean(data, axis=axes)
         batch_var = np.var(data, axis=axes) * (count / (count - 1))

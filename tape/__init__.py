@@ -55,6 +55,7 @@ from .ops.erf import erf
 from .ops.special import log_softmax, logsumexp, softmax
 
 from .checkpoint import checkpoint
+from .compiled import TraceError, compile
 from .functional import grad, gradients, hvp, jvp, value_and_grad, vjp
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import Graph, graph
@@ -74,9 +75,11 @@ __all__ = [
     "Op",
     "Record",
     "Tensor",
+    "TraceError",
     "apply_in_place",
     "arange",
     "checkpoint",
+    "compile",
     "data",
     "detect_anomaly",
     "enable_grad",

@@ -28,6 +28,12 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {}
 LAZY_UFUNC_MODULES: dict[str, str] = {}
 
 
+#: An elementwise op -> its scalar formulas: ``forward(*args)``, then per argument ``vjp(g, out, *args)``
+#: (None where it has none), on scalars, in numba's nopython subset. ``tape.compile`` fuses runs of such ops
+#: into one numba kernel each way from them; the op itself stays what eager code and the kernels' twins run.
+SCALAR_FORMULAS: dict[Any, tuple[Callable[..., Any], tuple[Callable[..., Any] | None, ...]]] = {}
+
+
 def implements(*callables: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated handler as what each of ``callables`` runs on tensors.
 

@@ -297,7 +297,8 @@ def test_batch_norm(dtype, shape, training):
     def normalize(x, w, b):
         return F.batch_norm(x, mean.copy(), var.copy(), w, b, training=training, eps=1e-3)
 
-    check_op(normalize, x, weight, bias)
+    # In training it updates the running statistics outside the tape, which tape.compile refuses.
+    check_op(normalize, x, weight, bias, compiles=not training)
     axes = (0, *range(2, len(shape)))
     channel = (1, shape[1]) + (1,) * (len(shape) - 2)
     x64 = x.astype(np.float64)
