@@ -35,6 +35,7 @@ SUITES = {
     "products": "benchmarks.products",
     "nn": "benchmarks.nn",
     "peers": "benchmarks.peer_table",
+    "compile": "benchmarks.compile",
 }
 
 

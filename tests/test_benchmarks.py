@@ -333,6 +333,7 @@ SUITES_WITH_PEERS: dict[str, tuple[str, dict[str, object]]] = {
     "peer_table": ("PyTorch, JAX, HIPS autograd, MyGrad", {}),
     "products": ("PyTorch", {}),
     "nn": ("PyTorch", {}),
+    "compile": ("PyTorch, JAX", {"size": 1000, "fresh_processes": 0}),
 }
 
 
@@ -375,3 +376,10 @@ def test_threads_suite_measures_each_layer_quiet_and_loaded_or_names_it(
             for median, slowest in figures.values():
                 assert 0 < median <= slowest
         assert name.split(",")[0] in output
+
+
+def test_compile_suite_times_a_first_call_in_a_fresh_process() -> None:
+    from benchmarks import compile as compile_suite
+
+    seconds = compile_suite.fresh_process_first_call(timeout=120.0)
+    assert 0 < seconds < 120
