@@ -12,6 +12,7 @@ change of their shape, dtype or ``requires_grad``, or of a called module's train
 from __future__ import annotations
 
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -90,6 +91,7 @@ class CompiledFunction:
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         self.cache_size = cache_size
         self._entries: OrderedDict[Any, _Entry] = OrderedDict()
+        self._lock = threading.Lock()  # the cache is shared by the threads that call the function
         self.recordings = 0  # how many times a signature was recorded (a new one, or a guard that failed)
         functools.update_wrapper(self, fn, updated=())
 
@@ -100,11 +102,12 @@ class CompiledFunction:
         static, dynamic = self._split(args)
         leaves, treedef = flatten((dynamic, kwargs))
         key = (treedef, static, tuple(_leaf_signature(value) for value in leaves))
-        entry = self._entries.get(key)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
         if entry is None or not entry.guards_hold():
             entry = self._record(key, static, treedef, leaves)
-        else:
-            self._entries.move_to_end(key)
         return entry.call(leaves)
 
     def program(self, *args: Any, **kwargs: Any) -> Program | None:
@@ -117,7 +120,8 @@ class CompiledFunction:
 
     def programs(self) -> list[Program]:
         """The programs of the signatures kept, least recently used first."""
-        return [entry.program for entry in self._entries.values() if entry.program is not None]
+        with self._lock:
+            return [entry.program for entry in self._entries.values() if entry.program is not None]
 
     def _split(self, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         count = len(args)
@@ -133,12 +137,13 @@ class CompiledFunction:
         return static, dynamic
 
     def _record(self, key: Any, static: tuple[Any, ...], treedef: TreeDef, leaves: list[Any]) -> _Entry:
-        self.recordings += 1
-        entry = _Entry(self, treedef, leaves, static)
-        self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.cache_size:
-            self._entries.popitem(last=False)
+        entry = _Entry(self, treedef, leaves, static)  # (threads may record at once: each its own tracer)
+        with self._lock:
+            self.recordings += 1
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.cache_size:
+                self._entries.popitem(last=False)
         return entry
 
 
@@ -201,7 +206,7 @@ class _Entry:
                 tracer.add_input(arguments[k])
             made_inside(arguments[k] for k in self.data_leaves)
             dynamic, kwargs = unflatten(treedef, arguments)
-            call_args = _with_static(dynamic, static, owner.static_argnums)
+            call_args = _with_static(dynamic, static)
             result = owner.fn(*call_args, **kwargs)
             self._plan_outputs(tracer, result, arguments)
         versions += [(tensor, version) for tensor, version in tracer.captured_versions]
@@ -217,8 +222,15 @@ class _Entry:
         self.modules = [(module, module.training) for module in tracer.modules]
         inputs = tracer.input_slots + tracer.captured_slots
         # None when no result comes from an op (the function returns its argument, or a constant).
+        plain = frozenset(
+            slot
+            for k, slot in zip(self.data_leaves, tracer.input_slots, strict=True)
+            if not isinstance(leaves[k], Tensor)
+        )
         self.program = (
-            Program(name, tracer.steps, tracer.values, inputs, self.op_slots) if self.op_slots else None
+            Program(name, tracer.steps, tracer.values, inputs, self.op_slots, plain)
+            if self.op_slots
+            else None
         )
         self.op = Op(self._forward, name=name, backward=self._backward, complex_rule="own")
         self.draws = tracer.draws
@@ -371,6 +383,7 @@ def _copied(item: Any) -> Any:
     return np.array(item, copy=True)
 
 
-def _with_static(dynamic: tuple[Any, ...], static: tuple[Any, ...], argnums: tuple[int, ...]) -> list[Any]:
+def _with_static(dynamic: tuple[Any, ...], static: tuple[Any, ...]) -> list[Any]:
+    """The call's positional arguments: the dynamic ones, with the static values back in their places."""
     values = iter(value for _, value in static)
     return [next(values) if arg is _STATIC_MARK else arg for arg in dynamic]

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import jit
 from .registry import SCALAR_FORMULAS
-from .tracing import Slot, Step
+from .tracing import Slot, Step, slots_in
 
 _FLOATS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 _BOOL = np.dtype(bool)
@@ -194,7 +194,7 @@ def _region(
     read_outside: set[int] = set(program_outputs)
     for step in steps:
         if id(step) not in inside:
-            _collect_slots((step.args, tuple(step.kwargs.values())), read_outside)
+            slots_in((step.args, tuple(step.kwargs.values())), read_outside)
     outputs = [slot for step in run for slot in step.outs if slot in read_outside]
     differentiated.sort(key=inputs.index)
     for step in run:
@@ -402,14 +402,3 @@ def _backward_twin(region: Region) -> Any:
             target[...] = cotangents.get(slot, 0)
 
     return backward
-
-
-def _collect_slots(value: Any, into: set[int]) -> None:
-    if type(value) is Slot:
-        into.add(value.index)
-    elif type(value) in (tuple, list):
-        for item in value:
-            _collect_slots(item, into)
-    elif type(value) is dict:
-        for item in value.values():
-            _collect_slots(item, into)

@@ -27,7 +27,7 @@ from . import jit
 from .cotangents import fit_cotangent
 from .fusion import Region, find_regions
 from .saved import ShapeOnly
-from .tracing import Slot, Step
+from .tracing import Slot, Step, slots_in
 
 ndarray = np.ndarray
 
@@ -84,14 +84,24 @@ class Program:
     """
 
     def __init__(
-        self, name: str, steps: list[Step], values: list[Any], inputs: list[int], outputs: list[int]
+        self,
+        name: str,
+        steps: list[Step],
+        values: list[Any],
+        inputs: list[int],
+        outputs: list[int],
+        plain_inputs: frozenset[int] = frozenset(),
     ) -> None:
         self.name = name
+        # Arrays whose changes no version counter sees: plain array arguments, and the constants the
+        # steps read (arrays made inside the function, or read from its enclosing scope).
+        self._unguarded_arrays = [values[slot] for slot in plain_inputs] + [
+            constant for step in steps for constant in _arrays_in((step.args, tuple(step.kwargs.values())))
+        ]
         self.inputs = inputs
         self.outputs = outputs
         self.values = values
         self.steps = _live_steps(steps, outputs)
-        self.differentiated = [step for step in self.steps if step.record is not None]
         self.several = len(outputs) != 1
         self.backward, self.backward_source, read_slots, read_constants = self._write_backward([])
         self.forward, self.forward_source = self._write_forward(read_slots, read_constants, [], fast=True)
@@ -114,6 +124,7 @@ class Program:
         for step in self.steps:
             step.record = None
         self.values = [ShapeOnly(value, name) for value in values]
+        self._unguarded_arrays = []
 
     # -- forward ----------------------------------------------------------------------------------------
     def _write_forward(
@@ -144,7 +155,9 @@ class Program:
                 if fast and self.values[slot].shape == ():  # numpy gives scalars there; ops give 0-d arrays
                     writer.line(f"v{slot} = asarray(v{slot})")
         if read_slots or read_constants:
-            kept = [f"v{slot}" for slot in read_slots]
+            # A value the backward reads that shares memory with an array no version counter guards (a
+            # plain array argument, a constant: x.T of either) is kept as a copy, as an eager record would.
+            kept = [f"v{slot}.copy()" if self._unguarded(slot) else f"v{slot}" for slot in read_slots]
             kept += [f"{writer.name(constant, 'K')}.copy()" for constant in read_constants]
             writer.line("if stash is not None:")
             writer.line(f"stash.saved = ({', '.join(kept)},)", indent=2)
@@ -152,6 +165,9 @@ class Program:
         writer.line(f"return ({returned},)" if self.several else f"return {returned}")
         header = f"def forward(stash, {', '.join(f'v{slot}' for slot in self.inputs)}):"
         return writer.compile(header, f"<tape.compile {self.name} forward>")
+
+    def _unguarded(self, slot: int) -> bool:
+        return any(np.may_share_memory(self.values[slot], array) for array in self._unguarded_arrays)
 
     def _expression(self, writer: _Writer, value: Any) -> str:
         if type(value) is Slot:
@@ -335,6 +351,16 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 24 else text[:21] + "..."
 
 
+def _arrays_in(value: Any) -> list[np.ndarray]:
+    if isinstance(value, ndarray):
+        return [value]
+    if type(value) in (tuple, list):
+        return [array for item in value for array in _arrays_in(item)]
+    if type(value) is dict:
+        return [array for item in value.values() for array in _arrays_in(item)]
+    return []
+
+
 def _live_steps(steps: list[Step], outputs: list[int]) -> list[Step]:
     """The steps whose outputs the program's outputs depend on (through their forward), in order."""
     needed = set(outputs)
@@ -342,17 +368,6 @@ def _live_steps(steps: list[Step], outputs: list[int]) -> list[Step]:
     for step in reversed(steps):
         if needed & set(step.outs):
             live.append(step)
-            _mark_slots(step.args, needed)
-            _mark_slots(tuple(step.kwargs.values()), needed)
+            slots_in(step.args, needed)
+            slots_in(tuple(step.kwargs.values()), needed)
     return live[::-1]
-
-
-def _mark_slots(value: Any, needed: set[int]) -> None:
-    if type(value) is Slot:
-        needed.add(value.index)
-    elif type(value) in (tuple, list):
-        for item in value:
-            _mark_slots(item, needed)
-    elif type(value) is dict:
-        for item in value.values():
-            _mark_slots(item, needed)

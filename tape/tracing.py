@@ -197,6 +197,18 @@ class Tracer:
         )
 
 
+def slots_in(value: Any, into: set[int]) -> None:
+    """Add to ``into`` the slot of every ``Slot`` in ``value`` (a step's argument: tuples, lists, dicts)."""
+    if type(value) is Slot:
+        into.add(value.index)
+    elif type(value) in (tuple, list):
+        for item in value:
+            slots_in(item, into)
+    elif type(value) is dict:
+        for item in value.values():
+            slots_in(item, into)
+
+
 def _same_state(before: dict[str, Any], after: dict[str, Any]) -> bool:
     return before["bit_generator"] == after["bit_generator"] and _equal(before["state"], after["state"])
 

@@ -345,3 +345,15 @@ def test_bad_arguments():
         tape.compile(lambda x: x, static_argnums=3)(np.ones(2))
     with pytest.raises(TypeError, match="hashable"):
         tape.compile(lambda x, s: x, static_argnums=1)(np.ones(2), [1])
+
+
+def test_a_view_of_a_plain_array_read_by_backward_is_kept_as_a_copy():
+    w = tape.tensor(np.ones((2, 3)), requires_grad=True)
+    x, constant = np.arange(6.0).reshape(2, 3), np.arange(4.0).reshape(2, 2)
+    compiled = tape.compile(lambda w, x: np.sum((w @ x.T) @ constant.T))
+    compiled(w, x)
+    loss = compiled(w, x)
+    expected = tape.grad(lambda w: np.sum((w @ x.T) @ constant.T))(w.numpy().copy())
+    x[...], constant[...] = -100.0, 7.0  # after the forward, before the backward
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, expected)
