@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from tape.op import Op
-from tape.registry import implements
+from tape.registry import SCALAR_FORMULAS, implements
 
 
 def batch_axes(g: Any, out: Any) -> int:
@@ -193,6 +193,10 @@ where_op = Op(
     shape_only=(1, 2),
     batched=True,
     complex_rule="holomorphic",
+)
+SCALAR_FORMULAS[where_op] = (
+    lambda condition, x, y: x if condition else y,
+    (None, lambda g, out, condition, x, y: g if condition else 0.0, lambda g, out, c, x, y: 0.0 if c else g),
 )
 
 
