@@ -52,6 +52,8 @@ from benchmarks import peers
 from benchmarks.console import progress_bar, suite_main
 from benchmarks.large_elementwise import function, gradient
 from benchmarks.per_op import CHAIN_LENGTH, chain
+from benchmarks.per_op import SIZE as CHAIN_SIZE
+from benchmarks.per_op import _torch_cases as per_op_torch_cases
 from benchmarks.timing import Timing, format_time, measure_side_by_side, print_table, timing_rows
 from benchmarks.training_step import (
     LEARNING_RATE,
@@ -65,7 +67,6 @@ from benchmarks.training_step import (
     torch_threads,
 )
 
-CHAIN_SIZE = 8
 SIZE = 10**6
 TARGETS = {
     "chain": 0.1,  # tape.compile over PyTorch eager, at most
@@ -145,17 +146,7 @@ def _chain_tape_cases(x0: np.ndarray) -> dict[str, Call]:
 
 
 def _chain_torch_cases(x0: np.ndarray) -> dict[str, Call]:
-    import torch
-
-    x_torch = torch.tensor(x0)
-    seed = torch.ones(CHAIN_SIZE, dtype=torch.float64)
-
-    def eager() -> Any:
-        x = x_torch.clone().requires_grad_()
-        chain(x, torch.sin, torch.tanh).backward(seed)
-        return x.grad
-
-    return {TORCH: eager}
+    return {TORCH: per_op_torch_cases(x0)["PyTorch forward+backward"]}
 
 
 def _chain_jax_cases(x0: np.ndarray) -> dict[str, Call]:
