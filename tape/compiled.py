@@ -5,14 +5,17 @@ it requires grad; the values of Python numbers, strings and other non-array argu
 ``static_argnums``) runs the function on tensors while a ``Tracer`` writes down every op it calls. Later
 calls with that signature run the ``Program`` made from it: one op on the surrounding tape, whose forward
 is straight-line code over arrays and whose backward runs the recorded VJPs in reverse. Tensors the
-function reads from elsewhere (a module's parameters) are inputs of that op, read on every call; a
-change of their shape, dtype or ``requires_grad``, or of a called module's training mode, records again.
+function reads from elsewhere (a module's parameters) are inputs of that op, read on every call. What the
+recording read and a later call could find changed is guarded, and records again: those tensors' shapes,
+dtypes and ``requires_grad``; the called modules' training mode and parameters, buffers and submodules (by
+object); the objects behind the names the function's own code reads from its closure and globals.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import types
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -219,7 +222,8 @@ class _Entry:
                 )
         self.captured = tracer.captured
         self.guard = [(t.shape, t.dtype, t.requires_grad) for t in tracer.captured]
-        self.modules = [(module, module.training) for module in tracer.modules]
+        self.modules = [(module, module.training, _contents(module)) for module in tracer.modules]
+        self.scope = _scope(owner.fn)
         inputs = tracer.input_slots + tracer.captured_slots
         # None when no result comes from an op (the function returns its argument, or a constant).
         plain = frozenset(
@@ -276,7 +280,9 @@ class _Entry:
             self.op_slots = []
 
     def guards_hold(self) -> bool:
-        """Whether the captured tensors and called modules still look as they did while recording."""
+        """Whether what the recording read still looks as it did: the captured tensors (shape, dtype,
+        requires_grad), the called modules (training mode, parameters, buffers and submodules, by object)
+        and the names the function's own code read from its closure and globals (by object)."""
         for tensor, (shape, dtype, requires_grad) in zip(self.captured, self.guard, strict=True):
             if (
                 tensor._data.shape != shape
@@ -284,7 +290,10 @@ class _Entry:
                 or tensor.requires_grad != requires_grad
             ):
                 return False
-        return all(module.training == training for module, training in self.modules)
+        for module, training, contents in self.modules:
+            if module.training != training or not _same(_contents(module), contents):
+                return False
+        return all(_read(where, name) is value for where, name, value in self.scope)
 
     def call(self, leaves: list[Any]) -> Any:
         values = [leaves[k] for k in self.data_leaves]
@@ -369,6 +378,46 @@ class _Entry:
         for k, cotangent in zip(wanted, found, strict=True):
             result[k + 1] = cotangent
         return result
+
+
+def _contents(module: Any) -> tuple[Any, ...]:
+    """A module's parameters, buffers and submodules, as objects: one put in another's place records again."""
+    return (*module._parameters.values(), *module._buffers.values(), *module._modules.values())
+
+
+def _same(objects: tuple[Any, ...], others: tuple[Any, ...]) -> bool:
+    return len(objects) == len(others) and all(a is b for a, b in zip(objects, others, strict=True))
+
+
+_UNBOUND = object()
+
+
+def _scope(fn: Any) -> list[tuple[Any, str, Any]]:
+    """What ``fn``'s own code reads from its closure and its module's globals (``(where, name, object)``),
+    but modules: rebinding one of them (``w = w - lr * g``, a redefined helper) records again, rather than
+    replaying the object read while recording."""
+    function = getattr(fn, "__func__", fn)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return []
+    scope = [
+        (cell, "", _read(cell, "")) for cell in function.__closure__ or () if _read(cell, "") is not _UNBOUND
+    ]
+    namespace = function.__globals__
+    for name in code.co_names:
+        value = namespace.get(name, _UNBOUND)
+        if value is not _UNBOUND and not isinstance(value, types.ModuleType):
+            scope.append((namespace, name, value))
+    return scope
+
+
+def _read(where: Any, name: str) -> Any:
+    if isinstance(where, dict):
+        return where.get(name, _UNBOUND)
+    try:
+        return where.cell_contents
+    except ValueError:  # an empty cell
+        return _UNBOUND
 
 
 def _differentiable(value: Any) -> bool:
