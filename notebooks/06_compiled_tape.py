@@ -217,7 +217,10 @@ report(chain, compiled_chain, h0, number=20)
 # %%
 chain_program = compiled_chain.program(h0)
 print("\n".join(str(chain_program).splitlines()[:5]), "\n  ...")
-print(chain_program.kernel_sources[0][:700], "...")
+if chain_program.kernel_sources:
+    print(chain_program.kernel_sources[0][:700], "...")
+else:
+    print("(JIT is off here: the program calls each op's own numpy code, and fuses nothing)")
 
 # %% [markdown]
 # ## 5 · What a trace cannot see

@@ -175,9 +175,11 @@ def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False, b: Any = None) 
 
 # -- softmax -----------------------------------------------------------------------------------------------
 def _softmax_numpy(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    with np.errstate(over="ignore"):  # x - max can only overflow to -inf, whose exp is the right 0
+    # x - max can only overflow to -inf, whose exp is the right 0; a row holding inf is nan, quietly, as the
+    # compiled kernels and scipy.special.softmax give it
+    with np.errstate(over="ignore", invalid="ignore"):
         exponentials = np.exp(x - _shift(x, axes))
-    return exponentials / np.sum(exponentials, axis=axes, keepdims=True)
+        return exponentials / np.sum(exponentials, axis=axes, keepdims=True)
 
 
 def _softmax_rows_numpy(x: np.ndarray) -> np.ndarray:
@@ -283,7 +285,8 @@ def softmax(x: Any, axis: Axis = -1) -> Any:
 
 # -- log_softmax -------------------------------------------------------------------------------------------
 def _log_softmax_numpy(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    with np.errstate(over="ignore", divide="ignore"):  # -inf is the right log-probability there
+    # -inf is the right log-probability there; a row holding inf is nan, quietly, as in the compiled kernels
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         shifted = x - _shift(x, axes)
         return shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
 

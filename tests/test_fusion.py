@@ -17,6 +17,9 @@ from hypothesis import strategies as st
 import tape
 from tape import jit
 
+#: Fused kernels exist only where JIT is on (TAPE_JIT=0 runs each program's own ops).
+needs_jit = pytest.mark.skipif(not jit.DEFAULT_ENABLED, reason="TAPE_JIT=0: programs are not fused")
+
 UNARY = {
     "sin": np.sin,
     "cos": np.cos,
@@ -109,6 +112,7 @@ def check_twins(region, rng):
     assert_close(results[0], results[1], region.dtype)
 
 
+@needs_jit
 def test_a_chain_is_one_region_and_a_product_cuts_it():
     w = tape.tensor(np.ones((4, 4)) / 4, requires_grad=True)
 
@@ -137,12 +141,14 @@ def test_broadcasting_cuts_a_region_and_stays_right():
         np.testing.assert_allclose(mine, theirs, rtol=1e-12)
 
 
+@needs_jit
 def test_values_unused_outside_are_never_written():
     compiled = tape.compile(lambda x: np.sum(np.cos(np.sin(x) * 2.0)))
     region = compiled.program(np.ones(3)).regions[0]
     assert len(region.outputs) == 1 and len(region.steps) == 3
 
 
+@needs_jit
 def test_kernels_are_found_again_by_the_next_process(tmp_path):
     script = textwrap.dedent(
         """
@@ -166,6 +172,7 @@ def test_kernels_are_found_again_by_the_next_process(tmp_path):
     assert len(list((tmp_path / "fused").glob("tape_fused_*.py"))) == 1
 
 
+@needs_jit
 def test_float32_stays_float32_with_python_numbers():
     compiled = tape.compile(lambda x: np.sum(np.tanh(x * 1.01 + 0.5) ** 2))
     x = tape.tensor(np.linspace(-1, 1, 7, dtype=np.float32), requires_grad=True)
