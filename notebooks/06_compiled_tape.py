@@ -227,8 +227,9 @@ else:
 #
 # A recording sees ops, not Python. An `if` on a tensor's value would be decided once, while recording, and
 # replayed with that outcome whatever the new values. So while recording, everything a replay could not
-# repeat raises `tape.TraceError`: an `if` or `float(t)` on a tensor, an in-place write, random numbers
-# from numpy's global generator.
+# repeat raises `tape.TraceError`: an `if` or `float(t)` on a tensor, a write into an argument or into a
+# tensor from outside the function, random numbers from numpy's global generator. (Writes into values the
+# function made itself, `y = x * 2; y[0] = 0`, are replayed: `y` stands for its new value from then on.)
 
 
 # %%

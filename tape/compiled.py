@@ -56,8 +56,9 @@ def compile(
 
     The compiled call is one op on the tape, so ``.backward()``, ``tape.grad`` and optimizers work on its
     results as on any op's. While recording, everything a replay could not repeat raises
-    ``tape.TraceError``: Python control flow on tensor values (``if t.sum() > 0``, ``float(t)``), in-place
-    writes, a backward pass or hook inside ``fn``, random numbers drawn from numpy's global generator.
+    ``tape.TraceError``: Python control flow on tensor values (``if t.sum() > 0``, ``float(t)``), a write
+    in place into an argument or an outside tensor (writes into values ``fn`` made are replayed), a
+    backward pass or hook inside ``fn``, random numbers drawn from numpy's global generator.
     Random numbers drawn from a ``numpy.random.Generator`` inside ``fn`` are drawn once, while recording:
     pass them as arguments. Python side effects (printing, appending to a list) happen once, while
     recording. Second derivatives through a compiled function replay its tape eagerly, recorded.

@@ -31,18 +31,20 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     still sees what it saw. Any other record that saved the old buffer notices the change through the
     version counter and refuses to run backward rather than give a wrong gradient.
     """
-    if state.tracer is not None:
-        state.tracer.refuse(
-            f"{op.name} wrote into a tensor in place (t[...] = v, t += v, out=)",
-            "write it out of place (y = x + v; np.where(mask, v, x) for a masked write), or update it "
-            "outside the compiled function",
-        )
     recording = state.grad_enabled and (
         target.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args)
     )
     if recording and target._view_of is not None:
         refresh_view(target)
     bases = _bases(target)
+    tracer = state.tracer
+    if tracer is not None:
+        if not recording and target.requires_grad:
+            tracer.refuse(
+                f"{op.name} wrote in place into a tensor that requires grad, unrecorded (under no_grad)",
+                "write it out of place, or update it outside the compiled function",
+            )
+        tracer.before_write(op.name, target, bases)  # raises if a replay could not repeat the write
     if recording:
         for tensor in (target, *bases):
             if tensor.requires_grad and tensor._record is None:
@@ -52,7 +54,7 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
                     f"{' (through a view of it)' if tensor is not target else ''}; update it inside "
                     "`with tape.no_grad():`, or write `x = x + y` to make a new tensor"
                 )
-    if not recording:
+    if tracer is None and not recording:
         values = [a._data if isinstance(a, Tensor) else a for a in args]
         if not _ufunc_into(op, target, values, kwargs):
             _write_into(op, target, op.forward(target._data, *values, **kwargs))
@@ -64,8 +66,15 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     # record when the result is written; give the record a copy of it instead.
     args = tuple(_snapshot(a) if isinstance(a, Tensor) and a._vc is target._vc else a for a in args)
     result = apply(op, (old, *args), kwargs)
+    if tracer is not None and result._data.dtype != target._data.dtype:
+        tracer.refuse(
+            f"{op.name} wrote {result.dtype.name} values into a {target.dtype.name} tensor in place",
+            "cast them first (v.astype(t.dtype)), so that a replay computes what the write kept",
+        )
     _write_into(op, target, result._data)
     bump(target._vc)
+    if tracer is not None:  # tape.compile: the target stands for the new value from now on
+        tracer.rebind(target, result)
     _take_history(target, result._record)
     _stamp(target)
     # The write went through ``target`` into the buffers of the tensors it is a view of: each of them is
@@ -74,6 +83,8 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     for base, old_base in zip(bases, old_bases, strict=True):
         _, view_op, view_args, view_kwargs, _ = view._view_of
         rebased = apply(write_through_view, (old_base, view, view_op, view_args, view_kwargs), {})
+        if tracer is not None:
+            tracer.rebind(base, rebased)
         _take_history(base, rebased._record)
         _stamp(base)
         view = base
@@ -153,6 +164,8 @@ def _snapshot(target: Tensor) -> Tensor:
     copy = target._data.copy()
     snapshot = new_tensor(copy, target._record, target._index, [0])
     snapshot.requires_grad = target.requires_grad
+    if state.tracer is not None:  # tape.compile: the copy is the target's current value
+        state.tracer.alias(snapshot, target)
     record, index = target._record, target._index
     k = index or 0
     if (

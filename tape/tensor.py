@@ -139,6 +139,8 @@ class Tensor:
         # For a view made by a view op: (base tensor, op, the op's other arguments, its keyword arguments),
         # so that writing through the view can rewrite the base's history.
         self._view_of: Any = None
+        if state.tracer is not None:
+            state.tracer.created(self)
 
     # -- basic attributes ------------------------------------------------------------------------------
     @property
@@ -569,6 +571,8 @@ def leaf(array: np.ndarray, requires_grad: bool = False) -> Tensor:
         Tensor(array[:0], requires_grad=True)  # raises the constructor's error
     tensor = new_tensor(array, None, None, [0])
     tensor.requires_grad = bool(requires_grad)
+    if state.tracer is not None:
+        state.tracer.created(tensor)
     return tensor
 
 

@@ -73,6 +73,8 @@ class Tracer:
     _slot_of_tensor: dict[int, int] = field(default_factory=dict)
     _slot_of_array: dict[int, int] = field(default_factory=dict)
     _counters: list[list[int] | None] = field(default_factory=list)  # each slot's version counter
+    _views: dict[int, set[int]] = field(default_factory=dict)  # id(tensor) -> ids of the views cut from it
+    _created: set[int] = field(default_factory=set)  # ids of tensors made while recording, not by an op
     _alive: list[Any] = field(default_factory=list)  # what the ids above refer to, kept alive while tracing
     _outer: Any = None
 
@@ -135,6 +137,9 @@ class Tracer:
         several = type(result) is tuple
         outs = tuple(self._new_slot(item) for item in (result if several else (result,)))
         self.steps.append(Step(op, arguments, keywords, outs, several, record))
+        for item in result if several else (result,):
+            if item._view_of is not None:
+                self._views.setdefault(id(item._view_of[0]), set()).add(id(item))
 
     def _template(self, value: Any) -> Any:
         if isinstance(value, Tensor):
@@ -156,6 +161,60 @@ class Tracer:
         self.captured_slots.append(slot)
         self.captured_versions.append((tensor, tensor._vc[0]))
         return slot
+
+    def created(self, tensor: Tensor) -> None:
+        """A tensor was made while recording, not by an op (``tape.zeros``): a constant of the program."""
+        self._created.add(id(tensor))
+        self._alive.append(tensor)
+
+    # -- in-place writes ---------------------------------------------------------------------------------
+    def before_write(self, op_name: str, target: Tensor, bases: list[Tensor]) -> None:
+        """Check that a write into ``target`` (a view of ``bases``) can be replayed, or raise.
+
+        A replay computes new arrays where the eager code wrote into old ones, so the written tensor and
+        every base it is a view of take the slot of their new value (``rebind``). That is the whole effect
+        only if nothing else reads the old buffer: so the tensors written must have been made inside the
+        function (a write into an argument or an outside tensor is a side effect a replay would not make),
+        and no other view of them may exist (it would go on reading the old slot).
+        """
+        chain = [target, *bases]
+        for tensor in chain:
+            if id(tensor) in self._created and id(tensor) not in self._slot_of_tensor:
+                self._constant_step(tensor)
+            slot = self._slot_of_tensor.get(id(tensor))
+            if slot is None or slot in self.input_slots or slot in self.captured_slots:
+                self.refuse(
+                    f"{op_name} wrote in place into a tensor the function did not make (an argument, or a "
+                    "tensor from outside it)",
+                    "a replay would not change it: write into a copy (y = x.copy(); y[...] = v), or "
+                    "update it outside the compiled function",
+                )
+        written = {id(tensor) for tensor in chain}
+        for tensor in chain:
+            if self._views.get(id(tensor), set()) - written:
+                self.refuse(
+                    f"{op_name} wrote in place into a tensor that has other views (cut before the write)",
+                    "a replay would not show them the new values: write out of place (np.where for a masked "
+                    "write), or cut the views after the write",
+                )
+
+    def _constant_step(self, tensor: Tensor) -> None:
+        # A fresh copy of the tensor's values on every replay, as the eager call makes a fresh tensor.
+        values = tensor._data.copy()
+        slot = self._new_slot(tensor)
+        self.steps.append(Step(Op(values.copy, name="constant"), (), {}, (slot,), False, None))
+
+    def alias(self, tensor: Tensor, of: Tensor) -> None:
+        """``tensor`` holds ``of``'s current value (a copy made before a write): the same slot."""
+        self._slot_of_tensor[id(tensor)] = self._slot_of_tensor[id(of)]
+        self._alive.append(tensor)
+
+    def rebind(self, tensor: Tensor, value: Tensor) -> None:
+        """``tensor`` was written in place (or cut again) and now holds ``value``'s values, and slot."""
+        slot = self._slot_of_tensor[id(value)]
+        self._slot_of_tensor[id(tensor)] = slot
+        self._slot_of_array[id(tensor._data)] = slot
+        self._counters[slot] = tensor._vc  # (its detached views share this counter)
 
     def observe_plain(self, function: Callable[..., Any], args: tuple[Any, ...], result: Tensor) -> None:
         """Write the step of a call that is not an op (a comparison, which carries no gradient)."""

@@ -9,6 +9,7 @@ through the ``Op`` objects it is handed and imports nothing above ``Tensor``.
 
 from __future__ import annotations
 
+from .grad_mode import state
 from .tensor import Tensor
 
 
@@ -22,5 +23,7 @@ def refresh_view(view: Tensor) -> None:
         if version == tensor._vc[0]:
             continue
         cut = view_op(base, *view_args, **view_kwargs)
+        if state.tracer is not None:  # tape.compile: the view now stands for the new cut
+            state.tracer.rebind(tensor, cut)
         tensor._record, tensor._index, tensor.requires_grad = cut._record, None, cut.requires_grad
         tensor._view_of = (base, view_op, view_args, view_kwargs, tensor._vc[0])

@@ -288,11 +288,26 @@ REFUSED = {
     "tolist": (lambda x: x * len(x.tolist()), "tolist"),
     "index": (lambda x: x[: x[0].astype(np.int64)], "int"),
     "new tensor": (lambda x: x * tape.tensor(x), "new tensor"),
-    "in place": (lambda x: x.__iadd__(1.0), "in place"),
+    "in place into an argument": (lambda x: x.__iadd__(1.0), "did not make"),
+    "in place with another view": (lambda x: _write_with_a_view(x), "other views"),
+    "in place, another dtype": (lambda x: _write_another_dtype(x), "float64 values into a float32"),
     "backward inside": (lambda x: tape.grad(lambda y: np.sum(y**2))(x), "backward"),
     "global random": (lambda x: x * np.random.random(x.shape), "random numbers"),
     "hook": (lambda x: (x * 2).register_hook(lambda g: g), "hook"),
 }
+
+
+def _write_with_a_view(x):
+    y = x * 1.0
+    first = y[:1]
+    y[1] = 0.0  # first still reads the old buffer in a replay: refused
+    return first * y
+
+
+def _write_another_dtype(x):
+    y = tape.zeros(2, dtype=np.float32)
+    y += x  # float64 sums cast into float32
+    return y
 
 
 @pytest.mark.parametrize("case", REFUSED)
@@ -397,3 +412,37 @@ def test_replacing_a_module_parameter_records_again():
     model[0].weight = nn.Parameter(np.zeros((16, 4)))
     np.testing.assert_array_equal(compiled(x).numpy(), model(x).numpy())
     assert compiled.recordings == 2
+
+
+def writes(x, w):
+    y = np.tanh(x @ w)
+    y[:, 0] = 0.5  # into a value the function made
+    y[1:] *= np.cos(x[1:, :1])  # through a view of it
+    buffer = tape.zeros(y.shape[1])  # a tensor made inside: a fresh copy on every replay
+    buffer[0] = np.sum(y)
+    return np.sum(y**2) + np.sum(buffer * 3.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_writes_into_values_the_function_made_are_replayed(dtype):
+    rng = np.random.default_rng(12)
+    compiled = tape.compile(writes)
+    for _ in range(3):
+        arrays = [rng.standard_normal(s).astype(dtype) for s in ((4, 3), (3, 2))]
+        eager = values_and_grads(writes, *arrays)
+        for mine, theirs in zip(values_and_grads(compiled, *arrays), eager, strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+        with tape.jit.disabled():
+            assert_same(values_and_grads(compiled, *arrays), eager)
+    assert compiled.recordings == 1
+
+
+def test_a_write_into_a_tensor_from_outside_is_refused():
+    state = tape.zeros(3)
+
+    def accumulate(x):
+        state[...] = x  # a side effect on the caller's tensor: a replay would not make it
+        return x * 2.0
+
+    with pytest.raises(tape.TraceError, match="did not make"):
+        tape.compile(accumulate)(tape.tensor(np.ones(3), requires_grad=True))

@@ -270,21 +270,20 @@ def test_gradients_and_hessian_vector_products_agree_with_torch(program, dtype):
     check_against_torch(loss_of(program), program, program.inputs_as(dtype), dtype)
 
 
-# tape.compile refuses writes into tensors while it records (documented): its programs write none.
-OPS_WITHOUT_WRITES = tuple(
-    op for op in PURE_OPS if op not in ("setitem_on_copy", "in_place_update", "in_place_add_through_view")
-)
-
-
 @FUZZ_SETTINGS
-@given(program=programs(ops=OPS_WITHOUT_WRITES), dtype=st.sampled_from(FLOAT_DTYPES))
+@given(program=programs(), dtype=st.sampled_from(FLOAT_DTYPES))
 def test_compiled_programs_agree_with_torch(program, dtype):
     """tape.compile of the loss: recorded at the inputs, replayed at other values (fused kernels included),
-    and differentiated twice (a replay of its program through the ops)."""
+    and differentiated twice (a replay of its program through the ops). A write in place that a replay could
+    not repeat (into a value that has other views) is refused while recording, and only that."""
     compiled = tape.compile(loss_of(program))
     inputs = program.inputs_as(dtype)
-    for values in (inputs, [np.asarray(x * dtype(1.25) - dtype(0.125), dtype=dtype) for x in inputs]):
-        check_against_torch(compiled, program, values, dtype)
+    try:
+        for values in (inputs, [np.asarray(x * dtype(1.25) - dtype(0.125), dtype=dtype) for x in inputs]):
+            check_against_torch(compiled, program, values, dtype)
+    except tape.TraceError as error:
+        assert "in place" in str(error), str(error)
+        return
     assert compiled.recordings == 1
 
 
