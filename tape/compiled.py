@@ -277,8 +277,6 @@ class _Entry:
                 np.may_share_memory(tracer.values[slot], tracer.values[other]) for other in self.op_slots[:k]
             )
         ]
-        if not self.op_slots:
-            self.op_slots = []
 
     def guards_hold(self) -> bool:
         """Whether what the recording read still looks as it did: the captured tensors (shape, dtype,
