@@ -8,7 +8,8 @@ is straight-line code over arrays and whose backward runs the recorded VJPs in r
 function reads from elsewhere (a module's parameters) are inputs of that op, read on every call. What the
 recording read and a later call could find changed is guarded, and records again: those tensors' shapes,
 dtypes and ``requires_grad``; the called modules' training mode and parameters, buffers and submodules (by
-object); the objects behind the names the function's own code reads from its closure and globals.
+object); the objects behind the names the function's code (and its helpers') reads from closures and
+module globals.
 """
 
 from __future__ import annotations
@@ -392,22 +393,45 @@ _UNBOUND = object()
 
 
 def _scope(fn: Any) -> list[tuple[Any, str, Any]]:
-    """What ``fn``'s own code reads from its closure and its module's globals (``(where, name, object)``),
-    but modules: rebinding one of them (``w = w - lr * g``, a redefined helper) records again, rather than
-    replaying the object read while recording."""
-    function = getattr(fn, "__func__", fn)
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return []
-    scope = [
-        (cell, "", _read(cell, "")) for cell in function.__closure__ or () if _read(cell, "") is not _UNBOUND
-    ]
-    namespace = function.__globals__
-    for name in code.co_names:
-        value = namespace.get(name, _UNBOUND)
-        if value is not _UNBOUND and not isinstance(value, types.ModuleType):
-            scope.append((namespace, name, value))
+    """What ``fn``'s code reads from closures and module globals (``(where, name, object)``), modules aside,
+    and so on through the functions it reads (helpers of your own, not numpy's or tape's): rebinding one of
+    those names (``w = w - lr * g``, a redefined helper) records again, rather than replaying the object read
+    while recording."""
+    scope: list[tuple[Any, str, Any]] = []
+    functions, seen = [getattr(fn, "__func__", fn)], set()
+    while functions:
+        function = functions.pop()
+        code = getattr(function, "__code__", None)
+        if code is None or id(function) in seen or _is_library(function):
+            continue
+        seen.add(id(function))
+        found = [(cell, "", _read(cell, "")) for cell in function.__closure__ or ()]
+        namespace = function.__globals__
+        found += [(namespace, name, namespace.get(name, _UNBOUND)) for name in _names(code)]
+        for entry in found:
+            value = entry[2]
+            if value is not _UNBOUND and not isinstance(value, types.ModuleType):
+                scope.append(entry)
+                if isinstance(value, types.FunctionType):
+                    functions.append(value)
     return scope
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The global names ``code`` and the functions defined in it read."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _names(constant)
+    return names
+
+
+_LIBRARIES = ("tape.", "numpy.", "scipy.", "numba.", "torch.", "jax.")
+
+
+def _is_library(function: Any) -> bool:
+    module = getattr(function, "__module__", None) or ""
+    return module in ("tape", "numpy", "scipy") or module.startswith(_LIBRARIES)
 
 
 def _read(where: Any, name: str) -> Any:

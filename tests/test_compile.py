@@ -446,3 +446,22 @@ def test_a_write_into_a_tensor_from_outside_is_refused():
 
     with pytest.raises(tape.TraceError, match="did not make"):
         tape.compile(accumulate)(tape.tensor(np.ones(3), requires_grad=True))
+
+
+HIDDEN = tape.tensor(np.ones(2), requires_grad=True)
+
+
+def _layer(x):
+    return x * HIDDEN
+
+
+def test_rebinding_a_name_a_helper_reads_records_again():
+    global HIDDEN
+    compiled = tape.compile(lambda x: np.sum(_layer(x) + (lambda y: y * HIDDEN)(x)))
+    assert float(compiled(np.ones(2))) == 4.0
+    saved, HIDDEN = HIDDEN, tape.tensor(np.full(2, 3.0), requires_grad=True)
+    try:
+        assert float(compiled(np.ones(2))) == 12.0
+    finally:
+        HIDDEN = saved
+    assert compiled.recordings == 2
