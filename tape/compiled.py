@@ -282,7 +282,7 @@ class _Entry:
     def guards_hold(self) -> bool:
         """Whether what the recording read still looks as it did: the captured tensors (shape, dtype,
         requires_grad), the called modules (training mode, parameters, buffers and submodules, by object)
-        and the names the function's own code read from its closure and globals (by object)."""
+        and the names the function's code and its helpers read from closures and globals (by object)."""
         for tensor, (shape, dtype, requires_grad) in zip(self.captured, self.guard, strict=True):
             if (
                 tensor._data.shape != shape
