@@ -144,6 +144,8 @@ class Tracer:
     def _template(self, value: Any) -> Any:
         if isinstance(value, Tensor):
             slot = self.slot_of(value)  # (a detached view of a traced value: the same values, no gradient)
+            if slot is None and id(value) in self._created and not value.requires_grad:
+                slot = self._constant_step(value)  # made inside (tape.zeros): fresh on every replay
             return Slot(self._capture(value) if slot is None else slot)
         if isinstance(value, np.ndarray):
             slot = self._slot_of_array.get(id(value))
@@ -179,7 +181,11 @@ class Tracer:
         """
         chain = [target, *bases]
         for tensor in chain:
-            if id(tensor) in self._created and id(tensor) not in self._slot_of_tensor:
+            if (
+                id(tensor) in self._created
+                and id(tensor) not in self._slot_of_tensor
+                and not tensor.requires_grad
+            ):
                 self._constant_step(tensor)
             slot = self._slot_of_tensor.get(id(tensor))
             if slot is None or slot in self.input_slots or slot in self.captured_slots:
@@ -198,11 +204,12 @@ class Tracer:
                     "write), or cut the views after the write",
                 )
 
-    def _constant_step(self, tensor: Tensor) -> None:
+    def _constant_step(self, tensor: Tensor) -> int:
         # A fresh copy of the tensor's values on every replay, as the eager call makes a fresh tensor.
         values = tensor._data.copy()
         slot = self._new_slot(tensor)
         self.steps.append(Step(Op(values.copy, name="constant"), (), {}, (slot,), False, None))
+        return slot
 
     def alias(self, tensor: Tensor, of: Tensor) -> None:
         """``tensor`` holds ``of``'s current value (a copy made before a write): the same slot."""

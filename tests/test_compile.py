@@ -465,3 +465,18 @@ def test_rebinding_a_name_a_helper_reads_records_again():
     finally:
         HIDDEN = saved
     assert compiled.recordings == 2
+
+
+def test_a_tensor_made_inside_is_a_fresh_constant_even_when_read_before_a_write():
+    def f(x):
+        buffer = tape.zeros(3)
+        before = np.sum(x + buffer)  # read before the write: zeros
+        buffer[0] = 2.0
+        return before + np.sum(x * buffer)
+
+    compiled = tape.compile(f)
+    x = np.array([1.0, 2.0, 3.0])
+    for _ in range(3):  # each replay starts again from zeros
+        np.testing.assert_array_equal(tape.grad(compiled)(x), tape.grad(f)(x))
+        assert float(compiled(x)) == 8.0
+    assert compiled.recordings == 2  # (a tensor that requires grad, and a plain array: two signatures)
