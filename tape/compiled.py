@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import threading
 import types
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,11 +34,15 @@ from .tensor import Tensor, leaf
 from .trace import made_inside, track
 from .tracing import TraceError, Tracer
 
-__all__ = ["CompiledFunction", "TraceError", "compile"]
+__all__ = ["CompiledFunction", "RecordingWarning", "TraceError", "compile"]
 
 # Argument leaves that are data (traced): everything else is part of the signature by value.
 _ARRAY_TYPES = (np.ndarray, np.generic)
 _STATIC_TYPES = (bool, int, float, complex, str, bytes, type(None))
+
+
+class RecordingWarning(RuntimeWarning):
+    """A compiled function keeps recording: its signature or what it reads changes from call to call."""
 
 
 def compile(
@@ -98,6 +103,7 @@ class CompiledFunction:
         self._entries: OrderedDict[Any, _Entry] = OrderedDict()
         self._lock = threading.Lock()  # the cache is shared by the threads that call the function
         self.recordings = 0  # how many times a signature was recorded (a new one, or a guard that failed)
+        self._warned = False  # (RecordingWarning, once)
         functools.update_wrapper(self, fn, updated=())
 
     def __repr__(self) -> str:
@@ -111,8 +117,20 @@ class CompiledFunction:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
-        if entry is None or not entry.guards_hold():
+        reason = "a new signature" if entry is None else entry.changed()
+        if reason is not None:
             entry = self._record(key, static, treedef, leaves)
+            if self.recordings > self.cache_size and not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"tape.compile({self.name}) has recorded {self.recordings} times, the last for {reason}; "
+                    "each recording runs the function eagerly and writes its code again. Pass values that "
+                    "change as arguments (arrays are traced, Python numbers are part of the signature), "
+                    "and keep the objects it reads in place",
+                    RecordingWarning,
+                    stacklevel=2,
+                )
+        assert entry is not None
         return entry.call(leaves)
 
     def program(self, *args: Any, **kwargs: Any) -> Program | None:
@@ -279,21 +297,27 @@ class _Entry:
             )
         ]
 
-    def guards_hold(self) -> bool:
-        """Whether what the recording read still looks as it did: the captured tensors (shape, dtype,
-        requires_grad), the called modules (training mode, parameters, buffers and submodules, by object)
-        and the names the function's code and its helpers read from closures and globals (by object)."""
+    def changed(self) -> str | None:
+        """What no longer looks as it did while recording, in words, or None: the captured tensors (shape,
+        dtype, requires_grad), the called modules (training mode, parameters, buffers and submodules, by
+        object) and the names the function's code and its helpers read from closures and globals (by
+        object)."""
         for tensor, (shape, dtype, requires_grad) in zip(self.captured, self.guard, strict=True):
             if (
                 tensor._data.shape != shape
                 or tensor._data.dtype != dtype
                 or tensor.requires_grad != requires_grad
             ):
-                return False
+                return f"a tensor it reads from outside (shape {shape}, {dtype.name}) that changed"
         for module, training, contents in self.modules:
-            if module.training != training or not _same(_contents(module), contents):
-                return False
-        return all(_read(where, name) is value for where, name, value in self.scope)
+            if module.training != training:
+                return f"a {type(module).__name__} switched to {'train' if module.training else 'eval'} mode"
+            if not _same(_contents(module), contents):
+                return f"a {type(module).__name__} whose parameters, buffers or submodules were replaced"
+        for where, name, value in self.scope:
+            if _read(where, name) is not value:
+                return f"the name {name!r} bound to another object" if name else "a closure variable rebound"
+        return None
 
     def call(self, leaves: list[Any]) -> Any:
         values = [leaves[k] for k in self.data_leaves]

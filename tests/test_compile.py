@@ -7,6 +7,7 @@ Every op family is also compiled and compared with eager by ``tests/ops/opcheck.
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -55,8 +56,9 @@ def test_replays_agree_with_eager_at_new_values(dtype):
 
 def test_a_new_signature_records_again_and_the_cache_is_bounded():
     compiled = tape.compile(lambda x: np.sum(x * x), cache_size=2)
-    for n in (2, 3, 2, 4, 2, 3):
-        compiled(tape.tensor(np.ones(n), requires_grad=True))
+    with pytest.warns(tape.compiled.RecordingWarning, match="a new signature"):  # more recordings than kept
+        for n in (2, 3, 2, 4, 2, 3):
+            compiled(tape.tensor(np.ones(n), requires_grad=True))
     # 2 and 3 are recorded; 2 is reused; 4 drops 3 (least recently used); 2 is reused; 3 is recorded again.
     assert compiled.recordings == 4
     compiled(np.ones(2, dtype=np.float32))
@@ -480,3 +482,27 @@ def test_a_tensor_made_inside_is_a_fresh_constant_even_when_read_before_a_write(
         np.testing.assert_array_equal(tape.grad(compiled)(x), tape.grad(f)(x))
         assert float(compiled(x)) == 8.0
     assert compiled.recordings == 2  # (a tensor that requires grad, and a plain array: two signatures)
+
+
+STEP = 0
+
+
+def counted(x):
+    return x * (STEP + 1.0)
+
+
+def test_a_function_that_keeps_recording_says_why_once():
+    global STEP
+    compiled = tape.compile(counted, cache_size=2)
+    try:
+        with pytest.warns(
+            tape.compiled.RecordingWarning, match="recorded 3 times, the last for the name 'STEP'"
+        ):
+            for STEP in range(3):  # a global that changes on every call
+                assert float(compiled(np.ones(1))[0]) == STEP + 1.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            STEP = 7
+            compiled(np.ones(1))  # (said once)
+    finally:
+        STEP = 0
