@@ -222,19 +222,6 @@ class LBFGS(Optimizer):
             )
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        problems = self._hyperparameter_problems(
-            dict(
-                lr=lr,
-                max_iter=max_iter,
-                max_eval=max_eval,
-                tolerance_grad=tolerance_grad,
-                tolerance_change=tolerance_change,
-                history_size=history_size,
-                line_search_fn=line_search_fn,
-            )
-        )
-        if problems:
-            raise ValueError("LBFGS: " + "; ".join(problems))
         defaults = dict(
             lr=lr,
             max_iter=max_iter,
@@ -244,6 +231,9 @@ class LBFGS(Optimizer):
             history_size=history_size,
             line_search_fn=line_search_fn,
         )
+        problems = self._hyperparameter_problems(defaults)
+        if problems:
+            raise ValueError("LBFGS: " + "; ".join(problems))
         super().__init__(params, defaults)
 
     @staticmethod
