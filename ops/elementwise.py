@@ -570,6 +570,15 @@ for _op, _formulas in {
     sin: (lambda x: np.sin(x), lambda g, out, x: g * np.cos(x)),
     cos: (lambda x: np.cos(x), lambda g, out, x: -g * np.sin(x)),
     tanh: (lambda x: np.tanh(x), lambda g, out, x: g * (1 - out * out)),
+    # np.clip is minimum(maximum(x, a_min), a_max): NaN in x or in a bound gives NaN; a tie is inside.
+    clip_op: (
+        lambda x, lo, hi: (
+            hi if (x if x >= lo or x != x else lo) > hi or hi != hi else (x if x >= lo or x != x else lo)
+        ),
+        lambda g, out, x, lo, hi: g * (1.0 if x >= lo and x <= hi else 0.0),
+        lambda g, out, x, lo, hi: g * (1.0 if x < lo else 0.0),
+        lambda g, out, x, lo, hi: g * (1.0 if x > hi else 0.0),
+    ),
     maximum: (
         lambda x, y: x if x >= y or x != x else y,
         lambda g, out, x, y: g * (0.5 if x == y else (1.0 if x > y or x != x else 0.0)),

@@ -19,7 +19,7 @@ import numpy as np
 
 from tape.jit import kernel
 from tape.op import Op
-from tape.registry import implements
+from tape.registry import FUSIBLE_SUMS, implements
 from tape.tensor import Tensor, plain
 
 #: The dtypes the row kernels of ``ops`` are compiled for.
@@ -86,6 +86,7 @@ def _sum_vjp(g: Any, out: Any, x: Any, axis: Any = None, dtype: Any = None, keep
 
 
 sum_ = Op(_sum, _sum_vjp, name="sum", shape_only=(0,), complex_rule="holomorphic")
+FUSIBLE_SUMS.add(sum_)
 
 
 def _mean(x: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:

@@ -131,8 +131,9 @@ class Program:
         self, read_slots: list[int], read_constants: list[Any], regions: list[Region], fast: bool
     ) -> tuple[Callable[..., Any], str]:
         writer = _Writer()
-        first_of = {id(region.steps[0]): region for region in regions}
-        fused = {id(step) for region in regions for step in region.steps}
+        # A region's precomputed steps (its values numpy computes) run where they were recorded.
+        first_of = {id(region.steps[len(region.precomputed)]): region for region in regions}
+        fused = {id(step) for region in regions for step in region.steps[len(region.precomputed) :]}
         for step in self.steps:
             region = first_of.get(id(step))
             if region is not None:
@@ -140,20 +141,8 @@ class Program:
                 inputs = ", ".join(f"v{slot}" for slot in region.inputs)
                 writer.line(f"{targets}= {writer.name(region.forward, 'R')}({inputs})")
                 continue
-            if id(step) in fused:
-                continue
-            call = writer.name(step.op.forward if fast else step.op, "F")
-            arguments = ", ".join(self._expression(writer, arg) for arg in step.args)
-            if step.kwargs:
-                keywords = ", ".join(f"{key}={self._expression(writer, v)}" for key, v in step.kwargs.items())
-                arguments = f"{arguments}, {keywords}" if arguments else keywords
-            targets = ", ".join(f"v{slot}" for slot in step.outs)
-            if step.several:
-                targets += "," if len(step.outs) == 1 else ""
-            writer.line(f"{targets} = {call}({arguments})")
-            for slot in step.outs:
-                if fast and self.values[slot].shape == ():  # numpy gives scalars there; ops give 0-d arrays
-                    writer.line(f"v{slot} = asarray(v{slot})")
+            if id(step) not in fused:
+                self._write_step(writer, step, fast)
         if read_slots or read_constants:
             # A value the backward reads that shares memory with an array no version counter guards (a
             # plain array argument, a constant: x.T of either) is kept as a copy, as an eager record would.
@@ -165,6 +154,21 @@ class Program:
         writer.line(f"return ({returned},)" if self.several else f"return {returned}")
         header = f"def forward(stash, {', '.join(f'v{slot}' for slot in self.inputs)}):"
         return writer.compile(header, f"<tape.compile {self.name} forward>")
+
+    def _write_step(self, writer: _Writer, step: Step, fast: bool) -> None:
+        """``outs = op.forward(*args, **kwargs)`` (``op(...)``, recorded, unless ``fast``)."""
+        call = writer.name(step.op.forward if fast else step.op, "F")
+        arguments = ", ".join(self._expression(writer, arg) for arg in step.args)
+        if step.kwargs:
+            keywords = ", ".join(f"{key}={self._expression(writer, v)}" for key, v in step.kwargs.items())
+            arguments = f"{arguments}, {keywords}" if arguments else keywords
+        targets = ", ".join(f"v{slot}" for slot in step.outs)
+        if step.several:
+            targets += "," if len(step.outs) == 1 else ""
+        writer.line(f"{targets} = {call}({arguments})")
+        for slot in step.outs:
+            if fast and self.values[slot].shape == ():  # numpy gives scalars there; ops give 0-d arrays
+                writer.line(f"v{slot} = asarray(v{slot})")
 
     def _unguarded(self, slot: int) -> bool:
         return any(np.may_share_memory(self.values[slot], array) for array in self._unguarded_arrays)
@@ -222,15 +226,15 @@ class Program:
         for number, step in reversed(list(enumerate(self.steps))):
             region = last_of.get(id(step))
             if region is not None:
-                if region.backward_kernel is None or not cotangent_of & set(region.outputs):
+                if region.backward_kernel is None or not cotangent_of & set(region.received):
                     continue
                 for slot in region.inputs:
                     if slot not in inputs and slot not in read_slots:
                         read_slots.append(slot)
-                referenced.update(region.outputs)
-                condition = " or ".join(f"g{slot} is not None" for slot in region.outputs)
+                referenced.update(region.received)
+                condition = " or ".join(f"g{slot} is not None" for slot in region.received)
                 given = ", ".join(
-                    [*(f"v{slot}" for slot in region.inputs), *(f"g{s}" for s in region.outputs)]
+                    [*(f"v{slot}" for slot in region.inputs), *(f"g{s}" for s in region.received)]
                 )
                 writer.line(f"if {condition}:")
                 writer.line(f"q = {writer.name(region.backward, 'R')}({given})", 2)
@@ -328,13 +332,17 @@ class Program:
         """One line per step: outputs, op, arguments (``v3`` for traced values), shapes and dtypes."""
         lines = [f"program {self.name}: inputs {', '.join(f'v{slot}' for slot in self.inputs)}"]
         kernel_of = {id(step): k for k, region in enumerate(self.regions) for step in region.steps}
+        precomputed = {id(step) for region in self.regions for step in region.precomputed}
         for step in self.steps:
             described = ", ".join(
                 f"v{slot}: {self.values[slot].dtype.name}{list(self.values[slot].shape)}"
                 for slot in step.outs
             )
             arguments = ", ".join(_describe(arg) for arg in step.args)
-            fused = f"  (fused kernel {kernel_of[id(step)]})" if id(step) in kernel_of else ""
+            fused = ""
+            if id(step) in kernel_of:
+                part = "its VJP in " if id(step) in precomputed else ""
+                fused = f"  ({part}fused kernel {kernel_of[id(step)]})"
             lines.append(f"  {described} = {step.op.name}({arguments}){fused}")
         lines.append(f"  return {', '.join(f'v{slot}' for slot in self.outputs)}")
         return "\n".join(lines)

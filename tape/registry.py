@@ -32,6 +32,9 @@ LAZY_UFUNC_MODULES: dict[str, str] = {}
 #: (None where it has none), on scalars, in numba's nopython subset. ``tape.compile`` fuses runs of such ops
 #: into one numba kernel each way from them; the op itself stays what eager code and the kernels' twins run.
 SCALAR_FORMULAS: dict[Any, tuple[Callable[..., Any], tuple[Callable[..., Any] | None, ...]]] = {}
+#: The summing reductions (``np.sum``'s op) that may end such a run: the kernel accumulates their output, so
+#: the summed values are never written to memory.
+FUSIBLE_SUMS: set[Any] = set()
 
 
 def implements(*callables: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -31,6 +31,7 @@ UNARY = {
     "log": lambda x: np.log(x * x + 0.5),
     "cube": lambda x: x**3,
     "relu": tape.nn.functional.relu,
+    "clip": lambda x: np.clip(x, -0.5, 0.75),
 }
 BINARY = {
     "add": np.add,
@@ -95,21 +96,98 @@ def test_fused_programs_agree_with_eager_and_their_twins(plan, dtype, seed):
 
 
 def check_twins(region, rng):
-    """Each region's kernels against their numpy twins, on fresh values of the region's shape."""
-    count = int(np.prod(region.shape))
-    inputs = [rng.uniform(-1.5, 1.5, count).astype(region.dtype) for _ in region.inputs]
-    outputs = [[np.empty(count, dtype) for dtype in region.output_dtypes] for _ in range(2)]
-    for target, call in zip(outputs, (region.forward_kernel, region.forward_kernel.twin), strict=True):
-        call(*inputs, *target)
-    for compiled, twin in zip(*outputs, strict=True):
-        assert_close([compiled], [twin], compiled.dtype) if compiled.dtype != bool else None
+    """Each region's kernels against their numpy twins, on fresh values of the inputs' shapes."""
+    inputs = [
+        rng.uniform(-1.5, 1.5, region.shapes[slot]) > 0
+        if dtype == np.dtype(bool)
+        else rng.uniform(-1.5, 1.5, region.shapes[slot]).astype(dtype)
+        for slot, dtype in zip(region.inputs, region.input_dtypes, strict=True)
+    ]
+    compiled = region.forward(*inputs)
+    with jit.disabled():
+        twin = region.forward(*inputs)
+    for mine, theirs in zip(compiled, twin, strict=True):
+        assert mine.shape == theirs.shape and mine.dtype == theirs.dtype
+        assert_close([mine], [theirs], mine.dtype) if mine.dtype != bool else np.testing.assert_array_equal(
+            mine, theirs
+        )
     if region.backward_kernel is None:
         return
-    cotangents = [rng.standard_normal(count).astype(region.dtype) for _ in region.outputs]
-    results = [[np.empty(count, region.dtype) for _ in region.differentiated] for _ in range(2)]
-    for target, call in zip(results, (region.backward_kernel, region.backward_kernel.twin), strict=True):
-        call(region.dtype.type(0), *inputs, *cotangents, *target)
-    assert_close(results[0], results[1], region.dtype)
+    cotangents = [rng.standard_normal(region.shapes[slot]).astype(region.dtype) for slot in region.received]
+    compiled = region.backward(*inputs, *cotangents)
+    with jit.disabled():
+        twin = region.backward(*inputs, *cotangents)
+    assert_close(list(compiled), list(twin), region.dtype)
+
+
+@settings(max_examples=10)  # each example compiles kernels of its own
+@given(
+    plan=st.lists(st.sampled_from(sorted(UNARY) + sorted(BINARY)), min_size=2, max_size=8),
+    y_shape=st.sampled_from([(), (4,), (1, 4), (3, 1), (3, 4)]),
+    axis=st.sampled_from([None, 0, 1, -1, (0, 1)]),
+    keepdims=st.booleans(),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 2**16),
+)
+def test_broadcasts_and_a_final_sum_agree_with_eager_and_their_twins(
+    plan, y_shape, axis, keepdims, dtype, seed
+):
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(-1.5, 1.5, (3, 4)).astype(dtype), rng.uniform(-1.5, 1.5, y_shape).astype(dtype)
+    body = program_of(plan)
+
+    def f(x, y):
+        return np.sum(body(x, y), axis=axis, keepdims=keepdims)
+
+    compiled = tape.compile(f)
+    assert_close(run(compiled, x, y), run(f, x, y), dtype)
+    for program in compiled.programs():
+        for region in program.regions:
+            check_twins(region, rng)
+
+
+@needs_jit
+@pytest.mark.parametrize("read_before", [False, True])
+def test_a_large_tanh_feeding_a_region_has_its_vjp_run_by_the_kernel(read_before):
+    # ``read_before``: the tanh is also read before the region ends, so its whole cotangent is not known
+    # when the kernel runs, and the region must leave it alone.
+    w = np.random.default_rng(4).standard_normal((64, 3))
+
+    def f(x, y):
+        t = np.tanh(x)
+        product = np.sum((t @ w) ** 2) if read_before else 0.0
+        total = np.sum(t * y + x * 0.5)
+        return total + np.sum((t @ w) ** 2) if not read_before else total + product
+
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((64, 64)), rng.standard_normal(64)
+    compiled = tape.compile(f)
+    region = max(compiled.program(x, y).regions, key=lambda region: region.shape)
+    assert [step.op.name for step in region.precomputed] == ([] if read_before else ["tanh"])
+    assert_close(run(compiled, x, y), run(f, x, y), np.float64)
+
+
+def test_clip_fuses_and_keeps_the_eager_choices_at_the_bounds():
+    def f(x):
+        return np.clip(x * 1.0, -1.0, 2.0) * 3.0
+
+    x = np.array([-2.0, -1.0, 0.5, 2.0, 3.0, np.nan, -np.inf, np.inf])
+    compiled = tape.compile(f)
+    if jit.DEFAULT_ENABLED:
+        assert [step.op.name for step in compiled.program(x).regions[0].steps] == [
+            "multiply",
+            "clip",
+            "multiply",
+        ]
+
+    def value_and_grad(function):
+        t = tape.tensor(x, requires_grad=True)
+        out = function(t)
+        out.backward(np.ones_like(x))
+        return out.numpy(), t.grad
+
+    for mine, theirs in zip(value_and_grad(compiled), value_and_grad(f), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 @needs_jit
@@ -122,19 +200,20 @@ def test_a_chain_is_one_region_and_a_product_cuts_it():
 
     x = np.random.default_rng(1).standard_normal((3, 4))
     program = tape.compile(f).program(x)
-    assert [len(region.steps) for region in program.regions] == [4, 2]
+    assert [len(region.steps) for region in program.regions] == [4, 3]  # (the second ends with the sum)
     first = program.regions[0]
     assert first.outputs == [first.steps[-1].outs[0]]  # tanh's output: read by matmul and its VJP
 
 
-def test_broadcasting_cuts_a_region_and_stays_right():
+@needs_jit
+def test_broadcast_inputs_and_a_final_sum_join_the_region():
     def f(x, b):
         return np.sum(np.tanh(np.sin(x) + b) * 3.0)
 
     x, b = np.random.default_rng(2).standard_normal((5, 3)), np.random.default_rng(3).standard_normal(3)
     compiled = tape.compile(f)
-    regions = compiled.program(x, b).regions
-    assert all(region.shape == (5, 3) for region in regions)
+    (region,) = compiled.program(x, b).regions
+    assert region.shape == (5, 3) and len(region.steps) == 5 and region.views[region.outputs[0]] == (1, 1)
     for mine, theirs in zip(
         tape.grad(compiled, argnums=(0, 1))(x, b), tape.grad(f, argnums=(0, 1))(x, b), strict=True
     ):
@@ -145,7 +224,7 @@ def test_broadcasting_cuts_a_region_and_stays_right():
 def test_values_unused_outside_are_never_written():
     compiled = tape.compile(lambda x: np.sum(np.cos(np.sin(x) * 2.0)))
     region = compiled.program(np.ones(3)).regions[0]
-    assert len(region.outputs) == 1 and len(region.steps) == 3
+    assert len(region.steps) == 4 and region.outputs == [region.steps[-1].outs[0]]  # only the sum
 
 
 @needs_jit
