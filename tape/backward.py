@@ -16,6 +16,7 @@ import heapq
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,18 +39,76 @@ def backward(
 ) -> None:
     """Accumulate d(root)/d(leaf), contracted with ``gradient``, into each leaf's ``.grad``."""
     seed = seed_cotangent(root, gradient, create_graph, "backward")
-    leaves = propagate([(root, seed)], retain_graph=retain_graph or create_graph, create_graph=create_graph)
-    with _accumulation_lock:  # threads sharing a leaf must not lose each other's gradients
-        for entry in leaves.values():
-            leaf = entry[0]  # (the cotangent is not bound to a name: _unshared counts its references)
-            if leaf.grad is not None:
-                leaf.grad = leaf.grad + entry[1]
-            elif create_graph or _unshared(entry):
-                leaf.grad = entry[1]
-            else:
-                # The cotangent may be the seed, or shared with another leaf or a saved value (``x + y``
-                # hands the same array to both): a copy keeps in-place changes to one grad from the others.
-                leaf.grad = np.array(entry[1], copy=True)
+    callbacks = hooks.open_callbacks()
+    try:
+        # A leaf with a post-accumulate hook gets its .grad as soon as the sweep has passed every record
+        # that uses it, so that its hook (DistributedDataParallel's allreduce) runs beside the rest.
+        finals = _final_positions(root) if hooks.post_accumulate else None
+
+        def settle(entry: list[Any]) -> None:
+            with _accumulation_lock:
+                _accumulate(entry, create_graph)
+            hooks.run_post_accumulate(entry[0])
+
+        leaves = propagate(
+            [(root, seed)],
+            retain_graph=retain_graph or create_graph,
+            create_graph=create_graph,
+            finals=finals,
+            settle=settle,
+        )
+        with _accumulation_lock:  # threads sharing a leaf must not lose each other's gradients
+            for entry in leaves.values():
+                _accumulate(entry, create_graph)
+        if hooks.post_accumulate:
+            for entry in leaves.values():
+                hooks.run_post_accumulate(entry[0])
+    finally:
+        hooks.close_callbacks(callbacks)
+    for callback in callbacks:
+        callback()
+
+
+def _accumulate(entry: list[Any], create_graph: bool) -> None:
+    """Add the cotangent of ``entry`` (``[leaf, cotangent]``) to the leaf's ``.grad``."""
+    leaf = entry[0]  # (the cotangent is not bound to a name: _unshared counts its references)
+    if leaf.grad is not None:
+        leaf.grad = leaf.grad + entry[1]
+    elif create_graph or _unshared(entry):
+        leaf.grad = entry[1]
+    else:
+        # The cotangent may be the seed, or shared with another leaf or a saved value (``x + y`` hands the
+        # same array to both): a copy keeps in-place changes to one grad from the others.
+        leaf.grad = np.array(entry[1], copy=True)
+
+
+def _final_positions(root: Tensor) -> list[tuple[int, Tensor]]:
+    """``(position, leaf)`` for each leaf with a post-accumulate hook in ``root``'s graph, where position
+    is that of the earliest record using the leaf, latest position last.
+
+    Records run in decreasing position, and a record only ever sends to earlier ones, so once the sweep
+    reaches a record before that position, no more cotangent can reach the leaf: its gradient is final.
+    """
+    start = root._record
+    if start is None:
+        return []
+    earliest: dict[int, tuple[int, Tensor]] = {}
+    seen = {start}
+    stack = [start]
+    while stack:
+        record = stack.pop()
+        for _, node, _, _, _ in record.inputs:
+            if node is None:
+                continue
+            if type(node) is Record:
+                if node not in seen:
+                    seen.add(node)
+                    stack.append(node)
+            elif node in hooks.post_accumulate:
+                found = earliest.get(id(node))
+                if found is None or record.position < found[0]:
+                    earliest[id(node)] = (record.position, node)
+    return sorted(earliest.values(), key=lambda item: item[0])
 
 
 def _unshared(entry: list[Any]) -> bool:
@@ -131,6 +190,8 @@ def propagate(
     create_graph: bool,
     capture: set[Record] | None = None,
     batch: int | None = None,
+    finals: list[tuple[int, Tensor]] | None = None,
+    settle: Callable[[list[Any]], None] | None = None,
 ) -> dict[Any, Any]:
     """Run the reverse sweep from ``seeds`` (tensor, cotangent pairs).
 
@@ -141,6 +202,9 @@ def propagate(
     Returns ``{id(leaf): [leaf, cotangent]}`` for every leaf reached, and ``{record: cotangent}`` for each
     record in ``capture`` that was reached (its output cotangent, a tuple for several outputs). With
     ``capture`` and no leaf wanted, the sweep stops once every captured record has been passed.
+
+    ``finals`` (from ``_final_positions``) names leaves to hand to ``settle`` (as ``[leaf, cotangent]``,
+    after their hooks ran) as soon as their gradient is final; they are left out of what is returned.
     """
     if state.tracer is not None:
         state.tracer.refuse(
@@ -149,6 +213,8 @@ def propagate(
             "call .backward() on the compiled function's result",
         )
     sweep = _Sweep(create_graph, capture, batch)
+    if finals:
+        sweep.finals, sweep.settle = finals, settle
     for tensor, cotangent in seeds:
         sweep.send(tensor._record or tensor, tensor._index, cotangent)
     previous = state.grad_enabled
@@ -169,7 +235,18 @@ class _Sweep:
     cotangent to the one just before it, which then goes straight to ``top`` without a heap push and pop.
     """
 
-    __slots__ = ("batch", "captured", "capture", "create_graph", "leaves", "pending", "queue", "top")
+    __slots__ = (
+        "batch",
+        "captured",
+        "capture",
+        "create_graph",
+        "finals",
+        "leaves",
+        "pending",
+        "queue",
+        "settle",
+        "top",
+    )
 
     def __init__(
         self, create_graph: bool, capture: set[Record] | None = None, batch: int | None = None
@@ -182,6 +259,19 @@ class _Sweep:
         self.capture = capture or set()
         self.captured: dict[Record, Any] = {}
         self.batch = batch
+        self.finals: list[tuple[int, Tensor]] = []
+        self.settle: Callable[[list[Any]], None] | None = None
+
+    def settle_leaves(self, position: int) -> None:
+        """Hand to ``settle`` each leaf in ``finals`` that no record at ``position`` or before uses."""
+        finals, settle = self.finals, self.settle
+        while finals and finals[-1][0] > position:
+            leaf = finals.pop()[1]
+            entry = self.leaves.pop(id(leaf), None)
+            if entry is None or settle is None:
+                continue  # no gradient reached it
+            hooks.run_leaf_hooks({id(leaf): entry}, self.batch is not None)
+            settle(entry)
 
     def schedule(self, record: Record) -> None:
         """Put ``record`` in line (it just received its first cotangent)."""
@@ -227,6 +317,7 @@ class _Sweep:
         anomaly = state.anomaly
         profiler = state.profiler  # tape.profile: each record's VJPs are timed
         swap = _SWAP_IS_ATOMIC
+        finals = self.finals  # leaves whose gradient is handed on as soon as it is final
         claimed = None  # the record whose saved values this sweep took and has not released yet
         saved: Any = None
         try:
@@ -235,6 +326,8 @@ class _Sweep:
                 if record is None:
                     return
                 self.top = heappop(queue)[1] if queue else None
+                if finals and record.position < finals[-1][0]:
+                    self.settle_leaves(record.position)
                 g = pending.pop(record)
                 # Another thread's backward may release this record meanwhile (see _SWAP_IS_ATOMIC). A
                 # sweep that releases records claims each one first, taking its saved arguments and

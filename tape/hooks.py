@@ -1,5 +1,7 @@
 """Tensor hooks: functions the reverse sweep calls with a tensor's gradient, as PyTorch's
-``Tensor.register_hook``; ``Tensor.retain_grad`` is one of them.
+``Tensor.register_hook``; ``Tensor.retain_grad`` is one of them. Also the hooks that ``Tensor.backward``
+calls once a leaf's ``.grad`` is final (``register_post_accumulate_grad_hook``), and the callbacks a hook
+queues to run when the backward in progress has finished (``queue_callback``).
 
 A hook belongs to the node that made the tensor's value when it was registered: the leaf tensor itself, or
 the record and output index of a recorded one (records never refer to tensors). A tensor changed in place
@@ -11,6 +13,7 @@ hooks pays one flag test per record. This module runs no sweep.
 from __future__ import annotations
 
 import itertools
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +64,8 @@ leaf_hooks = ByTensor()
 retaining = ByTensor()
 _keepers: weakref.WeakKeyDictionary[Any, dict[int | None, dict[int, Hook]]] = weakref.WeakKeyDictionary()
 _ids = itertools.count()
+# {leaf tensor: {hook id: hook(tensor)}}: called by Tensor.backward once the leaf's .grad holds its gradient.
+post_accumulate = ByTensor()
 
 
 class Flags:
@@ -127,6 +132,83 @@ def _add(hooks: dict[int, Hook], hook: Hook) -> RemovableHandle:
     handle = RemovableHandle(hooks)
     hooks[handle.id] = hook
     return handle
+
+
+def register_post_accumulate_grad(tensor: Any, hook: Callable[[Any], None]) -> RemovableHandle:
+    """Register ``hook(tensor)`` to run when backward has accumulated a leaf's gradient into its ``.grad``
+    (``Tensor.register_post_accumulate_grad_hook``)."""
+    _refuse_while_tracing("register_post_accumulate_grad_hook")
+    what = "register_post_accumulate_grad_hook"
+    if not callable(hook):
+        raise TypeError(f"{what}: expected a callable taking the tensor, got {type(hook).__name__}")
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            f"{what}: the tensor does not require grad, so backward never accumulates into its .grad; "
+            "create it with requires_grad=True"
+        )
+    if tensor._record is not None:
+        raise RuntimeError(
+            f"{what}: the tensor was made by '{tensor._record.op.name}', and only leaves accumulate a .grad; "
+            "register the hook on a leaf, or use register_hook for this tensor's gradient"
+        )
+    return _add(post_accumulate.setdefault(tensor, {}), hook)
+
+
+def run_post_accumulate(tensor: Any) -> None:
+    """Call the post-accumulate hooks of ``tensor`` (a leaf whose ``.grad`` backward has just set)."""
+    found = post_accumulate.get(tensor)
+    if found:
+        for hook in list(found.values()):
+            hook(tensor)
+
+
+class _Callbacks(threading.local):
+    """The callbacks queued during each backward running in this thread, innermost backward last."""
+
+    def __init__(self) -> None:
+        self.queues: list[list[Callable[[], None]]] = []
+
+
+_callbacks = _Callbacks()
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run ``callback()`` once the backward in progress in this thread has finished, after every leaf's
+    ``.grad`` is set; call it from a hook. Callbacks run in the order they were queued.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> from tape.hooks import queue_callback
+    >>> x = tape.tensor([1.0, 2.0], requires_grad=True)
+    >>> handle = x.register_hook(lambda g: queue_callback(lambda: print("done:", x.grad)))
+    >>> np.sum(x * 3).backward()
+    done: [3. 3.]
+    """
+    if not callable(callback):
+        raise TypeError(
+            f"queue_callback: expected a callable taking no argument, got {type(callback).__name__}"
+        )
+    if not _callbacks.queues:
+        raise RuntimeError(
+            "queue_callback: no backward is running in this thread; call it from a hook during backward"
+        )
+    _callbacks.queues[-1].append(callback)
+
+
+def open_callbacks() -> list[Callable[[], None]]:
+    """Start collecting the callbacks of a backward that begins (``Tensor.backward`` calls this)."""
+    queue: list[Callable[[], None]] = []
+    _callbacks.queues.append(queue)
+    return queue
+
+
+def close_callbacks(queue: list[Callable[[], None]]) -> None:
+    """Stop collecting into ``queue`` (the backward it belongs to has ended, finished or not)."""
+    queues = _callbacks.queues
+    if not queues or queues[-1] is not queue:  # backwards nest, so the last one opened ends first
+        raise RuntimeError("close_callbacks: the queue closed is not the innermost backward's")
+    queues.pop()
 
 
 def retain_grad(tensor: Any) -> None:

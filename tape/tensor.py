@@ -217,6 +217,22 @@ class Tensor:
         """
         return hooks.register(self, hook)
 
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Any], None]) -> hooks.RemovableHandle:
+        """Call ``hook(tensor)`` once ``backward`` has accumulated this leaf's gradient into its ``.grad``,
+        as soon as no more of it can arrive (before the rest of backward has run), and after the hooks of
+        ``register_hook``. Its result is ignored. ``tape.grad`` and the other transforms, which leave
+        ``.grad`` alone, do not call it. Returns a handle whose ``remove()`` unregisters it.
+
+        Examples
+        --------
+        >>> import numpy as np, tape
+        >>> w = tape.tensor([1.0, 2.0], requires_grad=True)
+        >>> handle = w.register_post_accumulate_grad_hook(lambda t: print("grad of w:", t.grad))
+        >>> np.sum(w * 3).backward()
+        grad of w: [3. 3.]
+        """
+        return hooks.register_post_accumulate_grad(self, hook)
+
     def retain_grad(self) -> None:
         """Keep this tensor's gradient on ``.grad`` after backward, though it is not a leaf (on a leaf,
         nothing to do).

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tape
+from tape.hooks import queue_callback
 
 
 def torch_or_skip():
@@ -243,3 +244,133 @@ def test_grad_fn_names_the_op_and_leads_to_the_inputs_records_and_leaves():
     assert (y * 2.0).grad_fn.next_functions == ((y.grad_fn, None),)  # a constant is not an input
     np.sum(y).backward()
     assert y.grad_fn.next_functions == ()  # released by backward
+
+
+# -- register_post_accumulate_grad_hook and queue_callback ----------------------------------------------
+
+
+def test_a_post_accumulate_hook_sees_the_final_grad_as_in_torch():
+    torch = torch_or_skip()
+    values, inputs = np.array([[0.5, -1.0], [2.0, 0.25]]), np.array([1.0, -2.0])
+    seen = []
+    w = tape.tensor(values, requires_grad=True)
+    w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.copy()))
+    # w is used twice, far apart on the tape: the hook must wait for both uses.
+    np.sum(np.tanh(tape.tensor(inputs) @ w) ** 2 + np.sum(w * w)).backward()
+
+    torch_seen = []
+    tw = torch.tensor(values, requires_grad=True)
+    tw.register_post_accumulate_grad_hook(lambda t: torch_seen.append(t.grad.clone()))
+    (torch.tanh(torch.tensor(inputs) @ tw) ** 2 + (tw * tw).sum()).sum().backward()
+    assert len(seen) == len(torch_seen) == 1
+    np.testing.assert_allclose(seen[0], torch_seen[0].numpy(), rtol=1e-12)
+    np.testing.assert_allclose(w.grad, seen[0], rtol=0)
+
+
+def test_a_post_accumulate_hook_runs_as_soon_as_the_gradient_is_final():
+    events = []
+    x = tape.tensor([1.0, -1.0])
+    w1 = tape.tensor(np.eye(2), requires_grad=True)
+    w2 = tape.tensor(np.eye(2) * 2, requires_grad=True)
+    hidden = x @ w1
+    hidden.register_hook(lambda g: events.append("gradient of hidden"))
+    w1.register_post_accumulate_grad_hook(lambda t: events.append("w1 final"))
+    w2.register_post_accumulate_grad_hook(lambda t: events.append("w2 final"))
+    np.sum(np.sin(np.tanh(hidden) @ w2)).backward()
+    # w2 is used after hidden was made, so its gradient is final before hidden's is even computed.
+    assert events == ["w2 final", "gradient of hidden", "w1 final"]
+
+
+def test_a_post_accumulate_hook_sees_what_earlier_backwards_accumulated_and_the_leaf_hooks_made():
+    seen = []
+    w = tape.tensor([1.0, 2.0], requires_grad=True)
+    w.register_hook(lambda g: g * 10)
+    w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.copy()))
+    np.sum(w * 3).backward()
+    np.sum(w * 3).backward()
+    np.testing.assert_array_equal(seen[0], [30.0, 30.0])
+    np.testing.assert_array_equal(seen[1], [60.0, 60.0])  # accumulated, as .grad is
+
+
+def test_post_accumulate_hooks_run_in_order_of_registration_and_are_removable():
+    calls = []
+    w = tape.tensor([1.0], requires_grad=True)
+    first = w.register_post_accumulate_grad_hook(lambda t: calls.append("first"))
+    w.register_post_accumulate_grad_hook(lambda t: calls.append("second"))
+    np.sum(w * 2).backward()
+    first.remove()
+    np.sum(w * 2).backward()
+    assert calls == ["first", "second", "second"]
+
+
+def test_post_accumulate_hooks_do_not_run_for_the_transforms_or_for_leaves_no_gradient_reached():
+    calls = []
+    w = tape.tensor([1.0, 2.0], requires_grad=True)
+    unused = tape.tensor([3.0], requires_grad=True)
+    w.register_post_accumulate_grad_hook(lambda t: calls.append("w"))
+    unused.register_post_accumulate_grad_hook(lambda t: calls.append("unused"))
+    (found,) = tape.gradients(np.sum(w * 5), [w])  # leaves .grad alone, as torch.autograd.grad does
+    np.testing.assert_array_equal(found, [5.0, 5.0])
+    assert calls == [] and w.grad is None
+    np.sum(w * 5).backward()
+    assert calls == ["w"] and unused.grad is None
+
+
+def test_a_post_accumulate_hook_on_the_root_or_without_records_runs_at_the_end():
+    calls = []
+    w = tape.tensor(2.0, requires_grad=True)
+    w.register_post_accumulate_grad_hook(lambda t: calls.append(float(t.grad)))
+    w.backward()
+    assert calls == [1.0]
+
+
+def test_post_accumulate_hooks_are_refused_where_no_grad_accumulates():
+    w = tape.tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"only leaves accumulate a \.grad"):
+        (w * 2).register_post_accumulate_grad_hook(lambda t: None)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tape.tensor([1.0]).register_post_accumulate_grad_hook(lambda t: None)
+    with pytest.raises(TypeError, match="expected a callable taking the tensor, got int"):
+        w.register_post_accumulate_grad_hook(3)  # type: ignore[arg-type]
+
+
+def test_a_queued_callback_runs_once_after_every_grad_is_set():
+    seen = []
+    w1 = tape.tensor([1.0, 2.0], requires_grad=True)
+    w2 = tape.tensor([3.0], requires_grad=True)
+
+    def queue_once(tensor):
+        if not seen:
+            seen.append("queued")
+            queue_callback(lambda: seen.append((w1.grad.copy(), w2.grad.copy())))
+
+    w1.register_post_accumulate_grad_hook(queue_once)
+    w2.register_post_accumulate_grad_hook(queue_once)
+    np.sum(w1 * w2).backward()
+    assert len(seen) == 2
+    np.testing.assert_array_equal(seen[1][0], [3.0, 3.0])
+    np.testing.assert_array_equal(seen[1][1], [3.0])
+
+
+def test_queue_callback_outside_backward_is_refused():
+    with pytest.raises(RuntimeError, match="no backward is running"):
+        queue_callback(lambda: None)
+    with pytest.raises(TypeError, match="expected a callable"):
+        queue_callback(None)  # type: ignore[arg-type]
+
+
+def test_a_backward_that_fails_drops_its_callbacks_and_the_next_one_works():
+    calls = []
+    x = tape.tensor([1.0], requires_grad=True)
+    y = x * 2
+
+    def fail(g):
+        queue_callback(lambda: calls.append("ran"))
+        raise ValueError("hook failed")
+
+    handle = y.register_hook(fail)
+    with pytest.raises(ValueError, match="hook failed"):
+        np.sum(y).backward(retain_graph=True)
+    handle.remove()
+    np.sum(y).backward()
+    assert calls == [] and x.grad is not None
