@@ -6,14 +6,15 @@ indexing its arrays with each batch's indices at once, not row by row.
 
 This module never records on the tape: tensors given to a dataset are read through their data, and every
 batch is a plain numpy array. Make a tensor of a batch (``tape.tensor(x)``) where the model needs one.
-Worker processes, samplers and iterable-style datasets are not here.
+A sampler (``DistributedSampler``: each rank's share of the examples, for data-parallel training) may
+choose the order instead of ``shuffle``. Worker processes and iterable-style datasets are not here.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -23,7 +24,15 @@ from .tensor import Tensor
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
-__all__ = ["DataLoader", "Dataset", "Subset", "TensorDataset", "default_collate", "random_split"]
+__all__ = [
+    "DataLoader",
+    "Dataset",
+    "DistributedSampler",
+    "Subset",
+    "TensorDataset",
+    "default_collate",
+    "random_split",
+]
 
 
 class Dataset(Generic[T_co]):
@@ -316,6 +325,9 @@ class DataLoader:
         Make the generator with ``np.random.default_rng(seed)``; give ``generator`` or ``seed``, not both.
     collate_fn : callable, optional
         Makes a batch from a list of examples; ``default_collate`` if not given.
+    sampler : iterable of int, optional
+        The indices of each epoch's examples, in order (iterated anew each epoch; ``len(sampler)`` of
+        them), instead of ``shuffle``: a ``DistributedSampler`` for data-parallel training.
 
     Examples
     --------
@@ -334,6 +346,7 @@ class DataLoader:
         generator: np.random.Generator | None = None,
         seed: int | None = None,
         collate_fn: Callable[[list[Any]], Any] | None = None,
+        sampler: Iterable[int] | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
             raise TypeError(f"DataLoader: batch_size must be an int, got {type(batch_size).__name__}")
@@ -350,6 +363,15 @@ class DataLoader:
                 f"DataLoader: generator must be a numpy.random.Generator, got {type(generator).__name__}; "
                 "make one with np.random.default_rng(seed), or pass seed="
             )
+        if sampler is not None and shuffle:
+            raise ValueError(
+                "DataLoader: give shuffle=True or a sampler, not both (the sampler chooses the order; "
+                "DistributedSampler shuffles by itself)"
+            )
+        if sampler is not None and not hasattr(sampler, "__iter__"):
+            raise TypeError(
+                f"DataLoader: sampler must be an iterable of indices, got {type(sampler).__name__}"
+            )
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
         # A tensor is read through its data, so that indexing it records nothing.
@@ -360,19 +382,21 @@ class DataLoader:
         self.generator = generator if generator is not None else np.random.default_rng(seed)
         self.collate_fn = collate_fn if collate_fn is not None else default_collate
         self._gather = _gather(self.dataset) if collate_fn is None else None
+        self.sampler = sampler
 
     def __len__(self) -> int:
+        if self.sampler is not None:
+            return _batch_count(len(self.sampler), self.batch_size, self.drop_last)  # type: ignore[arg-type]
         if not _has_len(self.dataset):
             raise TypeError(
                 f"DataLoader: the number of batches is unknown, as {type(self.dataset).__name__} has no "
                 "__len__"
             )
-        examples = len(self.dataset)
-        if self.drop_last:
-            return examples // self.batch_size
-        return -(-examples // self.batch_size)
+        return _batch_count(len(self.dataset), self.batch_size, self.drop_last)
 
     def __iter__(self) -> Iterator[Any]:
+        if self.sampler is not None:
+            return self._batches(np.fromiter(iter(self.sampler), dtype=np.intp))
         if not _has_len(self.dataset):
             return self._read_in_turn()
         examples = len(self.dataset)
@@ -398,3 +422,90 @@ class DataLoader:
                 examples = []
         if examples and not self.drop_last:
             yield self.collate_fn(examples)
+
+
+def _batch_count(examples: int, batch_size: int, drop_last: bool) -> int:
+    return examples // batch_size if drop_last else -(-examples // batch_size)
+
+
+class DistributedSampler:
+    """The indices of one rank's share of a dataset, for ``DataLoader(..., sampler=...)``: each of the
+    ``num_replicas`` ranks gets every ``num_replicas``-th index of one order, the same on every rank.
+
+    With ``shuffle``, the order is a permutation drawn from ``seed`` and the epoch (``set_epoch``), so every
+    rank draws the same one and each epoch a new one. The ranks get equally many indices (a rank with
+    fewer examples would skip the last collective step and leave the others waiting): without
+    ``drop_last``, the order is padded with its own first indices up to a multiple of ``num_replicas``;
+    with it, the tail that does not divide evenly is left out. These are torch's semantics.
+
+    Parameters
+    ----------
+    dataset : sized
+        Only its length is read.
+    num_replicas, rank : int
+        How many ranks share the data, and which one this is (``tape.distributed.DistributedSampler``
+        fills them in from the world).
+    shuffle : bool
+        Draw a new order each epoch (else the natural order).
+    seed : int
+        The seed of the orders; the same on every rank.
+    drop_last : bool
+        Leave out the tail instead of padding.
+
+    Examples
+    --------
+    >>> sampler = DistributedSampler(range(5), num_replicas=2, rank=1, shuffle=False)
+    >>> list(sampler), len(sampler)  # the order 0..4 padded with 0, every second index from 1
+    ([1, 3, 0], 3)
+    >>> sampler.set_epoch(1)  # a new order next epoch, when shuffling
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        num_replicas: int,
+        rank: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if (
+            isinstance(num_replicas, bool)
+            or not isinstance(num_replicas, int | np.integer)
+            or num_replicas < 1
+        ):
+            raise ValueError(f"DistributedSampler: num_replicas must be a positive int, got {num_replicas!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int | np.integer) or not 0 <= rank < num_replicas:
+            raise ValueError(
+                f"DistributedSampler: rank must be an int from 0 to {num_replicas - 1}, got {rank!r}"
+            )
+        if not _has_len(dataset):
+            raise TypeError(
+                f"DistributedSampler: the dataset needs __len__; {type(dataset).__name__} has none"
+            )
+        self.examples = len(dataset)
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        self.epoch = 0
+        if drop_last:
+            self.num_samples = self.examples // self.num_replicas
+        else:
+            self.num_samples = -(-self.examples // self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose order ``iter`` gives next (call it at the start of each epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.examples)
+        else:
+            order = np.arange(self.examples)
+        if self.total_size > len(order) and len(order) > 0:
+            order = np.resize(order, self.total_size)  # repeats the order from its start
+        order = order[: self.total_size]
+        return iter(order[self.rank :: self.num_replicas].tolist())

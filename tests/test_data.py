@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 import tape
-from tape.data import DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split
+from tape.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    Subset,
+    TensorDataset,
+    default_collate,
+    random_split,
+)
 
 
 class Rows(Dataset):
@@ -343,3 +351,43 @@ def test_loader_errors_name_the_argument(arguments, error, message):
 def test_shuffle_needs_a_dataset_with_len():
     with pytest.raises(TypeError, match="DataLoader: shuffle=True needs a dataset with __len__; Unsized"):
         DataLoader(Unsized(), shuffle=True)
+
+
+# -- DistributedSampler: each rank's share, as torch.utils.data.DistributedSampler gives it -------------
+
+
+@pytest.mark.parametrize(
+    "examples, ranks, drop_last", [(10, 3, False), (10, 3, True), (2, 4, False), (9, 3, False)]
+)
+def test_distributed_sampler_matches_torch(examples, ranks, drop_last):
+    torch_data = pytest.importorskip("torch.utils.data")
+    for rank in range(ranks):
+        mine = DistributedSampler(range(examples), ranks, rank, shuffle=False, drop_last=drop_last)
+        theirs = torch_data.DistributedSampler(
+            range(examples), num_replicas=ranks, rank=rank, shuffle=False, drop_last=drop_last
+        )
+        assert list(mine) == list(theirs) and len(mine) == len(theirs)
+
+
+def test_distributed_sampler_shuffles_alike_on_every_rank_and_anew_each_epoch():
+    def shares(epoch: int) -> list[list[int]]:
+        samplers = [DistributedSampler(range(20), 4, rank, seed=9) for rank in range(4)]
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+        return [list(sampler) for sampler in samplers]
+
+    first, again, second = shares(0), shares(0), shares(1)
+    assert first == again  # the ranks draw the same order: their shares are disjoint
+    assert sorted(index for share in first for index in share) == list(range(20))
+    assert first != second
+
+
+def test_the_data_loader_batches_what_the_sampler_gives():
+    sampler = DistributedSampler(range(10), 2, 1, shuffle=False)
+    loader = DataLoader(TensorDataset(np.arange(10) * 10), batch_size=2, sampler=sampler)
+    assert len(loader) == 3
+    assert [batch.tolist() for (batch,) in loader] == [[10, 30], [50, 70], [90]]
+    with pytest.raises(ValueError, match="give shuffle=True or a sampler, not both"):
+        DataLoader(range(10), shuffle=True, sampler=sampler)
+    with pytest.raises(ValueError, match="rank must be an int from 0 to 1, got 2"):
+        DistributedSampler(range(10), 2, 2)
