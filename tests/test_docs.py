@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import pkgutil
 import re
 from pathlib import Path
@@ -24,8 +25,15 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 def _modules() -> list[str]:
     names = ["tape"]
-    for package in (tape, tape.ops, tape.nn):
+    packages = [tape, tape.ops, tape.nn]
+    # tape.distributed needs the optional extra ``mpi``; without mpi4py its examples cannot run.
+    with_mpi = importlib.util.find_spec("mpi4py") is not None
+    if with_mpi:
+        packages.append(importlib.import_module("tape.distributed"))
+    for package in packages:
         names += [info.name for info in pkgutil.iter_modules(package.__path__, package.__name__ + ".")]
+    if not with_mpi:
+        names.remove("tape.distributed")
     return sorted(set(names) | {"tape.ops", "tape.nn"})
 
 
@@ -66,6 +74,8 @@ def test_readme_code_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.chdir(tmp_path)  # the blocks may save files
     namespace: dict[str, object] = {"__name__": "readme"}
     for number, block in enumerate(blocks, 1):
+        if "tape import distributed" in block and importlib.util.find_spec("mpi4py") is None:
+            continue  # the ``mpi`` extra is not installed
         try:
             exec(compile(block, f"README.md, python block {number}", "exec"), namespace)
         except Exception as error:

@@ -64,6 +64,8 @@ def layer_of(module: str) -> str:
         return "transforms"  # tape.scipy.special: scipy's functions on tensors, built on the ops
     if module == "tape.nn" or module.startswith("tape.nn.") or module == "tape.data":
         return "nn"  # tape.data: batches for training loops, plain numpy
+    if module == "tape.distributed" or module.startswith("tape.distributed."):
+        return "nn"  # data-parallel training: wraps tape.nn modules, feeds tape.data; never imported by tape
     if module == "tape":
         return "facade"
     raise AssertionError(f"{module} belongs to no layer: add it to tests/test_layers.py")

@@ -1,0 +1,1 @@
+"""Programs that tests/test_distributed.py starts under ``mpiexec``; each rank runs one."""
