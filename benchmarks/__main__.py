@@ -4,6 +4,7 @@ python -m benchmarks                    # the flagship: one VJP against the expl
 python -m benchmarks --quick            # small sizes and few repeats (under a minute)
 python -m benchmarks --suite per_op     # one benchmark by name
 python -m benchmarks --suite peers      # the summary table: tape against PyTorch, JAX, autograd, MyGrad
+python -m benchmarks --suite ddp        # data-parallel steps on 1 and 2 MPI ranks, and a scaling model
 python -m benchmarks --suite all        # every benchmark
 python -m benchmarks --out DIR          # results folder (default: ./benchmark-results)
 """
@@ -36,6 +37,7 @@ SUITES = {
     "nn": "benchmarks.nn",
     "peers": "benchmarks.peer_table",
     "compile": "benchmarks.compile",
+    "ddp": "benchmarks.ddp",
 }
 
 

@@ -15,7 +15,11 @@ import collections
 import importlib.util
 import json
 import math
+import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,3 +206,42 @@ def test_char_lm_refuses_bad_arguments() -> None:
         char_lm.CharTransformer(5, char_lm.Settings(seq_len=8, width=8, heads=2), np.random.default_rng(0))(
             np.zeros((1, 9), dtype=np.int64)
         )
+
+
+# -- digits, data-parallel over MPI ------------------------------------------------------------------------
+
+needs_mpi = pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is None, reason='the DDP example needs mpi4py: pip install "tape[mpi]"'
+)
+
+
+@needs_sklearn
+@needs_mpi
+def test_digits_ddp_on_two_ranks_learns_as_one_process_does():
+    beside = Path(sys.executable).parent / "mpiexec"  # the mpich wheel's, beside the interpreter
+    launcher = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if launcher is None:
+        pytest.skip('the DDP example needs MPICH\'s mpiexec: pip install "tape[mpi]"')
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [launcher, "-n", "2", sys.executable, "-m", "examples.train_digits_ddp", "--epochs", "3"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len([line for line in lines if line.startswith("epoch")]) == 3  # printed by rank 0 alone
+    accuracy = float(lines[-1].split("final test accuracy ")[1].split("%")[0])
+    assert lines[-1].startswith("mlp on 2 ranks") and accuracy > 93.0  # one process after 3 epochs: ~95%
+
+
+@needs_sklearn
+@needs_mpi
+def test_digits_ddp_on_one_rank_is_the_single_process_run():
+    from examples import train_digits_ddp  # here, not above: it imports tape.distributed, hence mpi4py
+
+    result = train_digits_ddp.train(epochs=3, verbose=False)
+    assert result["ranks"] == 1 and result["test_accuracy"] > 0.93
