@@ -5,6 +5,7 @@ python -m benchmarks --quick            # small sizes and few repeats (under a m
 python -m benchmarks --suite per_op     # one benchmark by name
 python -m benchmarks --suite peers      # the summary table: tape against PyTorch, JAX, autograd, MyGrad
 python -m benchmarks --suite ddp        # data-parallel steps on 1 and 2 MPI ranks, and a scaling model
+python -m benchmarks --suite forward_mode  # a JVP against the forward pass; HVP forward over reverse
 python -m benchmarks --suite all        # every benchmark
 python -m benchmarks --out DIR          # results folder (default: ./benchmark-results)
 """
@@ -38,6 +39,7 @@ SUITES = {
     "peers": "benchmarks.peer_table",
     "compile": "benchmarks.compile",
     "ddp": "benchmarks.ddp",
+    "forward_mode": "benchmarks.forward_mode",
 }
 
 

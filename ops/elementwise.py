@@ -49,6 +49,7 @@ def _ufunc_op(
         batched=True,
         keeps_output=keeps_output,
         complex_rule=complex_rule,
+        elementwise=True,
     )
     implements(ufunc)(op)
     return op

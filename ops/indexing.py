@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tape.inplace import apply_in_place
-from tape.op import Op
+from tape.op import Op, linear_jvp
 from tape.registry import implements
 from tape.tensor import Tensor
 
@@ -170,3 +170,8 @@ def copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) ->
 
 
 copyto.takes_where = True  # type: ignore[attr-defined]
+
+
+# Forward mode: each of these is linear in its first argument, so its JVP is the op on the tangent.
+getitem_view.defjvp(linear_jvp(getitem_view.forward))
+getitem_copy.defjvp(linear_jvp(getitem_copy.forward))

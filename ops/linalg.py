@@ -97,6 +97,12 @@ def _matmul(x: Any, y: Any) -> Any:
         raise
 
 
+def _sum_present(*terms: Any) -> Any:
+    """The sum of the terms that are not None (None if all are)."""
+    present = [term for term in terms if term is not None]
+    return None if not present else sum(present[1:], present[0])
+
+
 # Every VJP above also takes cotangents with leading batch axes (jacobian's rows).
 matmul = Op(
     _matmul,
@@ -106,6 +112,10 @@ matmul = Op(
     batched=True,
     keeps_output=False,
     complex_rule="holomorphic",
+    jvp=lambda tangents, out, x, y: _sum_present(
+        None if tangents[0] is None else _matmul(tangents[0], y),
+        None if tangents[1] is None else _matmul(x, tangents[1]),
+    ),
 )
 implements(np.matmul)(matmul)
 implements(operator.imatmul)(functools.partial(apply_in_place, matmul))

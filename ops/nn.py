@@ -74,7 +74,7 @@ def _relu_vjp(g: Any, out: Any, x: Any) -> Any:
     return g * (out > 0)
 
 
-relu_op = Op(lambda x: np.maximum(x, 0), _relu_vjp, name="relu", shape_only=(0,))
+relu_op = Op(lambda x: np.maximum(x, 0), _relu_vjp, name="relu", shape_only=(0,), elementwise=True)
 SCALAR_FORMULAS[relu_op] = (
     lambda x: x if x > 0 or x != x else 0.0,
     (lambda g, out, x: g * (1.0 if out > 0 else 0.0),),

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tape.op import Op
+from tape.op import Op, linear_jvp
 from tape.registry import implements
 from tape.tensor import Tensor
 
@@ -708,3 +708,12 @@ def atleast_3d(*arys: Any) -> Any:
     (1, 2, 1)
     """
     return _each(atleast_3d_op, *arys)
+
+
+# Forward mode: each of these is linear in its first argument, so its JVP is the op on the tangent.
+tile_op.defjvp(linear_jvp(tile_op.forward))
+repeat_op.defjvp(linear_jvp(repeat_op.forward))
+flip_op.defjvp(linear_jvp(flip_op.forward))
+roll_op.defjvp(linear_jvp(roll_op.forward))
+diagonal_op.defjvp(linear_jvp(diagonal_op.forward))
+trace_op.defjvp(linear_jvp(trace_op.forward))

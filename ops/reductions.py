@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tape.jit import kernel
-from tape.op import Op
+from tape.op import Op, linear_jvp
 from tape.registry import FUSIBLE_SUMS, implements
 from tape.tensor import Tensor, plain
 
@@ -218,3 +218,8 @@ implements(np.mean)(_reduction_handler(mean, takes_dtype=True))
 implements(np.prod)(_reduction_handler(prod, takes_dtype=True))
 implements(np.max, np.amax)(_reduction_handler(max_, takes_dtype=False))
 implements(np.min, np.amin)(_reduction_handler(min_, takes_dtype=False))
+
+
+# Forward mode: each of these is linear in its first argument, so its JVP is the op on the tangent.
+sum_.defjvp(linear_jvp(sum_.forward))
+mean.defjvp(linear_jvp(mean.forward))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tape.op import Op
+from tape.op import Op, linear_jvp
 from tape.registry import SCALAR_FORMULAS, implements
 
 
@@ -238,3 +238,14 @@ def meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = 
     if copy:
         grids = [np.copy(grid) for grid in grids]
     return tuple(grids)
+
+
+# Forward mode: each of these is linear in its first argument, so its JVP is the op on the tangent.
+reshape_op.defjvp(linear_jvp(reshape_op.forward))
+ravel.defjvp(linear_jvp(ravel.forward))
+transpose.defjvp(linear_jvp(transpose.forward))
+swapaxes.defjvp(linear_jvp(swapaxes.forward))
+moveaxis.defjvp(linear_jvp(moveaxis.forward))
+expand_dims.defjvp(linear_jvp(expand_dims.forward))
+squeeze.defjvp(linear_jvp(squeeze.forward))
+broadcast_to.defjvp(linear_jvp(broadcast_to.forward))

@@ -41,7 +41,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
 from tape.jit import kernel
-from tape.op import Op
+from tape.op import Op, linear_jvp
 from tape.registry import implements
 from tape.tensor import Tensor, plain
 
@@ -938,3 +938,7 @@ def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = _NO_VALUE, append: A
         n=n,
         axis=axis,
     )
+
+
+# Forward mode: each of these is linear in its first argument, so its JVP is the op on the tangent.
+cumsum.defjvp(linear_jvp(cumsum.forward))

@@ -59,6 +59,7 @@ from .compiled import TraceError, compile
 from .functional import grad, gradients, hvp, jvp, value_and_grad, vjp
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import Graph, graph
+from .jacfwd import jacfwd
 from .jacobian import hessian, jacobian
 from .profile import profile
 
@@ -96,6 +97,7 @@ __all__ = [
     "hvp",
     "is_detecting_anomaly",
     "is_grad_enabled",
+    "jacfwd",
     "jacobian",
     "jit",
     "jvp",

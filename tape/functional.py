@@ -17,6 +17,7 @@ import numpy as np
 
 from .backward import propagate, seed_cotangent
 from .pytree import flatten, unflatten
+from .tangents import ForwardModeUnavailableError, push_forward
 from .tensor import Tensor, leaf
 from .trace import TransformCall
 
@@ -287,8 +288,12 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     """The output of ``f(*primals)`` and its directional derivative along ``tangents`` (J v).
 
     ``tangents`` has one entry per primal, of the primal's structure; the tangent out has the output's
-    structure (zeros where the output does not depend on the primals). Computed in reverse mode by
-    differentiating the (linear) VJP with respect to its cotangent.
+    structure (zeros where the output does not depend on the primals). Computed in forward mode: the
+    function is recorded once and the tangents are pushed through its records, earliest first, by each
+    op's JVP rule (``tape.tangents``), at about the cost of a second forward pass. Inside another
+    transform, with tangents that require grad, or with complex values, it is computed in reverse mode
+    instead, by differentiating the (linear) VJP with respect to its cotangent, so that every enclosing
+    level sees the dependence.
 
     Examples
     --------
@@ -317,7 +322,14 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     nested = call.nested(outputs) or any(isinstance(t, Tensor) and t.requires_grad for t in directions)
     differentiable = _differentiable(outputs)
     tangents_out: list[Any] = [_zeros_like_output(o) for o in outputs]
-    if differentiable:
+    pushed = None
+    if differentiable and not nested:
+        pushed = _push_forward(call, outputs, differentiable, directions)
+    if pushed is not None:
+        for k, value in zip(differentiable, pushed, strict=True):
+            if value is not None:
+                tangents_out[k] = value
+    elif differentiable:
         # The VJP is linear in its cotangent u: the derivative of <VJP(u), tangents> in u is J v.
         dummies = [leaf(np.zeros_like(outputs[k]._data), requires_grad=True) for k in differentiable]
         call.made(dummies)
@@ -339,6 +351,48 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         unflatten(out_treedef, [call.result(o, nested) for o in outputs]),
         unflatten(out_treedef, [call.result(t, nested) for t in tangents_out]),
     )
+
+
+def _push_forward(
+    call: TransformCall, outputs: list[Any], differentiable: list[int], directions: list[Any]
+) -> list[Any] | None:
+    """The tangents of the differentiable outputs by the forward sweep, or None where it does not apply."""
+    seeds = {
+        id(tracked): np.asarray(getattr(direction, "_data", direction), dtype=tracked.dtype)
+        for tracked, direction in zip(call.tracked, directions, strict=True)
+    }
+    try:
+        pushed = push_forward([outputs[k] for k in differentiable], seeds)
+    except ForwardModeUnavailableError:
+        return None
+    return _not_sharing(pushed, list(seeds.values()))
+
+
+def _not_sharing(values: list[Any], given: list[Any]) -> list[Any]:
+    """``values``, each copied if it may share memory with one of ``given`` (a tangent out may be a view of a
+    tangent in, a reshape's): results never share the caller's memory."""
+    return [
+        value.copy() if value is not None and any(np.may_share_memory(value, s) for s in given) else value
+        for value in values
+    ]
+
+
+def _hessian_times(call: TransformCall, first: Sequence[Any], directions: list[Any]) -> list[Any] | None:
+    """H v by pushing ``directions`` forward through the records of the gradient ``first`` (recorded with
+    ``create_graph``); None where forward mode does not apply (complex values)."""
+    seeds = {
+        id(tracked): np.asarray(getattr(direction, "_data", direction), dtype=tracked.dtype)
+        for tracked, direction in zip(call.tracked, directions, strict=True)
+    }
+    recorded = [k for k, g in enumerate(first) if isinstance(g, Tensor) and g.requires_grad]
+    try:
+        pushed = push_forward([first[k] for k in recorded], seeds)
+    except ForwardModeUnavailableError:
+        return None
+    found: list[Any] = [None] * len(first)
+    for k, value in zip(recorded, _not_sharing(pushed, list(seeds.values())), strict=True):
+        found[k] = value
+    return found
 
 
 def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, ...]:
@@ -365,6 +419,9 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     found: Sequence[Any] = (None,) * len(call.tracked)
     if isinstance(value, Tensor) and value.requires_grad:
         first = gradients(value, call.tracked, create_graph=True, allow_unused=True)
+        pushed = None if nested else _hessian_times(call, first, directions)
+        if pushed is not None:  # forward over reverse: the gradient's records, pushed along v
+            return structure_like_argnums(numbers, trees, _zeros_where_unused(call, pushed, nested))
         pairing = call.run(_pairing, first, directions)  # recorded, whatever the caller's mode
         if isinstance(pairing, Tensor) and pairing.requires_grad:
             found = gradients(

@@ -25,6 +25,7 @@ import numpy as np
 from .backward import propagate
 from .functional import vjp
 from .grad_mode import enable_grad, no_grad
+from .tangents import ForwardModeUnavailableError, push_forward
 from .tensor import Tensor
 
 
@@ -98,6 +99,13 @@ def gradcheck(
     recorded = [outputs[k] for k in positions]
     if not recorded:
         raise GradcheckError("gradcheck: f's result does not depend on any input that requires grad")
+    # Forward mode first (its sweep reads the records that backward then releases): J v for a random v.
+    tangent_rng = np.random.default_rng(seed + 7)
+    tangent_directions = {i: _standard_normal(tangent_rng, t.shape, t.dtype) for i, t in leaves.items()}
+    try:
+        pushed = push_forward(recorded, {id(leaves[i]): tangent_directions[i] for i in wrt})
+    except ForwardModeUnavailableError:
+        pushed = None  # complex values: forward mode is reverse mode's business there (tape.jvp)
     cotangents = [_standard_normal(rng, out.shape, out.dtype) for out in recorded]
     reached = propagate(list(zip(recorded, cotangents, strict=True)), retain_graph=False, create_graph=False)
     # Per output: its position, its cotangent, and the dtype its values are paired in.
@@ -176,8 +184,51 @@ def gradcheck(
             f"gradcheck: <u, J v> from finite differences is {numeric_directional:.8g} but <J^T u, v> from "
             f"the VJPs is {analytic_directional:.8g}"
         )
-
+    if pushed is not None:
+        _check_forward_mode(f, inputs, base, positions, pushed, tangent_directions, eps, rtol, atol)
     return True
+
+
+def _check_forward_mode(
+    f: Callable[..., Any],
+    inputs: tuple[Any, ...],
+    base: dict[int, np.ndarray],
+    positions: list[int],
+    pushed: list[Any],
+    directions: dict[int, np.ndarray],
+    eps: float,
+    rtol: float,
+    atol: float,
+) -> None:
+    """The forward sweep's J v against the central difference of the outputs along v."""
+
+    def outputs_at(sign: float) -> tuple[Any, ...]:
+        args = [
+            Tensor(base[i] + sign * eps * directions[i].astype(base[i].dtype)) if i in base else x
+            for i, x in enumerate(inputs)
+        ]
+        with no_grad():
+            return _as_tuple(f(*args))
+
+    plus, minus = outputs_at(1.0), outputs_at(-1.0)
+    for k, tangent in zip(positions, pushed, strict=True):
+        expected = (np.asarray(plus[k], np.float64) - np.asarray(minus[k], np.float64)) / (2 * eps)
+        given = np.zeros_like(expected) if tangent is None else np.asarray(tangent, np.float64)
+        if given.shape != expected.shape:
+            raise GradcheckError(
+                f"gradcheck: output {k}'s tangent from forward mode has shape {given.shape}, expected "
+                f"{expected.shape}"
+            )
+        scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+        error = np.abs(given - expected)
+        bad = error > atol * scale + rtol * np.abs(expected)
+        if bad.any():
+            flat = int(np.argmax(np.where(bad, error, -1)))
+            where = tuple(int(j) for j in np.unravel_index(flat, expected.shape))
+            raise GradcheckError(
+                f"gradcheck: output {k} (shape {expected.shape}): at index {where} forward mode (the JVP "
+                f"rules) gives {given[where]:.8g} for J v but finite differences give {expected[where]:.8g}"
+            )
 
 
 def gradgradcheck(

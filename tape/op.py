@@ -86,6 +86,12 @@ class Op:
     batched : the VJPs also accept a cotangent with extra leading axes (a batch of cotangents, as
         ``jacobian`` sends) and return cotangents with those axes in front; elementwise VJPs written
         with broadcasting do. Other ops are run once per cotangent in such a batch.
+    jvp : ``jvp(tangents, out, *args, **kwargs)``, the tangent of the output (a tuple for several) from a
+        tuple with each positional argument's tangent (None where it has none): forward mode
+        (``tape.tangents``). Optional: without it an elementwise op's VJPs serve, and any other op's VJPs
+        are transposed (exact, slower). Also settable later with ``defjvp``.
+    elementwise : the op acts element by element (with broadcasting), so its Jacobian is diagonal and
+        its VJPs, given a tangent, are its JVP.
 
     Examples
     --------
@@ -103,8 +109,10 @@ class Op:
         "complex_rule",
         "complex_twin",
         "declared_keeps_output",
+        "elementwise",
         "forward",
         "has_vjp",
+        "jvp",
         "keeps_output",
         "name",
         "reads",
@@ -135,6 +143,8 @@ class Op:
         batched: bool = False,
         keeps_output: bool = True,
         complex_rule: str = "refused",
+        jvp: Callable[..., Any] | None = None,
+        elementwise: bool = False,
     ) -> None:
         if vjps and backward is not None:
             raise TypeError("Op: give either one VJP per argument or a joint backward, not both")
@@ -153,6 +163,8 @@ class Op:
             raise ValueError(f"Op: complex_rule is one of {sorted(_COMPLEX_RULES)}, got {complex_rule!r}")
         self.complex_rule = complex_rule
         self.complex_twin: Op | None = None
+        self.jvp = jvp
+        self.elementwise = elementwise
         self._plan_reads()
 
     def defvjp(self, *vjps: VJP | None) -> Op:
@@ -165,6 +177,20 @@ class Op:
         self.vjp_prefix = next((argnum for argnum, vjp in enumerate(vjps) if vjp is None), len(vjps))
         if hasattr(self, "shape_only"):  # VJPs given after the op was made (the ``op`` decorator)
             self._plan_reads()
+        return self
+
+    def defjvp(self, jvp: Callable[..., Any]) -> Op:
+        """Set the forward-mode rule ``jvp(tangents, out, *args, **kwargs)`` (see ``Op``); return self.
+
+        Examples
+        --------
+        >>> import numpy as np, tape
+        >>> cube = tape.Op(lambda x: x ** 3, lambda g, out, x: g * 3 * x ** 2, name="cube")
+        >>> _ = cube.defjvp(lambda tangents, out, x: tangents[0] * 3 * x ** 2)
+        >>> tape.jvp(cube, (np.array([2.0]),), (np.array([1.0]),))[1]
+        array([12.])
+        """
+        self.jvp = jvp
         return self
 
     def _plan_reads(self) -> None:
@@ -205,6 +231,25 @@ def _union(read_sets: Sequence[frozenset[int] | Everything]) -> frozenset[int] |
     for reads in read_sets:
         union = union | reads
     return union
+
+
+def linear_jvp(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """The JVP rule of an op whose forward is linear in its first argument, the only one with a gradient
+    (a sum, a reshape, an index): the forward applied to the tangent.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> total = tape.Op(np.sum, lambda g, out, x: np.broadcast_to(g, np.shape(x)), name="total")
+    >>> _ = total.defjvp(linear_jvp(np.sum))
+    >>> tape.jvp(total, (np.ones(3),), (np.array([1.0, 2.0, 3.0]),))[1]
+    array(6.)
+    """
+
+    def jvp(tangents: Sequence[Any], out: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        return forward(tangents[0], *args, **kwargs)
+
+    return jvp
 
 
 def op(forward: Callable[..., Any]) -> Op:

@@ -334,6 +334,7 @@ SUITES_WITH_PEERS: dict[str, tuple[str, dict[str, object]]] = {
     "products": ("PyTorch", {}),
     "nn": ("PyTorch", {}),
     "compile": ("PyTorch, JAX", {"size": 1000, "fresh_processes": 0}),
+    "forward_mode": ("PyTorch", {}),
 }
 
 

@@ -31,6 +31,13 @@ def test_catches_a_wrong_vjp_on_large_inputs_by_the_inner_product():
         tape.gradcheck(wrong, np.linspace(0, 1, 1000), max_elements=10)
 
 
+def test_catches_a_wrong_jvp_rule_beside_a_right_vjp():
+    wrong = tape.Op(np.exp, lambda g, out, x: g * out, name="exp_with_a_wrong_jvp")
+    wrong.defjvp(lambda tangents, out, x: tangents[0] * out * 0.9)
+    with pytest.raises(tape.GradcheckError, match="forward mode"):
+        tape.gradcheck(wrong, np.linspace(0, 1, 5))
+
+
 def test_non_differentiable_inputs_pass_through():
     rng = np.random.default_rng(1)
     index = np.array([0, 2, 2])

@@ -43,8 +43,10 @@ ENGINE = [
 ]
 TRANSFORMS = {
     "tape.trace",
+    "tape.tangents",
     "tape.functional",
     "tape.jacobian",
+    "tape.jacfwd",
     "tape.checkpoint",
     "tape.gradcheck",
     "tape.graph",
