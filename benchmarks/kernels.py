@@ -34,7 +34,7 @@ from benchmarks.results import report_results
 from benchmarks.timing import format_time, measure, print_table
 from tape import jit
 from tape.nn import optim, optim_kernels
-from tape.ops import erf, losses, reductions, special, statistics
+from tape.ops import erf, losses, recurrent, reductions, special, statistics
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -249,6 +249,39 @@ def erf_cases(quick: bool) -> list[Case]:
 _ROW_KERNEL = "tape.ops.{}"
 
 
+_RECURRENT_KERNEL = "tape.ops.recurrent.{}"
+
+
+def recurrent_cases(quick: bool, kernel: str = _RECURRENT_KERNEL.format("finish_gates_kernel")) -> list[Case]:
+    """The LSTM cell's forward (``finish_gates_kernel``) or VJP (``lstm_cell_vjp_kernel``) on the op, at
+    batch 8 x hidden 32 and at ``benchmarks.nn``'s batch 32 x hidden 128, JIT on (kernel) and off (twin)."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for batch, hidden in [(8, 32)] if quick else [(8, 32), (32, 128)]:
+        for dtype in (np.float64, np.float32):
+            gates = rng.standard_normal((batch, 4 * hidden)).astype(dtype)
+            c = rng.standard_normal((batch, hidden)).astype(dtype)
+            if kernel.endswith("finish_gates_kernel"):
+                label, function = "lstm_cell", partial(recurrent.lstm_cell_op, gates, c)
+            else:
+                outputs = recurrent.lstm_cell_op(gates, c)
+                g = tuple(rng.standard_normal(np.shape(item)).astype(dtype) for item in outputs)
+                label = "lstm_cell VJP"
+                function = partial(recurrent.lstm_cell_op.backward, g, outputs, gates, c)
+            name = f"{label}, {batch}x{hidden} {np.dtype(dtype).name}"
+            cases.append(Case(name, {"kernel": with_jit(True, function), "twin": with_jit(False, function)}))
+    return cases
+
+
+def _recurrent_example(kernel: str, dtype: Any) -> tuple[Any, ...]:
+    """Arguments of one call of ``kernel``: a batch of 2, hidden size 3."""
+    activated = np.linspace(0.1, 0.9, 24, dtype=dtype).reshape(2, 12)
+    state = np.linspace(-1, 1, 6, dtype=dtype).reshape(2, 3)
+    if kernel.endswith("finish_gates_kernel"):
+        return activated, state, np.empty_like(state)
+    return state, state, activated, state, activated, state, state
+
+
 def _class_targets(logits: np.ndarray) -> np.ndarray:
     return np.random.default_rng(1).integers(0, logits.shape[1], logits.shape[0])
 
@@ -371,6 +404,10 @@ CASES: dict[str, tuple[Callable[[bool], list[Case]], Callable[[Any], tuple[Any, 
         for name in _ELEMENTWISE_CALLS
     },
     **{name: (partial(row_cases, kernel=name), partial(_row_example, name)) for name in _ROW_CALLS},
+    **{
+        name: (partial(recurrent_cases, kernel=name), partial(_recurrent_example, name))
+        for name in map(_RECURRENT_KERNEL.format, ("finish_gates_kernel", "lstm_cell_vjp_kernel"))
+    },
 }
 #: Kernels timed against their twins by another suite, in the workloads that use them.
 TIMED_ELSEWHERE = {

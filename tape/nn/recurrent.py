@@ -3,11 +3,13 @@ sequence layers ``RNN``, ``LSTM``, ``GRU`` (several layers, either direction, dr
 
 Parameter names, shapes, gate order (LSTM: i, f, g, o; GRU: r, z, n), initialization and the shapes of
 inputs and outputs are torch's, so a ``state_dict`` moves between the two. A step is written with
-differentiable ops only (``linear``, ``sigmoid``, ``tanh``, ``np.split``, ``np.where``, ...), so gradients of
+differentiable ops only (``linear``, ``sigmoid``, ``tanh``, ``lstm_cell``, ``np.where``, ...), so gradients of
 any order follow from theirs; this file must define no VJP. The input projection of every time step is one
 matrix product per layer and direction, taken before the time loop. An LSTM takes its gate rows in the order
 i, f, o, g inside ``forward`` (the parameters keep torch's order) and adds its two biases once, with that
-projection, so that a step is one product, one sigmoid over three gates and one tanh over the fourth.
+projection, so that a step is two ops: one product and ``tape.ops.recurrent.lstm_cell``, the pointwise rest
+of the step fused into one record; and a sweep of an LSTM layer over a batch with no ``lengths`` is one op,
+``tape.ops.recurrent.lstm_sequence``, whose VJP takes the recurrent weight's gradient as one product.
 
 Variable-length batches take ``lengths`` (one int per sequence) in ``forward``, in place of torch's
 ``PackedSequence``: steps past a sequence's length leave its state unchanged and output zeros, so ``h_n``
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from tape.ops.nn import linear_op
+from tape.ops.recurrent import lstm_cell, lstm_sequence
 
 from ..dtypes import floating
 from ..tensor import Tensor
@@ -54,14 +57,9 @@ def _rnn_step(mode: str, projected: Any, state: Any, weight_hh: Any, bias_hh: An
 
 def _lstm_step(projected: Any, state: tuple[Any, Any], weight_hh: Any, bias_hh: Any) -> tuple[Any, Any]:
     # The weights come from ``_lstm_weights``: gates in the order i, f, o, g, both biases in ``projected``
-    # (``bias_hh`` is None). A step is one product, one sigmoid over three gates and one tanh over the last.
+    # (``bias_hh`` is None). A step is two ops: one product and the fused pointwise cell.
     h, c = state
-    hidden = _shape(h)[-1]
-    gates = linear_op(h, weight_hh, projected)
-    sigmoids, g = np.split(gates, [3 * hidden], axis=-1)
-    i, f, o = np.split(F.sigmoid(sigmoids), 3, axis=-1)
-    c = f * c + i * np.tanh(g)
-    return o * np.tanh(c), c
+    return lstm_cell(linear_op(h, weight_hh, projected), c)
 
 
 def _lstm_weights(weight_ih: Any, weight_hh: Any, bias_ih: Any, bias_hh: Any) -> tuple[Any, Any, Any, None]:
@@ -458,8 +456,12 @@ class _RNNBase(Module):
         steps, batch = _shape(x)[:2]
         # One product for every step, as a 2-D product (the fast path of ``linear``).
         rows = np.reshape(x, (steps * batch, _shape(x)[2]))
-        projected = np.unstack(np.reshape(linear_op(rows, weight_ih, bias_ih), (steps, batch, -1)), axis=0)
+        projected = np.reshape(linear_op(rows, weight_ih, bias_ih), (steps, batch, -1))
         lstm = self.mode == "LSTM"
+        if lstm and valid is None:  # every step of every sequence: the whole sweep is one op
+            output, h_n, c_n = lstm_sequence(projected, *start, weight_hh, reverse=reverse)
+            return output, (h_n, c_n)
+        projected = np.unstack(projected, axis=0)
         state = start  # (h,) or (h, c)
         outputs: list[Any] = [None] * steps
         zeros = np.zeros((batch, self.hidden_size), dtype=_dtype(weight_hh))
