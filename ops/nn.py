@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tape.grad_mode import no_grad
 from tape.op import Op
 from tape.registry import SCALAR_FORMULAS
 from tape.tensor import Tensor
@@ -414,17 +415,34 @@ embedding_op = Op(
 )
 
 
-def embedding(indices: Any, weight: Any, padding_idx: int | None = None) -> Any:
+def embedding(
+    indices: Any,
+    weight: Any,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+) -> Any:
     """Rows of ``weight`` picked by the integer array ``indices``: shape ``indices.shape + (dim,)``.
 
     The gradient adds each output row's cotangent into its row of ``weight`` (repeated indices add up),
     except into row ``padding_idx`` (negative counts from the end, as in torch), which gets none.
+
+    With ``max_norm``, first, as torch does, each row that ``indices`` picks and whose ``norm_type``-norm
+    exceeds ``max_norm`` is scaled in place in ``weight`` to norm ``max_norm`` (``max_norm / (norm + 1e-7)``),
+    without a record: the lookup then reads the scaled rows. The write counts as an in-place change of
+    ``weight``, so a record made earlier that reads ``weight`` (a tied output layer, say) refuses its backward
+    instead of giving a wrong gradient; pass a copy of ``weight`` where that is not wanted.
 
     Examples
     --------
     >>> embedding(np.array([2, 0]), np.arange(6.0).reshape(3, 2))
     array([[4., 5.],
            [0., 1.]])
+    >>> table = np.array([[3.0, 4.0], [0.3, 0.4]])
+    >>> embedding(np.array([0, 1]), table, max_norm=1.0).round(6), table.round(6)
+    (array([[0.6, 0.8],
+           [0.3, 0.4]]), array([[0.6, 0.8],
+           [0.3, 0.4]]))
     """
     index_array = np.asarray(_data(indices))
     w_shape = _shape(weight)
@@ -437,9 +455,37 @@ def embedding(indices: Any, weight: Any, padding_idx: int | None = None) -> Any:
             f"embedding: indices must lie in [0, {w_shape[0]}), got values from {index_array.min()} "
             f"to {index_array.max()}"
         )
+    if max_norm is not None:
+        _renormalize_rows(index_array, weight, max_norm, norm_type)
     if padding_idx is None:
         return embedding_op(index_array, weight)
     return embedding_op(index_array, weight, padding_idx=_padding_row("embedding", padding_idx, w_shape[0]))
+
+
+def _renormalize_rows(index_array: np.ndarray, weight: Any, max_norm: float, norm_type: float) -> None:
+    """Scale in place the rows of ``weight`` that ``index_array`` picks and whose norm exceeds ``max_norm``
+    (torch's ``embedding_renorm_``), unrecorded; a tensor's write bumps its version like any other."""
+    _refuse_grad_of_numbers("embedding", max_norm=max_norm, norm_type=norm_type)
+    if not max_norm >= 0:
+        raise ValueError(f"embedding: max_norm must be a non-negative number, got {max_norm!r}")
+    refuse_while_tracing(
+        "embedding renormalized rows of its weight (max_norm)",
+        "the rows are scaled in place outside the tape, so a replay would not scale them: call the model "
+        "without tape.compile, or leave max_norm out",
+    )
+    data = _data(weight)
+    rows = np.unique(index_array)
+    norms = np.linalg.norm(data[rows], ord=norm_type, axis=-1)
+    too_long = norms > max_norm
+    if not np.any(too_long):
+        return
+    rows = rows[too_long]
+    scaled = data[rows] * (max_norm / (norms[too_long] + 1e-7)).astype(data.dtype)[:, None]
+    if isinstance(weight, Tensor):
+        with no_grad():
+            weight[rows] = scaled
+    else:
+        data[rows] = scaled
 
 
 def _padding_row(owner: str, padding_idx: Any, rows: int) -> int:

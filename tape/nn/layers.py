@@ -112,7 +112,9 @@ class Embedding(Module):
     """A table of ``num_embeddings`` vectors of size ``embedding_dim``, looked up by integer indices.
 
     Row ``padding_idx`` (negative counts from the end, as in torch), when given, starts as zeros and gets
-    no gradient. torch's ``max_norm`` is not supported.
+    no gradient. With ``max_norm``, each lookup first scales the rows it reads whose ``norm_type``-norm
+    exceeds ``max_norm`` down to that norm, in place in ``weight`` and without gradient, as torch does
+    (``tape.nn.functional.embedding`` says more).
 
     Examples
     --------
@@ -121,6 +123,9 @@ class Embedding(Module):
     (2, 2, 3)
     >>> table.weight.data[0]
     array([0., 0., 0.])
+    >>> bounded = Embedding(10, 3, max_norm=1.0, rng=np.random.default_rng(0))
+    >>> float(np.linalg.norm(bounded(np.array([4])).data)) <= 1.0
+    True
     """
 
     def __init__(
@@ -128,12 +133,19 @@ class Embedding(Module):
         num_embeddings: int,
         embedding_dim: int,
         padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        *,
         dtype: Any = None,
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
+        if max_norm is not None and not max_norm >= 0:
+            raise ValueError(f"Embedding: max_norm must be a non-negative number, got {max_norm!r}")
+        self.max_norm = None if max_norm is None else float(max_norm)
+        self.norm_type = float(norm_type)
         if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
             raise ValueError(
                 f"Embedding: padding_idx must lie in [-{num_embeddings}, {num_embeddings}), got {padding_idx}"
@@ -147,14 +159,20 @@ class Embedding(Module):
 
     def forward(self, indices: Any) -> Any:
         try:
-            return F.embedding(indices, self.weight, self.padding_idx)
+            return F.embedding(indices, self.weight, self.padding_idx, self.max_norm, self.norm_type)
         except (IndexError, TypeError) as error:
             add_note(error, f"in {self!r}")
             raise
 
     def extra_repr(self) -> str:
         text = f"{self.num_embeddings}, {self.embedding_dim}"
-        return text if self.padding_idx is None else f"{text}, padding_idx={self.padding_idx}"
+        if self.padding_idx is not None:
+            text += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            text += f", max_norm={self.max_norm}"
+        if self.norm_type != 2.0:
+            text += f", norm_type={self.norm_type}"
+        return text
 
 
 class LayerNorm(Module):

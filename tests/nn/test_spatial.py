@@ -1,6 +1,6 @@
-"""tape/nn/spatial.py and ``Embedding``'s ``padding_idx``: each layer with the parameters of torch's module
-gives torch's outputs and gradients (float32 and float64); initialization, repr, eval mode, and the errors
-naming the layer."""
+"""tape/nn/spatial.py and ``Embedding``'s ``padding_idx`` and ``max_norm``: each layer with the parameters of
+torch's module gives torch's outputs and gradients (float32 and float64); initialization, repr, eval mode,
+and the errors naming the layer."""
 
 from __future__ import annotations
 
@@ -213,6 +213,55 @@ def test_embedding_padding_idx_errors_and_default():
     table = nn.Embedding(4, 2, rng=np.random.default_rng(0))
     assert table.padding_idx is None and np.all(table.weight.data != 0)
     assert repr(table) == "Embedding(4, 2)"
+
+
+# -- Embedding's max_norm ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("max_norm, norm_type", [(1.0, 2.0), (0.5, 1.0), (2.0, 3.0), (0.8, math.inf)])
+def test_embedding_max_norm_matches_torch(torch, dtype, max_norm, norm_type):
+    # Two lookups in a row: the rows read by the first are scaled in place, those read by the second after
+    # it; rows never read keep their values. Outputs, weights and gradients as torch's.
+    settings = {"padding_idx": 1, "max_norm": max_norm, "norm_type": norm_type}
+    ours = nn.Embedding(7, 4, **settings, dtype=dtype, rng=np.random.default_rng(8))
+    with tape.no_grad():
+        ours.weight[5] = ours.weight.data[5] * 1e-3  # a row looked up but already short enough
+    theirs = torch.nn.Embedding(7, 4, **settings, dtype=torch_dtype(torch, dtype))
+    load_into_torch(torch, ours, theirs)
+    untouched = ours.weight.data[6].copy()
+    for indices in (np.array([[0, 2, 2], [5, 1, 0]]), np.array([3, 0, 4])):
+        out, expected = ours(indices), theirs(torch.tensor(indices))
+        np.testing.assert_allclose(out.data, expected.detach().numpy(), **tolerance(dtype))
+        np.testing.assert_allclose(ours.weight.data, theirs.weight.detach().numpy(), **tolerance(dtype))
+        cotangent = np.random.default_rng(9).standard_normal(out.shape).astype(dtype)
+        out.backward(cotangent)
+        expected.backward(torch.tensor(cotangent))
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), **tolerance(dtype))
+    norms = np.linalg.norm(ours.weight.data[[0, 2, 3, 4]], ord=norm_type, axis=1)
+    assert np.all(norms <= max_norm * (1 + 1e-6)) and ours.weight.dtype == dtype
+    np.testing.assert_array_equal(ours.weight.data[6], untouched)
+    assert repr(ours) == repr(theirs)
+
+
+def test_embedding_max_norm_write_is_an_in_place_change():
+    # A record made before the lookup that reads the weight (a tied output layer) refuses its backward.
+    table = nn.Embedding(4, 3, max_norm=0.1, rng=np.random.default_rng(10))
+    tied = np.ones((2, 3)) @ table.weight.T
+    table(np.array([1]))
+    with pytest.raises(RuntimeError, match="changed in place"):
+        np.sum(tied).backward()
+
+
+def test_embedding_max_norm_on_arrays_and_errors():
+    weight = np.array([[3.0, 4.0], [0.0, 0.5]])
+    out = tape.nn.functional.embedding(np.array([0, 0, 1]), weight, max_norm=2.5)
+    np.testing.assert_allclose(weight, [[1.5, 2.0], [0.0, 0.5]], rtol=1e-6)
+    np.testing.assert_allclose(out, [[1.5, 2.0], [1.5, 2.0], [0.0, 0.5]], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"^Embedding: max_norm must be a non-negative number, got -1"):
+        nn.Embedding(3, 2, max_norm=-1)
+    with pytest.raises(ValueError, match=r"^embedding: max_norm must be a non-negative number, got nan"):
+        tape.nn.functional.embedding(np.array([0]), weight, max_norm=float("nan"))
+    with pytest.raises(tape.TraceError, match="max_norm"):
+        tape.compile(nn.Embedding(3, 2, max_norm=1.0))(np.array([0]))
 
 
 def test_layers_together_keep_float32_and_train():
