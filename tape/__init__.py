@@ -61,6 +61,7 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import Graph, graph
 from .jacfwd import jacfwd
 from .jacobian import hessian, jacobian
+from .jacobian_operator import jacobian_operator
 from .profile import profile
 
 from . import data, nn
@@ -99,6 +100,7 @@ __all__ = [
     "is_grad_enabled",
     "jacfwd",
     "jacobian",
+    "jacobian_operator",
     "jit",
     "jvp",
     "log_softmax",

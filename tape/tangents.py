@@ -63,6 +63,25 @@ def push_forward(outputs: Sequence[Tensor], tangents: dict[int, Any]) -> list[An
     return results
 
 
+def check_unchanged(records: Sequence[Record]) -> None:
+    """Refuse, as backward does, if a value one of ``records`` saved for its derivative has been changed
+    in place since (for code that reads a derivative's pieces off the records without sweeping them)."""
+    for record in records:
+        if record.released:
+            raise RuntimeError(f"the record of '{record.op.name}' was released by a backward")
+        for argnum, _, _, counter, version in record.inputs:
+            if counter[0] != version:
+                _raise_modified(record, record.args, argnum, counter, version)
+        for counter, version in record.out_versions:
+            if counter[0] != version:
+                _raise_output_modified(record, record.args)
+
+
+def records_between(outputs: Sequence[Tensor]) -> list[Record]:
+    """The records the outputs depend on, earliest first."""
+    return _records_between(outputs)
+
+
 def _records_between(outputs: Sequence[Tensor]) -> list[Record]:
     """The records the outputs depend on, earliest first (iteratively: deep graphs must work)."""
     seen: set[Record] = set()

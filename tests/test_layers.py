@@ -46,6 +46,9 @@ TRANSFORMS = {
     "tape.tangents",
     "tape.functional",
     "tape.jacobian",
+    "tape.axis_mixing",  # with tape.jacobian_structure: what tape.jacobian_operator reads off the tape
+    "tape.jacobian_structure",
+    "tape.jacobian_operator",
     "tape.jacfwd",
     "tape.checkpoint",
     "tape.gradcheck",
