@@ -9,12 +9,17 @@ Jacobian (P1), and what does it look like (P2)? This benchmark answers with numb
 * The minibatch of 100: the batch Jacobian of X (100, n) has shape (100, m, 100, n); at the lecture's
   size that is 204,800 x 409,600 entries, of which only the 100 diagonal blocks are non-zero. It is built
   only where it fits a memory budget; the batch VJP runs at every size.
+* The minibatch Jacobian three ways (``benchmarks.jacobian_representations``): dense (refused by
+  ``tape.jacobian_operator``'s ``to_dense`` with its size), its diagonal blocks (timed per block at a batch
+  that fits) and the operator diag(mask) · (I ⊗ W) that holds one W (``J @ v`` and ``u @ J`` timed against
+  the forward pass), with their memory against batch size.
 * Peers in the same run when installed (PyTorch, JAX, HIPS autograd, MyGrad) and a hand-written numpy
   Jacobian (``mask[:, None] * W``) as the floor; a slow peer is timed once and skipped at larger sizes.
 
 Peak memory is the tracemalloc peak for numpy-based methods (numpy reports its buffers to tracemalloc);
 PyTorch and JAX allocate outside it, so for them it is the growth of the process's peak resident memory.
-Results go to ``vjp_vs_jacobian.json``, ``vjp_vs_jacobian.png`` and ``jacobian_structure.png``.
+Results go to ``vjp_vs_jacobian.json``, ``vjp_vs_jacobian.png``, ``jacobian_structure.png`` and
+``jacobian_representations.png``.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any
 import numpy as np
 
 import tape
-from benchmarks import peers
+from benchmarks import jacobian_representations, peers
 from benchmarks.console import progress_bar, suite_main
 from benchmarks.results import pyplot, results_directory, write_json
 from benchmarks.timing import Timing, format_bytes, format_spread, format_time, measure, print_table
@@ -49,6 +54,11 @@ QUICK_SIZES = (64, 128, 256)
 # minibatch section starts smaller and keeps the lecture's size for the VJP (and the skip note).
 BATCH_SIZES = (16, 32, 64, 128, LECTURE_INPUTS)
 QUICK_BATCH_SIZES = (8, LECTURE_INPUTS)
+# The three representations of the batch Jacobian: at the lecture's layer, or a small one when quick; the
+# memory plot's batch sizes.
+QUICK_OPERATOR_INPUTS = 256
+OPERATOR_BATCHES = (1, 4, 16, 100, 400)
+QUICK_OPERATOR_BATCHES = (1, 4, 16)
 MEMORY_BUDGET = 2 * 2**30
 # A Jacobian built by one sweep holds the cotangent block, the masked cotangents, the rows and J itself:
 # up to about four times J's own size at the peak (measured), which is what the budget is compared with.
@@ -793,8 +803,12 @@ def run(
     batch_sizes: Sequence[int] | None = None,
     libraries: Sequence[str] | None = None,
     settings: Settings | None = None,
+    operator_inputs: int | None = None,
 ) -> dict[str, Any]:
-    """Run both sections, print their tables, write the JSON and the plots; return every number.
+    """Run the sections, print their tables, write the JSON and the plots; return every number.
+
+    ``operator_inputs`` is the layer's n for the three representations of the batch Jacobian (the
+    lecture's 4096 by default, 256 when quick).
 
     ``libraries`` limits the methods to those libraries (e.g. ``("tape", "numpy")``); None runs all that
     are installed, and one line names the peers that are not.
@@ -825,6 +839,14 @@ def run(
         "\n  Peak memory: tracemalloc peak for numpy-based methods; (RSS) = growth of peak resident memory,"
         " for libraries that allocate outside tracemalloc."
     )
+    operator_inputs = operator_inputs or (QUICK_OPERATOR_INPUTS if quick else LECTURE_INPUTS)
+    representations = jacobian_representations.measure_representations(
+        make_layer, operator_inputs, batch, settings.memory_budget, settings.repeats, settings.min_time
+    )
+    jacobian_representations.print_representations(representations, settings.memory_budget)
+    memory_rows = jacobian_representations.memory_by_batch(
+        make_layer, operator_inputs, QUICK_OPERATOR_BATCHES if quick else OPERATOR_BATCHES
+    )
 
     results: dict[str, Any] = {
         "case": "f(x) = relu(x @ W.T + b), W of shape (n/2, n), float64; every method computes J^T u",
@@ -841,6 +863,7 @@ def run(
         "lecture": lecture,
         "one_example": single,
         "minibatch": batched,
+        "representations": {**representations, "memory_by_batch": memory_rows},
         "missing_peers": missing,
     }
     files = [write_json("vjp_vs_jacobian", results, directory)]
@@ -848,6 +871,12 @@ def run(
     for draw, name in (
         (lambda p: plot_results(single, batched, p), "vjp_vs_jacobian.png"),
         (plot_structure, "jacobian_structure.png"),
+        (
+            lambda p: jacobian_representations.plot_memory(
+                memory_rows, settings.memory_budget, operator_inputs, p
+            ),
+            "jacobian_representations.png",
+        ),
     ):
         if draw(directory / name):
             files.append(directory / name)

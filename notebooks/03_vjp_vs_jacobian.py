@@ -236,3 +236,85 @@ fig.tight_layout()
 # against a few MiB for the VJP. `python -m benchmarks` measures this comparison up to the lecture's
 # 4096 → 2048 layer and minibatch of 100, side by side with PyTorch, JAX, HIPS autograd and MyGrad when
 # they are installed.
+
+# %% [markdown]
+# ## Three ways to hold the minibatch Jacobian
+#
+# Sometimes the Jacobian itself is wanted: its blocks, its diagonal, or products with many vectors
+# (a linear solve, a few singular values). `tape.jacobian_operator(f, X)` records `f` once and returns
+# $J$ as a matrix you multiply by: `J @ v` pushes $v$ forward through the records, `u @ J` sweeps back,
+# and nothing of size $m \times n$ is built unless asked. It also reads the tape: from the ops between
+# input and output it finds that relu's Jacobian is diagonal, that $X W^\top$ only mixes the feature
+# axis, so the batch axis stays apart (block diagonal), and that the whole layer is a chain of
+# elementwise ops and one product with a constant matrix:
+# $J = \operatorname{diag}(\text{mask}) \cdot (I_B \otimes W)$. For the lecture's minibatch that gives
+# three representations:
+#
+# | representation | size for $B = 100$, $4096 \to 2048$, float64 |
+# |---|---|
+# | dense $J$, $204{,}800 \times 409{,}600$ | 625 GiB: `to_dense()` refuses |
+# | 100 diagonal blocks of $2048 \times 4096$ (`J.blocks()`) | 6.25 GiB, one 64 MiB block at a time |
+# | the operator $\operatorname{diag}(\text{mask}) \cdot (I \otimes W)$ | one $W$ (64 MiB) and the mask |
+#
+# Here at the lecture's size (recording costs one forward pass):
+
+# %%
+n_in, n_out, batch = 4096, 2048, 100
+rng = np.random.default_rng(0)
+W_big = rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)
+b_big = 0.1 * rng.standard_normal(n_out)
+X_big = rng.standard_normal((batch, n_in))
+lecture_layer = lambda xs: np.maximum(xs @ W_big.T + b_big, 0.0)
+
+J = tape.jacobian_operator(lecture_layer, X_big)
+print(J)
+try:
+    J.to_dense()
+except MemoryError as refusal:
+    print("\nto_dense():", str(refusal).split(": ", 1)[1])
+
+# %% [markdown]
+# Products cost about one forward pass each, and agree with the formula written by hand,
+# $J v = \text{mask} \odot (v W^\top)$ and $u J = (\text{mask} \odot u) W$:
+
+# %%
+v = rng.standard_normal(X_big.shape)
+u = rng.standard_normal((batch, n_out))
+mask = X_big @ W_big.T + b_big > 0
+for name, run in {
+    "forward": lambda: lecture_layer(X_big),
+    "J @ v": lambda: J @ v,
+    "u @ J": lambda: u @ J,
+}.items():
+    print(f"{name:>8}: {best_time(run) * 1e3:6.1f} ms")
+print("J @ v correct:", np.allclose(J @ v, mask * (v @ W_big.T)))
+print("u @ J correct:", np.allclose(u @ J, (mask * u) @ W_big))
+block = J.block(7)
+print("block 7 is mask[7] · W:", block.shape, np.array_equal(block, mask[7][:, None] * W_big))
+
+# %% [markdown]
+# The memory of the three, against the batch size: the dense matrix grows with $B^2$, the blocks with
+# $B$, the operator hardly at all (the mask adds $m$ numbers per sample to one $W$). The numbers come
+# from the operator itself (`J.memory`), recorded on a small layer, $64 \to 32$, at each batch size.
+# A batch-norm-like program, which mixes samples, gets no block structure: the tape shows it.
+
+# %%
+batch_sizes = [1, 4, 16, 100, 400]
+memory = {"dense": [], "blocks": [], "structured": []}
+W_small_layer = rng.standard_normal((32, 64))
+for size in batch_sizes:
+    operator = tape.jacobian_operator(
+        lambda xs: np.maximum(xs @ W_small_layer.T, 0.0), rng.standard_normal((size, 64))
+    )
+    for key in memory:
+        memory[key].append(getattr(operator.memory, key))
+
+fig, ax = plt.subplots(figsize=(5.5, 4))
+labels = {"dense": "dense $J$", "blocks": "diagonal blocks", "structured": "diag(mask)·(I⊗W)"}
+for key, style in zip(memory, ("C1s-", "C2o-", "C0D-"), strict=True):
+    ax.loglog(batch_sizes, memory[key], style, label=labels[key])
+ax.set(xlabel="batch size B", ylabel="bytes", title="64 → 32 layer: memory of each representation")
+ax.legend()
+fig.tight_layout()
+
+print(tape.jacobian_operator(lambda xs: xs - xs.mean(axis=0), rng.standard_normal((4, 3))))
