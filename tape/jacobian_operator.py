@@ -164,7 +164,7 @@ class JacobianOperator:
         self._rerecorded_jvp = rerecorded_jvp
         # The structure's factors read the records' saved values (a weight, by reference): every use checks
         # them as a sweep would, so a weight changed in place since is refused, never read.
-        self._records = records_between([output])
+        self._records = records_between([output], "jacobian_operator")
 
     def _check_unchanged(self) -> None:
         check_unchanged(self._records)

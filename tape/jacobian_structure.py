@@ -27,7 +27,7 @@ from tape.ops import linalg, mkl
 from .axis_mixing import output_batch_axis
 from .backward import propagate
 from .record import Record
-from .tangents import ForwardModeUnavailableError, tangent_of_record
+from .tangents import ForwardModeUnavailableError, records_between, tangent_of_record
 from .tensor import Tensor
 
 
@@ -137,23 +137,8 @@ def _key(record: Any, index: int | None) -> Any:
 
 
 def _dependent_records(leaf: Tensor, output: Tensor) -> list[Record]:
-    """The records behind ``output``, earliest first (iteratively: graphs may be deep)."""
-    if output._record is None:
-        return []
-    seen: set[Record] = set()
-    stack = [output._record]
-    while stack:
-        record = stack.pop()
-        if record in seen:
-            continue
-        if record.released:
-            raise RuntimeError(
-                f"jacobian_operator: the record of '{record.op.name}' was released by a backward; "
-                "record the function again"
-            )
-        seen.add(record)
-        stack.extend(node for _, node, _, _, _ in record.inputs if type(node) is Record and node not in seen)
-    return sorted(seen, key=lambda record: record.position)
+    """The records behind ``output``, earliest first."""
+    return records_between([output], "jacobian_operator")
 
 
 class _Walk:

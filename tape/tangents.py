@@ -40,7 +40,7 @@ class ForwardModeUnavailableError(Exception):
 def push_forward(outputs: Sequence[Tensor], tangents: dict[int, Any]) -> list[Any]:
     """The tangents of ``outputs`` given the tangents of some leaves (``{id(leaf): tangent}``); None for an
     output that no tangent reaches. Raises ``ForwardModeUnavailableError`` for complex values."""
-    records = _records_between(outputs)
+    records = records_between(outputs)
     found: dict[Any, Any] = dict(tangents)  # id(leaf) or (record, index) -> tangent
     for record in records:
         incoming = _incoming(record, found)
@@ -77,13 +77,9 @@ def check_unchanged(records: Sequence[Record]) -> None:
                 _raise_output_modified(record, record.args)
 
 
-def records_between(outputs: Sequence[Tensor]) -> list[Record]:
-    """The records the outputs depend on, earliest first."""
-    return _records_between(outputs)
-
-
-def _records_between(outputs: Sequence[Tensor]) -> list[Record]:
-    """The records the outputs depend on, earliest first (iteratively: deep graphs must work)."""
+def records_between(outputs: Sequence[Tensor], caller: str = "jvp") -> list[Record]:
+    """The records the outputs depend on, earliest first (iteratively: deep graphs must work); ``caller``
+    names the transform in the error for a record a backward released."""
     seen: set[Record] = set()
     stack = [output._record for output in outputs if output._record is not None]
     while stack:
@@ -92,7 +88,8 @@ def _records_between(outputs: Sequence[Tensor]) -> list[Record]:
             continue
         if record.released:
             raise RuntimeError(
-                f"jvp: the record of '{record.op.name}' was released by a backward; record the function again"
+                f"{caller}: the record of '{record.op.name}' was released by a backward; record the function "
+                "again"
             )
         seen.add(record)
         for _, node, _, _, _ in record.inputs:
