@@ -251,12 +251,3 @@ def _check_constant_zero(op: Op, argnum: int, g: Any, out: Any, args: Any, kwarg
         cotangent = _vjp(op, argnum)(plain_g, out, *args, **kwargs)
     if cotangent is not None and np.any(np.asarray(getattr(cotangent, "_data", cotangent))):
         raise _NotRecordedError(f"{op.name}: argument {argnum}")
-
-
-def elementwise_rule(op: Op) -> Callable[..., Any]:
-    """The JVP rule of an elementwise op, from its VJPs (for ``Op.defjvp`` where the flag is not enough)."""
-
-    def jvp(tangents: Sequence[Any], out: Any, *args: Any, **kwargs: Any) -> Any:
-        return _elementwise(op, list(tangents), out, args, kwargs)
-
-    return jvp
