@@ -36,8 +36,10 @@ def _ufunc_op(
     keeps_output: bool = False,
     forward: Callable[..., Any] | None = None,
     complex_rule: str = "refused",
+    forward_jvp: Callable[..., Any] | None = None,
 ) -> Op:
-    """The op for ``ufunc``, run by ``np.<ufunc>(tensor)``; ``forward`` replaces the ufunc itself.
+    """The op for ``ufunc``, run by ``np.<ufunc>(tensor)``; ``forward`` replaces the ufunc itself, and
+    ``forward_jvp`` is the joint rule (``tape.Op``).
 
     ``complex_rule`` (see ``tape.Op``): the analytic ufuncs below are ``"holomorphic"``, their VJPs the
     derivative times ``g``, which the engine conjugates for complex values."""
@@ -50,6 +52,7 @@ def _ufunc_op(
         keeps_output=keeps_output,
         complex_rule=complex_rule,
         elementwise=True,
+        forward_jvp=forward_jvp,
     )
     implements(ufunc)(op)
     return op
@@ -252,8 +255,19 @@ def _tanh_vjp(g: Any, out: Any, x: Any) -> Any:
     return g * (1 - out * out)
 
 
-sin = _ufunc_op(np.sin, _sin_vjp, forward=_sin, complex_rule="holomorphic")
-cos = _ufunc_op(np.cos, _cos_vjp, forward=_cos, complex_rule="holomorphic")
+def _sine_with_tangent(quarter_turns: int) -> Callable[..., Any]:
+    # Forward mode's joint rule of sin (0) and cos (1): the kernel's polynomials give the value and the
+    # derivative at once, so the tangent costs a multiply where the forward and a VJP cost two passes.
+    def joint(tangents: tuple[Any, ...], x: Any, **kwargs: Any) -> Any:
+        if kwargs or type(x) is not np.ndarray or x.size < fused.LARGE_TRANSCENDENTAL:
+            return None
+        return fused.sine_with_tangent(x, tangents[0], quarter_turns)
+
+    return joint
+
+
+sin = _ufunc_op(np.sin, _sin_vjp, forward=_sin, complex_rule="holomorphic", forward_jvp=_sine_with_tangent(0))
+cos = _ufunc_op(np.cos, _cos_vjp, forward=_cos, complex_rule="holomorphic", forward_jvp=_sine_with_tangent(1))
 tan = _ufunc_op(
     np.tan,
     lambda g, out, x: g * (1 + out * out),

@@ -53,6 +53,7 @@ __all__ = [
     "sin",
     "sin_vjp",
     "sine_kernel",
+    "sine_with_tangent",
     "softplus_vjp",
     "softplus_vjp_kernel",
     "sqrt_vjp",
@@ -401,26 +402,34 @@ _PIO2_MIDDLE = float.fromhex("0x1.0b4611a6p-34")
 _PIO2_LOW = float.fromhex("0x1.3198a2e037073p-69")
 _TWO_OVER_PI = float.fromhex("0x1.45f306dc9c883p-1")
 _REDUCTION_LIMIT = 65536.0
+_NO_SLOPE = np.empty(0)
 _S3, _S5, _S7, _S9, _S11, _S13, _S15, _S17 = ((-1) ** n / math.factorial(2 * n + 1) for n in range(1, 9))
 _C2, _C4, _C6, _C8, _C10, _C12, _C14, _C16, _C18 = ((-1) ** n / math.factorial(2 * n) for n in range(1, 10))
 
 
-def _sine_numpy(g: Any, x: Any, quarter_turns: int, scaled: bool) -> Any:
+def _sine_numpy(g: Any, x: Any, quarter_turns: int, scaled: bool, slope: Any) -> Any:
     value = np.cos(x) if quarter_turns & 1 else np.sin(x)
     if quarter_turns & 2:
         value = -value
+    if slope.shape[0]:
+        slope[...] = g * _sine_numpy(g, x, quarter_turns + 1, False, _NO_SLOPE)
     return g * value if scaled else value
 
 
 @kernel(_sine_numpy)
-def sine_kernel(g: np.ndarray, x: np.ndarray, quarter_turns: int, scaled: bool) -> np.ndarray:
-    """``sin(x + quarter_turns * pi/2)`` (sin, cos, -sin, -cos for 0 to 3), times ``g`` when ``scaled``.
+def sine_kernel(
+    g: np.ndarray, x: np.ndarray, quarter_turns: int, scaled: bool, slope: np.ndarray
+) -> np.ndarray:
+    """``sin(x + quarter_turns * pi/2)`` (sin, cos, -sin, -cos for 0 to 3), times ``g`` when ``scaled``;
+    and into ``slope``, unless it is empty, ``g`` times its derivative.
 
-    ``g`` and ``x`` are 1-d float64 arrays of one length (``g`` is not read unless ``scaled``). One kernel
-    serves the forwards of sin and cos and their VJPs ``g * cos(x)`` and ``-g * sin(x)``.
+    ``g`` and ``x`` are 1-d float64 arrays of one length (``g`` is not read unless ``scaled`` or a slope is
+    wanted). One kernel serves the forwards of sin and cos, their VJPs ``g * cos(x)`` and ``-g * sin(x)``,
+    and forward mode's value and tangent in one pass (the polynomials give both sine and cosine).
     """
     n = x.shape[0]
     result = np.empty(n, x.dtype)
+    with_slope = slope.shape[0] == n and n > 0
     far = 0
     for i in range(n):
         v = x[i]
@@ -437,6 +446,10 @@ def sine_kernel(g: np.ndarray, x: np.ndarray, quarter_turns: int, scaled: bool) 
         value = c if quadrant == 1.0 or quadrant == 3.0 else s
         value = -value if quadrant >= 2.0 else value
         result[i] = g[i] * value if scaled else value
+        if with_slope:  # the derivative is the next quarter turn's value
+            quadrant = 0.0 if quadrant == 3.0 else quadrant + 1.0
+            derivative = c if quadrant == 1.0 or quadrant == 3.0 else s
+            slope[i] = g[i] * (-derivative if quadrant >= 2.0 else derivative)
         far += not abs(v) <= _REDUCTION_LIMIT
     if far:
         for i in range(n):
@@ -445,6 +458,9 @@ def sine_kernel(g: np.ndarray, x: np.ndarray, quarter_turns: int, scaled: bool) 
                 value = math.cos(v) if quarter_turns & 1 else math.sin(v)
                 value = -value if quarter_turns & 2 else value
                 result[i] = g[i] * value if scaled else value
+                if with_slope:
+                    derivative = math.sin(v) if quarter_turns & 1 else math.cos(v)
+                    slope[i] = g[i] * (-derivative if (quarter_turns + 1) & 2 else derivative)
     return result
 
 
@@ -459,7 +475,7 @@ def sin(x: np.ndarray) -> np.ndarray:
     if x.dtype != _FLOAT64 or not x.flags.c_contiguous:
         return np.sin(x)
     flat = x.reshape(-1)
-    return sine_kernel(flat, flat, 0, False).reshape(x.shape)
+    return sine_kernel(flat, flat, 0, False, _NO_SLOPE).reshape(x.shape)
 
 
 def cos(x: np.ndarray) -> np.ndarray:
@@ -473,7 +489,7 @@ def cos(x: np.ndarray) -> np.ndarray:
     if x.dtype != _FLOAT64 or not x.flags.c_contiguous:
         return np.cos(x)
     flat = x.reshape(-1)
-    return sine_kernel(flat, flat, 1, False).reshape(x.shape)
+    return sine_kernel(flat, flat, 1, False, _NO_SLOPE).reshape(x.shape)
 
 
 def sin_vjp(g: Any, x: np.ndarray) -> Any:
@@ -484,7 +500,7 @@ def sin_vjp(g: Any, x: np.ndarray) -> Any:
     >>> sin_vjp(np.full(2, 2.0), np.array([0.0, np.pi]))
     array([ 2., -2.])
     """
-    return _fused(sine_kernel, g, (x,), 1, True, dtypes=_FLOAT64_ONLY)
+    return _fused(sine_kernel, g, (x,), 1, True, _NO_SLOPE, dtypes=_FLOAT64_ONLY)
 
 
 def cos_vjp(g: Any, x: np.ndarray) -> Any:
@@ -495,4 +511,29 @@ def cos_vjp(g: Any, x: np.ndarray) -> Any:
     >>> cos_vjp(np.full(2, 2.0), np.array([0.0, np.pi / 2]))
     array([-0., -2.])
     """
-    return _fused(sine_kernel, g, (x,), 2, True, dtypes=_FLOAT64_ONLY)
+    return _fused(sine_kernel, g, (x,), 2, True, _NO_SLOPE, dtypes=_FLOAT64_ONLY)
+
+
+def sine_with_tangent(
+    x: np.ndarray, tangent: Any, quarter_turns: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``sin(x + quarter_turns * pi/2)`` and its tangent ``tangent * cos(...)`` in one pass (the joint
+    forward-mode rule of sin and cos), for a C-contiguous float64 ``x`` and a tangent of its shape and
+    layout; None otherwise.
+
+    Examples
+    --------
+    >>> sine_with_tangent(np.array([0.0, np.pi / 2]), np.array([2.0, 2.0]), 0)
+    (array([0., 1.]), array([2.0000000e+00, 1.2246468e-16]))
+    """
+    if (
+        x.dtype != _FLOAT64
+        or type(tangent) is not np.ndarray
+        or tangent.shape != x.shape
+        or tangent.dtype != _FLOAT64
+        or not (x.flags.c_contiguous and tangent.flags.c_contiguous)
+    ):
+        return None
+    slope = np.empty(x.size)
+    value = sine_kernel(tangent.reshape(-1), x.reshape(-1), quarter_turns, False, slope)
+    return value.reshape(x.shape), slope.reshape(x.shape)

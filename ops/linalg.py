@@ -103,6 +103,65 @@ def _sum_present(*terms: Any) -> Any:
     return None if not present else sum(present[1:], present[0])
 
 
+def _tangent_times(dx: Any, y: Any, x_ndim: int) -> Any:
+    """``dx @ y`` for the tangent ``dx`` of an ``x`` of ``x_ndim`` axes, or for several stacked on a leading
+    axis, each multiplied as ``x`` would be."""
+    if dx.ndim == x_ndim:
+        return _matmul(dx, y)
+    if x_ndim == 1:  # the stacked vectors are the rows of one matrix
+        product = _matmul(dx, y)
+        return product if np.ndim(y) <= 2 else np.moveaxis(product, -2, 0)
+    # The stack's axis must lie before every batch axis of y's, not be paired with one.
+    padding = (1,) * max(0, np.ndim(y) - x_ndim)
+    return np.matmul(dx.reshape(dx.shape[:1] + padding + dx.shape[1:]), y)
+
+
+def _times_tangent(x: Any, dy: Any, y_ndim: int) -> Any:
+    """``x @ dy`` for the tangent ``dy`` of a ``y`` of ``y_ndim`` axes, or for several stacked on a leading
+    axis, each multiplied as ``y`` would be."""
+    if dy.ndim == y_ndim:
+        return _matmul(x, dy)
+    if y_ndim == 1:  # the stacked vectors are rows: (rows of dy) times x's transpose
+        if np.ndim(x) == 1:
+            return _matmul(dy, x)
+        return np.moveaxis(_matmul(dy, np.swapaxes(x, -1, -2)), -2, 0)
+    padding = (1,) * max(0, np.ndim(x) - y_ndim)
+    return np.matmul(x, dy.reshape(dy.shape[:1] + padding + dy.shape[1:]))
+
+
+def _matmul_with_tangent(tangents: tuple[Any, Any], x: Any, y: Any) -> tuple[Any, Any] | None:
+    """Forward mode's joint rule: ``x @ y`` and its tangent in one product, the operand that has a tangent
+    stacked with it (``[x; dx] @ y`` or ``x @ [y, dy]``), so the other operand, a layer's weight, is read
+    once where the forward and then the JVP would read it twice. Only where MKL computes the stacked
+    product (numpy's BLAS is slower on two rows than on two matrix-vector products) and the other operand
+    is the larger; None otherwise."""
+    dx, dy = tangents
+    if (dx is None) == (dy is None) or type(x) is not np.ndarray or type(y) is not np.ndarray:
+        return None
+    if x.dtype != y.dtype or x.dtype.kind != "f" or mkl.gemms() is None:
+        return None
+    if dx is not None:
+        if x.ndim not in (1, 2) or y.ndim != 2 or x.shape[-1] != y.shape[0] or dx.shape != x.shape:
+            return None
+        if x.size > y.size:
+            return None
+        if x.ndim == 1:
+            both = mkl.matmul(np.stack([x, dx]), y)
+            return both[0], both[1]
+        both = mkl.matmul(np.concatenate([x, dx]), y)
+        return both[: len(x)], both[len(x) :]
+    if x.ndim != 2 or y.ndim not in (1, 2) or x.shape[1] != y.shape[0] or dy.shape != y.shape:
+        return None
+    if y.size > x.size:
+        return None
+    if y.ndim == 1:  # as two rows times x's transpose: MKL reads x once for both
+        both = mkl.matmul(np.stack([y, dy]), x.T)
+        return both[0], both[1]
+    columns = y.shape[1]
+    both = mkl.matmul(x, np.concatenate([y, dy], axis=1))
+    return np.ascontiguousarray(both[:, :columns]), np.ascontiguousarray(both[:, columns:])
+
+
 # Every VJP above also takes cotangents with leading batch axes (jacobian's rows).
 matmul = Op(
     _matmul,
@@ -113,9 +172,11 @@ matmul = Op(
     keeps_output=False,
     complex_rule="holomorphic",
     jvp=lambda tangents, out, x, y: _sum_present(
-        None if tangents[0] is None else _matmul(tangents[0], y),
-        None if tangents[1] is None else _matmul(x, tangents[1]),
+        None if tangents[0] is None else _tangent_times(tangents[0], y, np.ndim(x)),
+        None if tangents[1] is None else _times_tangent(x, tangents[1], np.ndim(y)),
     ),
+    forward_jvp=_matmul_with_tangent,
+    batched_jvp=True,
 )
 implements(np.matmul)(matmul)
 implements(operator.imatmul)(functools.partial(apply_in_place, matmul))

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from .backward import propagate, seed_cotangent
+from .grad_mode import state
 from .pytree import flatten, unflatten
-from .tangents import ForwardModeUnavailableError, push_forward
+from .tangents import ForwardModeUnavailableError, ForwardSweep, push_forward
 from .tensor import Tensor, leaf
 from .trace import TransformCall
 
@@ -317,14 +318,15 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         ):
             raise ValueError(f"jvp: tangent {k} does not have the structure and shapes of primal {k}")
         directions += tangent_leaves
-    out = call.run(f, *arguments)
+    sweep = _sweep_while_running(call, directions)
+    out = call.run(f, *arguments, sweep=sweep)
     outputs, out_treedef = flatten(out)
     nested = call.nested(outputs) or any(isinstance(t, Tensor) and t.requires_grad for t in directions)
     differentiable = _differentiable(outputs)
     tangents_out: list[Any] = [_zeros_like_output(o) for o in outputs]
     pushed = None
     if differentiable and not nested:
-        pushed = _push_forward(call, outputs, differentiable, directions)
+        pushed = _push_forward(call, outputs, differentiable, directions, sweep)
     if pushed is not None:
         for k, value in zip(differentiable, pushed, strict=True):
             if value is not None:
@@ -353,16 +355,40 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     )
 
 
-def _push_forward(
-    call: TransformCall, outputs: list[Any], differentiable: list[int], directions: list[Any]
-) -> list[Any] | None:
-    """The tangents of the differentiable outputs by the forward sweep, or None where it does not apply."""
-    seeds = {
+def _seeds(call: TransformCall, directions: list[Any]) -> dict[int, Any]:
+    """``{id(tracked input): its tangent as an array of its dtype}``."""
+    return {
         id(tracked): np.asarray(getattr(direction, "_data", direction), dtype=tracked.dtype)
         for tracked, direction in zip(call.tracked, directions, strict=True)
     }
+
+
+def _sweep_while_running(call: TransformCall, directions: list[Any]) -> ForwardSweep | None:
+    """A sweep that pushes the tangents as the function runs, where forward mode will apply: not inside
+    another transform or a ``tape.compile`` recording, real inputs, tangents that need no derivative of
+    their own. (A result found nested as the function runs stops it.)"""
+    if not call.outermost() or state.tracer is not None or call.nested([]):
+        return None
+    if any(isinstance(t, Tensor) and t.requires_grad for t in directions):
+        return None
+    if any(tracked.dtype.kind == "c" for tracked in call.tracked):
+        return None
+    return ForwardSweep(_seeds(call, directions), call.inside_leaves() if call.recording else None)
+
+
+def _push_forward(
+    call: TransformCall,
+    outputs: list[Any],
+    differentiable: list[int],
+    directions: list[Any],
+    sweep: ForwardSweep | None = None,
+) -> list[Any] | None:
+    """The tangents of the differentiable outputs by forward mode (found by ``sweep`` as the function ran,
+    where there was one), or None where it does not apply."""
+    seeds = sweep.seeds if sweep is not None else _seeds(call, directions)
+    wanted = [outputs[k] for k in differentiable]
     try:
-        pushed = push_forward([outputs[k] for k in differentiable], seeds)
+        pushed = push_forward(wanted, seeds) if sweep is None or sweep.stopped else sweep.results(wanted)
     except ForwardModeUnavailableError:
         return None
     return _not_sharing(pushed, list(seeds.values()))

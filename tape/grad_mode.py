@@ -24,6 +24,7 @@ class _ThreadState(threading.local):
         self.anomaly = False  # records and in-place writes note the user's line (``tape.detect_anomaly``)
         self.profiler: Any = None  # the open ``tape.profile``'s results, which ops and the sweep add to
         self.tracer: Any = None  # the ``tape.tracing.Tracer`` recording a function for ``tape.compile``
+        self.forward_sweep: Any = None  # the ``tape.tangents.ForwardSweep`` of a running ``tape.jvp``
 
 
 state = _ThreadState()

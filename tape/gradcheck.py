@@ -25,7 +25,7 @@ import numpy as np
 from .backward import propagate
 from .functional import vjp
 from .grad_mode import enable_grad, no_grad
-from .tangents import ForwardModeUnavailableError, push_forward
+from .tangents import ForwardModeUnavailableError, forward_sweep, push_forward
 from .tensor import Tensor
 
 
@@ -94,18 +94,30 @@ def gradcheck(
         raise ValueError("gradcheck: no floating-point input (real or complex) to differentiate")
     leaves = {i: Tensor(floating[i], requires_grad=True) for i in wrt}
     call_args = [leaves.get(i, x) for i, x in enumerate(inputs)]
-    outputs = _as_tuple(f(*call_args))
+    # Forward mode along a random v, every way: pushed as f runs (tape.jvp's way, joint rules included),
+    # swept over the records afterwards (before backward releases them), and stacked with a second
+    # direction w in one sweep (J V, each rule's stacked form).
+    tangent_rng = np.random.default_rng(seed + 7)
+    tangent_directions = {i: _standard_normal(tangent_rng, t.shape, t.dtype) for i, t in leaves.items()}
+    second_directions = {i: _standard_normal(tangent_rng, t.shape, t.dtype) for i, t in leaves.items()}
+    seeds = {id(leaves[i]): tangent_directions[i] for i in wrt}
+    stacked_seeds = {id(leaves[i]): np.stack([tangent_directions[i], second_directions[i]]) for i in wrt}
+    with forward_sweep(seeds) as sweep:
+        outputs = _as_tuple(f(*call_args))
     positions = [k for k, out in enumerate(outputs) if isinstance(out, Tensor) and out.requires_grad]
     recorded = [outputs[k] for k in positions]
     if not recorded:
         raise GradcheckError("gradcheck: f's result does not depend on any input that requires grad")
-    # Forward mode first (its sweep reads the records that backward then releases): J v for a random v.
-    tangent_rng = np.random.default_rng(seed + 7)
-    tangent_directions = {i: _standard_normal(tangent_rng, t.shape, t.dtype) for i, t in leaves.items()}
     try:
-        pushed = push_forward(recorded, {id(leaves[i]): tangent_directions[i] for i in wrt})
+        stacked = push_forward(recorded, stacked_seeds, batch=2)
+        pushed = {
+            "as f ran": sweep.results(recorded),
+            "over the records": push_forward(recorded, seeds),
+            "stacked with another": [None if t is None else t[0] for t in stacked],
+        }
+        pushed_second = {"stacked with another": [None if t is None else t[1] for t in stacked]}
     except ForwardModeUnavailableError:
-        pushed = None  # complex values: forward mode is reverse mode's business there (tape.jvp)
+        pushed = {}  # complex values: forward mode is reverse mode's business there (tape.jvp)
     cotangents = [_standard_normal(rng, out.shape, out.dtype) for out in recorded]
     reached = propagate(list(zip(recorded, cotangents, strict=True)), retain_graph=False, create_graph=False)
     # Per output: its position, its cotangent, and the dtype its values are paired in.
@@ -184,8 +196,9 @@ def gradcheck(
             f"gradcheck: <u, J v> from finite differences is {numeric_directional:.8g} but <J^T u, v> from "
             f"the VJPs is {analytic_directional:.8g}"
         )
-    if pushed is not None:
+    if pushed:
         _check_forward_mode(f, inputs, base, positions, pushed, tangent_directions, eps, rtol, atol)
+        _check_forward_mode(f, inputs, base, positions, pushed_second, second_directions, eps, rtol, atol)
     return True
 
 
@@ -194,13 +207,13 @@ def _check_forward_mode(
     inputs: tuple[Any, ...],
     base: dict[int, np.ndarray],
     positions: list[int],
-    pushed: list[Any],
+    pushed: dict[str, list[Any]],
     directions: dict[int, np.ndarray],
     eps: float,
     rtol: float,
     atol: float,
 ) -> None:
-    """The forward sweep's J v against the central difference of the outputs along v."""
+    """Forward mode's J v (each way in ``pushed``) against the central difference of the outputs along v."""
 
     def outputs_at(sign: float) -> tuple[Any, ...]:
         args = [
@@ -211,24 +224,34 @@ def _check_forward_mode(
             return _as_tuple(f(*args))
 
     plus, minus = outputs_at(1.0), outputs_at(-1.0)
-    for k, tangent in zip(positions, pushed, strict=True):
-        expected = (np.asarray(plus[k], np.float64) - np.asarray(minus[k], np.float64)) / (2 * eps)
-        given = np.zeros_like(expected) if tangent is None else np.asarray(tangent, np.float64)
-        if given.shape != expected.shape:
-            raise GradcheckError(
-                f"gradcheck: output {k}'s tangent from forward mode has shape {given.shape}, expected "
-                f"{expected.shape}"
-            )
-        scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
-        error = np.abs(given - expected)
-        bad = error > atol * scale + rtol * np.abs(expected)
-        if bad.any():
-            flat = int(np.argmax(np.where(bad, error, -1)))
-            where = tuple(int(j) for j in np.unravel_index(flat, expected.shape))
-            raise GradcheckError(
-                f"gradcheck: output {k} (shape {expected.shape}): at index {where} forward mode (the JVP "
-                f"rules) gives {given[where]:.8g} for J v but finite differences give {expected[where]:.8g}"
-            )
+    for way, tangents in pushed.items():
+        for k, tangent in zip(positions, tangents, strict=True):
+            _check_tangent(way, k, tangent, plus[k], minus[k], eps, rtol, atol)
+
+
+def _check_tangent(
+    way: str, k: int, tangent: Any, plus: Any, minus: Any, eps: float, rtol: float, atol: float
+) -> None:
+    """Output ``k``'s tangent found ``way`` against the central difference of its values ``plus`` and
+    ``minus`` (at ``eps`` along v each side)."""
+    expected = (np.asarray(plus, np.float64) - np.asarray(minus, np.float64)) / (2 * eps)
+    given = np.zeros_like(expected) if tangent is None else np.asarray(tangent, np.float64)
+    if given.shape != expected.shape:
+        raise GradcheckError(
+            f"gradcheck: output {k}'s tangent from forward mode ({way}) has shape {given.shape}, expected "
+            f"{expected.shape}"
+        )
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    error = np.abs(given - expected)
+    bad = error > atol * scale + rtol * np.abs(expected)
+    if bad.any():
+        flat = int(np.argmax(np.where(bad, error, -1)))
+        where = tuple(int(j) for j in np.unravel_index(flat, expected.shape))
+        raise GradcheckError(
+            f"gradcheck: output {k} (shape {expected.shape}): at index {where} forward mode (the JVP "
+            f"rules, {way}) gives {given[where]:.8g} for J v but finite differences give "
+            f"{expected[where]:.8g}"
+        )
 
 
 def gradgradcheck(

@@ -1,10 +1,10 @@
-"""``jacfwd``: the Jacobian by forward mode, one tangent sweep per input element (tall Jacobians).
+"""``jacfwd``: the Jacobian by forward mode, its columns pushed through the records (tall Jacobians).
 
-The function is recorded once; each column of the Jacobian is one push of a unit tangent through the
-records (``tape.tangents``), so the cost grows with the number of inputs, where ``tape.jacobian`` (reverse
-mode) grows with the number of outputs: use this one when there are fewer inputs than outputs. Inside
-another transform, or with complex values, the columns come from ``tape.jvp``'s reverse-mode path, so that
-enclosing levels see the dependence.
+The function is recorded once; the columns of the Jacobian are pushes of unit tangents through the
+records (``tape.tangents``), stacked so that one sweep carries many, so the cost grows with the number
+of inputs, where ``tape.jacobian`` (reverse mode) grows with the number of outputs: use this one when
+there are fewer inputs than outputs. Inside another transform, or with complex values, the columns come
+from ``tape.jvp``'s reverse-mode path, so that enclosing levels see the dependence.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from .pytree import flatten
 from .tangents import ForwardModeUnavailableError, push_forward
 from .tensor import Tensor
 from .trace import TransformCall
+
+# How many elements the stacked tangents of one sweep may hold (per record: 64 MiB in float64).
+_CHUNK_ELEMENTS = 1 << 23
 
 
 def jacfwd(f: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
@@ -64,12 +67,16 @@ def jacfwd(f: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
             return np.moveaxis(columns, 0, -1).reshape(shape + source.shape)
         if not nested:
             try:
-                for j in range(source.size):
-                    unit = np.zeros(source.size, source.dtype)
-                    unit[j] = 1
-                    (column,) = push_forward([out], {id(source): unit.reshape(source.shape)})
-                    if column is not None:
-                        columns[j] = column
+                # The columns in chunks of identity rows, each chunk pushed in one sweep (stacked tangents).
+                chunk = max(1, min(source.size, _CHUNK_ELEMENTS // max(1, out.size + source.size)))
+                for start in range(0, source.size, chunk):
+                    count = min(chunk, source.size - start)
+                    units = np.zeros((count, source.size), source.dtype)
+                    units[np.arange(count), start + np.arange(count)] = 1
+                    seeds = {id(source): units.reshape(count, *source.shape)}
+                    (pushed,) = push_forward([out], seeds, batch=count)
+                    if pushed is not None:
+                        columns[start : start + count] = pushed
                 return np.moveaxis(columns, 0, -1).reshape(shape + source.shape)
             except ForwardModeUnavailableError:
                 pass  # complex values: reverse mode below

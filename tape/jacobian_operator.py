@@ -209,11 +209,25 @@ class JacobianOperator:
             result = tangents
             for factor in structure.factors:
                 result = factor.forward(result)
-        elif many:  # forward mode carries one tangent per sweep: one sweep per column
-            result = np.stack([self._push(tangent, many=False) for tangent in tangents])
+        elif many:
+            result = self._push_many(tangents)
         else:
             result = self._push_one(tangents)
         return np.asarray(result, dtype=self.dtype)
+
+    def _push_many(self, tangents: np.ndarray) -> np.ndarray:
+        """J V: the tangents stacked on a leading axis, pushed through the records in one sweep."""
+        if self._forward_mode and len(tangents):
+            try:
+                (pushed,) = push_forward([self._output], {id(self._leaf): tangents}, batch=len(tangents))
+            except ForwardModeUnavailableError:
+                self._forward_mode = False
+            else:
+                shape = (len(tangents), *self.output_shape)
+                return np.zeros(shape, dtype=self.dtype) if pushed is None else pushed
+        if not len(tangents):
+            return np.zeros((0, *self.output_shape), dtype=self.dtype)
+        return np.stack([self._push_one(tangent) for tangent in tangents])
 
     def _push_one(self, tangent: np.ndarray) -> np.ndarray:
         if self._forward_mode:

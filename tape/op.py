@@ -20,6 +20,7 @@ The lecture's gate style (a class whose ``forward`` keeps what ``backward`` need
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,17 @@ _LOSSY_KINDS = frozenset("O")
 _COMPLEX_RULES = frozenset({"refused", "holomorphic", "own"})
 ndarray = np.ndarray
 _new_record = Record.__new__
+# How many forward sweeps (``tape.jvp``) are running, in any thread: while none is, a call reads no
+# thread-local state for them, so the per-op cost stays what it was.
+_sweeps_running = 0
+_sweeps_lock = threading.Lock()
+
+
+def count_sweep(change: int) -> None:
+    """Count a forward sweep as started (``change=1``) or ended (``-1``)."""
+    global _sweeps_running
+    with _sweeps_lock:
+        _sweeps_running += change
 
 
 class _EveryArgument:
@@ -90,6 +102,13 @@ class Op:
         tuple with each positional argument's tangent (None where it has none): forward mode
         (``tape.tangents``). Optional: without it an elementwise op's VJPs serve, and any other op's VJPs
         are transposed (exact, slower). Also settable later with ``defjvp``.
+    forward_jvp : ``forward_jvp(tangents, *args, **kwargs)``, the output and its tangent together,
+        ``(out, tangent)``, or None where the rule does not apply (the forward and ``jvp`` then run): for
+        ops that share work between the two, such as a product reading its matrix once for both. Used by
+        ``tape.jvp`` while the function runs; ``out`` may differ from the forward's in the last bits.
+    batched_jvp : ``jvp`` also takes tangents stacked on one extra leading axis (several directions at
+        once: ``J @ V`` of ``tape.jacobian_operator``), known by that axis, and returns them stacked.
+        Without it, such a stack is pushed through the rule one tangent at a time.
     elementwise : the op acts element by element (with broadcasting), so its Jacobian is diagonal and
         its VJPs, given a tangent, are its JVP.
 
@@ -106,11 +125,13 @@ class Op:
     __slots__ = (
         "backward",
         "batched",
+        "batched_jvp",
         "complex_rule",
         "complex_twin",
         "declared_keeps_output",
         "elementwise",
         "forward",
+        "forward_jvp",
         "has_vjp",
         "jvp",
         "keeps_output",
@@ -145,6 +166,8 @@ class Op:
         complex_rule: str = "refused",
         jvp: Callable[..., Any] | None = None,
         elementwise: bool = False,
+        forward_jvp: Callable[..., Any] | None = None,
+        batched_jvp: bool = False,
     ) -> None:
         if vjps and backward is not None:
             raise TypeError("Op: give either one VJP per argument or a joint backward, not both")
@@ -164,6 +187,8 @@ class Op:
         self.complex_rule = complex_rule
         self.complex_twin: Op | None = None
         self.jvp = jvp
+        self.forward_jvp = forward_jvp
+        self.batched_jvp = batched_jvp
         self.elementwise = elementwise
         self._plan_reads()
 
@@ -179,8 +204,12 @@ class Op:
             self._plan_reads()
         return self
 
-    def defjvp(self, jvp: Callable[..., Any]) -> Op:
-        """Set the forward-mode rule ``jvp(tangents, out, *args, **kwargs)`` (see ``Op``); return self.
+    def defjvp(
+        self, jvp: Callable[..., Any], forward_jvp: Callable[..., Any] | None = None, batched: bool = False
+    ) -> Op:
+        """Set the forward-mode rule ``jvp(tangents, out, *args, **kwargs)``, the joint rule
+        ``forward_jvp``, and whether ``jvp`` takes stacked tangents (``batched_jvp``; see ``Op``); return
+        self.
 
         Examples
         --------
@@ -191,6 +220,8 @@ class Op:
         array([12.])
         """
         self.jvp = jvp
+        self.forward_jvp = forward_jvp
+        self.batched_jvp = batched
         return self
 
     def _plan_reads(self) -> None:
@@ -301,8 +332,14 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
                 inputs.append((argnum, None, None, checked, checked[0]))
         elif type(arg) is ndarray or type(arg) is tuple:
             needs_saving = True  # plain: copied if a VJP reads it
+    # ``tape.jvp`` pushing tangents as this runs
+    sweep = state.forward_sweep if _sweeps_running and wants_grad else None
+    joint = None if sweep is None or op.forward_jvp is None else sweep.joint(op, inputs, values, kwargs)
     try:
-        out = op.forward(*values, **kwargs) if kwargs else op.forward(*values)
+        if joint is not None:
+            out = joint[0]
+        else:
+            out = op.forward(*values, **kwargs) if kwargs else op.forward(*values)
     except (ValueError, TypeError) as error:
         _add_context(op, values, error)
         raise
@@ -351,6 +388,11 @@ def _call(op: Op, *args: Any, **kwargs: Any) -> Any:
         record.position = next_position()
         if state.anomaly:
             record.where = user_origin()
+        if sweep is not None:
+            if joint is not None:
+                sweep.observe(record, joint[1])
+            else:
+                sweep.observe(record)
     elif wants_grad and out.dtype.kind in _LOSSY_KINDS and state.grad_enabled:
         _refuse_lossy_result(op, out.dtype)
     result = new_tensor(out, record, None, counter, view_of)
@@ -519,6 +561,8 @@ def _wrap_outputs(
     record = Record(op, saved, keywords, _check_only(inputs, reads), outs, out_versions)
     if state.anomaly:
         record.where = user_origin()
+    if _sweeps_running and state.forward_sweep is not None:
+        state.forward_sweep.observe(record)
     results = tuple(
         new_tensor(item, record if item.dtype in _DIFFERENTIABLE else None, k, counter)
         for k, (item, counter) in enumerate(zip(outs, counters, strict=True))

@@ -14,19 +14,26 @@ tangent of its output with its op's JVP rule. The rules, in order of preference:
 A rule reads exactly what the VJPs read (the same Jacobian, applied the other way), so it runs on the
 record's saved values, with the backward sweep's version checks: a saved value changed in place since is
 refused, never read. Complex values are not handled here (the caller uses reverse mode for them).
+
+``tape.jvp`` pushes the tangents while the function runs (``ForwardSweep``): each record's tangent is
+computed as the record is made, while its arrays are still in cache, and an op with a joint rule
+(``Op(forward_jvp=...)``) computes its output and tangent together: a product with its operand and the
+operand's tangent stacked reads its matrix once, where the recorded forward and then the sweep read it twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from .backward import _raise_modified, _raise_output_modified, propagate
-from .grad_mode import enable_grad
-from .op import Op
-from .record import Record
+from .grad_mode import enable_grad, state
+from .op import Op, count_sweep
+from .record import Record, next_position
 from .tensor import Tensor, leaf
 
 ndarray = np.ndarray
@@ -37,22 +44,35 @@ class ForwardModeUnavailableError(Exception):
     """The recorded program holds something the tangent sweep does not handle (complex values)."""
 
 
-def push_forward(outputs: Sequence[Tensor], tangents: dict[int, Any]) -> list[Any]:
+def push_forward(
+    outputs: Sequence[Tensor],
+    tangents: dict[int, Any],
+    known: Mapping[Record, Any] | None = None,
+    batch: int | None = None,
+) -> list[Any]:
     """The tangents of ``outputs`` given the tangents of some leaves (``{id(leaf): tangent}``); None for an
-    output that no tangent reaches. Raises ``ForwardModeUnavailableError`` for complex values."""
-    records = records_between(outputs)
+    output that no tangent reaches. ``known``: records whose tangents are already found (a tuple for
+    several outputs, None for none), which the sweep takes as they are. ``batch``: every tangent holds
+    that many, stacked on a leading axis (J V in one sweep; rules that take only one are run once per
+    tangent). Raises ``ForwardModeUnavailableError`` for complex values."""
+    records = records_between(outputs, known=known)
     found: dict[Any, Any] = dict(tangents)  # id(leaf) or (record, index) -> tangent
     for record in records:
-        incoming = _incoming(record, found)
-        if incoming is None:
-            continue
         out = record.out
-        produced = tangent_of_record(record, incoming)
+        if known is not None and record in known:
+            produced = known[record]
+        else:
+            incoming = _incoming(record, found)
+            if incoming is None:
+                continue
+            produced = tangent_of_record(record, incoming, batch)
+        if produced is None:
+            continue
         if type(out) is tuple:
             for index, tangent in enumerate(produced):
                 if tangent is not None:
                     found[(record, index)] = tangent
-        elif produced is not None:
+        else:
             found[(record, None)] = produced
     results = []
     for output in outputs:
@@ -61,6 +81,138 @@ def push_forward(outputs: Sequence[Tensor], tangents: dict[int, Any]) -> list[An
         else:
             results.append(found.get((output._record, output._index)))
     return results
+
+
+# What ``ForwardSweep`` finds of a record's inputs besides their tangents: one comes from a record the
+# sweep did not see made (its tangent is for the later sweep to find), or from outside the transform call.
+_NOT_SEEN: Any = object()
+_OUTSIDE: Any = object()
+_NO_JOINT_TANGENT: Any = object()
+
+
+class ForwardSweep:
+    """Tangents pushed through each record as it is made, for ``tape.jvp``.
+
+    While it is ``state.forward_sweep``, ``Op.__call__`` hands it every record it makes (``observe``),
+    and first, for an op with a joint rule, the call itself (``joint``), which evaluates the output and
+    its tangent together. A record made while the sweep was suspended (another transform running inside
+    the function) or some other way is left for ``results``, which sweeps it, and whatever depends on it,
+    afterwards as ``push_forward`` does: the sweep is a faster order of the same rules, never another
+    answer. Tangents are held by weak reference to their records, so a record the function dropped frees
+    its tangent too.
+
+    ``inside``: the ids of the leaves made inside the transform call, when a record reading any other
+    leaf, or a record made before ``start``, means the result is nested (the caller differentiates
+    through it): the sweep then stops, and the caller takes reverse mode. Without it, such values have
+    no tangent.
+    """
+
+    def __init__(self, seeds: dict[int, Any], inside: set[int] | None = None) -> None:
+        self.seeds = seeds  # id(leaf) -> tangent
+        self.tangents: weakref.WeakKeyDictionary[Record, Any] = weakref.WeakKeyDictionary()
+        self.inside = inside
+        self.start = next_position()
+        self.stopped = False  # complex values, or a nested result: the caller sweeps otherwise
+
+    def stop(self) -> None:
+        """Push nothing more (the caller will not use what this found)."""
+        self.stopped = True
+        if state.forward_sweep is self:
+            state.forward_sweep = None
+
+    def joint(self, op: Op, inputs: Sequence[Any], values: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """``(out, tangent)`` by ``op``'s joint rule for a call with ``inputs`` (as a record's) on
+        ``values``, or None where the rule declines or the call's input tangents are not all known yet."""
+        incoming = self._incoming(inputs, len(values))
+        if incoming is None or incoming is _NOT_SEEN or incoming is _OUTSIDE:
+            return None  # (``observe`` decides)
+        state.forward_sweep = None  # the rule's own calls are not the function's
+        try:
+            return op.forward_jvp(tuple(incoming), *values, **kwargs)  # type: ignore[misc]
+        finally:
+            state.forward_sweep = self
+
+    def observe(self, record: Record, joint_tangent: Any = _NO_JOINT_TANGENT) -> None:
+        """Find the tangent of ``record``, just made (``joint_tangent``: what the joint rule gave)."""
+        incoming = self._incoming(record.inputs, len(record.args))
+        if incoming is _NOT_SEEN:
+            return
+        if incoming is _OUTSIDE:
+            self.stop()
+            return
+        if incoming is None:
+            self.tangents[record] = None
+            return
+        if joint_tangent is not _NO_JOINT_TANGENT:
+            self.tangents[record] = _as_output(joint_tangent, record.out)
+            return
+        state.forward_sweep = None
+        try:
+            self.tangents[record] = tangent_of_record(record, incoming)
+        except ForwardModeUnavailableError:
+            self.stop()
+        finally:
+            if not self.stopped:
+                state.forward_sweep = self
+
+    def _incoming(self, inputs: Sequence[Any], count: int) -> Any:
+        """Each argument's tangent (None where none), None if no argument has one, or ``_NOT_SEEN`` or
+        ``_OUTSIDE``."""
+        incoming: list[Any] | None = None
+        for argnum, node, index, _, _ in inputs:
+            if node is None:
+                continue
+            if type(node) is Record:
+                if node.position < self.start:
+                    if self.inside is not None:
+                        return _OUTSIDE
+                    continue
+                tangent = self.tangents.get(node, _NOT_SEEN)
+                if tangent is _NOT_SEEN:
+                    return _NOT_SEEN
+                if index is not None and tangent is not None:
+                    tangent = tangent[index]
+            else:
+                tangent = self.seeds.get(id(node))
+                if tangent is None and self.inside is not None and id(node) not in self.inside:
+                    return _OUTSIDE
+            if tangent is None:
+                continue
+            if incoming is None:
+                incoming = [None] * count
+            incoming[argnum] = tangent
+        return incoming
+
+    def results(self, outputs: Sequence[Tensor]) -> list[Any]:
+        """The tangents of ``outputs``: found as their records were made, or swept now for those behind a
+        record the sweep did not see. Raises ``ForwardModeUnavailableError`` as ``push_forward`` does."""
+        if self.stopped:
+            raise ForwardModeUnavailableError("the forward sweep stopped")
+        found = []
+        for output in outputs:
+            record = output._record
+            if record is None:
+                found.append(self.seeds.get(id(output)))
+            elif record in self.tangents:
+                tangent = self.tangents[record]
+                found.append(tangent if output._index is None or tangent is None else tangent[output._index])
+            else:
+                return push_forward(outputs, self.seeds, self.tangents)
+        return found
+
+
+@contextmanager
+def forward_sweep(seeds: dict[int, Any], inside: set[int] | None = None) -> Iterator[ForwardSweep]:
+    """Push ``seeds`` (``{id(leaf): tangent}``) through every record made in the block (``ForwardSweep``)."""
+    sweep = ForwardSweep(seeds, inside)
+    previous = state.forward_sweep
+    state.forward_sweep = sweep
+    count_sweep(1)
+    try:
+        yield sweep
+    finally:
+        count_sweep(-1)
+        state.forward_sweep = previous
 
 
 def check_unchanged(records: Sequence[Record]) -> None:
@@ -77,14 +229,20 @@ def check_unchanged(records: Sequence[Record]) -> None:
                 _raise_output_modified(record, record.args)
 
 
-def records_between(outputs: Sequence[Tensor], caller: str = "jvp") -> list[Record]:
-    """The records the outputs depend on, earliest first (iteratively: deep graphs must work); ``caller``
-    names the transform in the error for a record a backward released."""
+def records_between(
+    outputs: Sequence[Tensor], caller: str = "jvp", known: Mapping[Record, Any] | None = None
+) -> list[Record]:
+    """The records the outputs depend on, earliest first (iteratively: deep graphs must work), not looking
+    behind those in ``known``; ``caller`` names the transform in the error for a record a backward
+    released."""
     seen: set[Record] = set()
     stack = [output._record for output in outputs if output._record is not None]
     while stack:
         record = stack.pop()
         if record in seen:
+            continue
+        if known is not None and record in known:
+            seen.add(record)
             continue
         if record.released:
             raise RuntimeError(
@@ -115,8 +273,9 @@ def _incoming(record: Record, found: dict[Any, Any]) -> list[Any] | None:
     return incoming
 
 
-def tangent_of_record(record: Record, tangents: list[Any]) -> Any:
-    """The output tangent of one record (a tuple for several outputs) from its arguments' tangents."""
+def tangent_of_record(record: Record, tangents: list[Any], batch: int | None = None) -> Any:
+    """The output tangent of one record (a tuple for several outputs) from its arguments' tangents;
+    ``batch``: each tangent holds that many, stacked on a leading axis, and so does the result."""
     for counter, version in record.out_versions:
         if counter[0] != version:
             _raise_output_modified(record, record.args)
@@ -124,15 +283,45 @@ def tangent_of_record(record: Record, tangents: list[Any]) -> Any:
     outs = out if type(out) is tuple else (out,)
     if any(_is_complex(value) for value in (*outs, *args)) or any(_is_complex(t) for t in tangents):
         raise ForwardModeUnavailableError(op.name)
+    if batch is not None and not _takes_batches(op):
+        return _one_by_one(record, tangents, batch)
     if op.jvp is not None:
         produced = op.jvp(tuple(tangents), out, *args, **kwargs)
     elif op.elementwise:
-        produced = _elementwise(op, tangents, out, args, kwargs)
+        produced = _elementwise(op, tangents, out, args, kwargs, batch)
     else:
         produced = transposed_vjp(op, tangents, out, args, kwargs)
     if type(out) is tuple:
-        return tuple(None if t is None else _as_output(t, o) for t, o in zip(produced, out, strict=True))
-    return None if produced is None else _as_output(produced, out)
+        return tuple(
+            None if t is None else _as_output(t, o, batch) for t, o in zip(produced, out, strict=True)
+        )
+    return None if produced is None else _as_output(produced, out, batch)
+
+
+def _takes_batches(op: Op) -> bool:
+    """Whether ``op``'s rule takes tangents stacked on a leading axis: its own rule if it says so, its
+    VJPs if it is elementwise and they take stacked cotangents."""
+    if op.jvp is not None:
+        return op.batched_jvp
+    return op.elementwise and op.batched
+
+
+def _one_by_one(record: Record, tangents: list[Any], batch: int) -> Any:
+    """``tangent_of_record`` for each of ``batch`` stacked tangents, stacked again."""
+    samples = [
+        tangent_of_record(record, [None if t is None else t[j] for t in tangents]) for j in range(batch)
+    ]
+    out = record.out
+    if type(out) is tuple:
+        return tuple(_stacked([sample[k] for sample in samples], o) for k, o in enumerate(out))
+    return _stacked(samples, out)
+
+
+def _stacked(samples: list[Any], out: Any) -> Any:
+    if all(sample is None for sample in samples):
+        return None
+    zeros = np.zeros(np.shape(out), out.dtype)
+    return np.stack([zeros if sample is None else sample for sample in samples])
 
 
 def _is_complex(value: Any) -> bool:
@@ -141,20 +330,29 @@ def _is_complex(value: Any) -> bool:
     return isinstance(dtype, np.dtype) and dtype.kind == _COMPLEX_KIND
 
 
-def _as_output(tangent: Any, out: Any) -> Any:
+def _as_output(tangent: Any, out: Any, batch: int | None = None) -> Any:
     shape, dtype = np.shape(out), out.dtype
+    if batch is not None:
+        shape = (batch, *shape)
     tangent = np.asarray(tangent)
     if tangent.shape != shape:
         tangent = np.broadcast_to(tangent, shape)
     return tangent.astype(dtype, copy=False)
 
 
-def _elementwise(op: Op, tangents: list[Any], out: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+def _elementwise(
+    op: Op, tangents: list[Any], out: Any, args: Any, kwargs: dict[str, Any], batch: int | None = None
+) -> Any:
     shape = np.shape(out)
+    if batch is not None:
+        shape = (batch, *shape)
     total = None
     for argnum, tangent in enumerate(tangents):
         if tangent is None:
             continue
+        if batch is not None and np.ndim(tangent) < len(shape):
+            # (a stacked tangent of a broadcast argument: its own axes line up with the output's last ones)
+            tangent = tangent.reshape((batch,) + (1,) * (len(shape) - np.ndim(tangent)) + tangent.shape[1:])
         spread = tangent if np.shape(tangent) == shape else np.broadcast_to(tangent, shape)
         part = _vjp(op, argnum)(spread, out, *args, **kwargs)
         total = part if total is None else total + part

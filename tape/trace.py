@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .grad_mode import enable_grad, state
-from .op import Op
+from .op import Op, count_sweep
 from .pytree import TreeDef, flatten, unflatten
 from .record import Record, next_position
 from .tensor import Tensor
@@ -106,14 +106,30 @@ class TransformCall:
         self._inside.update(id(leaf) for leaf in leaves)
         made_inside(leaves)
 
-    def run(self, f: Callable[..., Any], *args: Any) -> Any:
-        """``f(*args)``, recorded whatever the caller's grad mode."""
+    def run(self, f: Callable[..., Any], *args: Any, sweep: Any = None) -> Any:
+        """``f(*args)``, recorded whatever the caller's grad mode; ``sweep``: the ``ForwardSweep`` that
+        pushes tangents through its records (an enclosing call's sweep is suspended meanwhile)."""
         _active.calls.append(self)
+        outer_sweep = state.forward_sweep
+        state.forward_sweep = sweep
+        if sweep is not None:
+            count_sweep(1)
         try:
             with enable_grad():
                 return f(*args)
         finally:
+            if sweep is not None:
+                count_sweep(-1)
+            state.forward_sweep = outer_sweep
             _active.calls.pop()
+
+    def outermost(self) -> bool:
+        """Whether no other transform call is running in this thread (asked before this one runs)."""
+        return not _active.calls
+
+    def inside_leaves(self) -> set[int]:
+        """The ids of the leaves made by this call (and those inside it), as the call goes on."""
+        return self._inside
 
     def nested(self, outputs: list[Any]) -> bool:
         """Whether results computed from ``outputs`` must stay recorded for an enclosing computation."""

@@ -69,7 +69,7 @@ def kernel_inputs(name, shape, dtype, seed=0):
 
 
 #: Arguments the kernel takes after the wrapper's: sine_kernel's quarter turns and its use of g.
-KERNEL_ONLY = {"sin_vjp": (1, True), "cos_vjp": (2, True)}
+KERNEL_ONLY = {"sin_vjp": (1, True, fused._NO_SLOPE), "cos_vjp": (2, True, fused._NO_SLOPE)}
 #: Kernels that their wrappers run on float64 only (numpy's float32 loops are as fast).
 FLOAT64_ONLY = {"sin_vjp", "cos_vjp"}
 
@@ -161,9 +161,9 @@ def test_sine_kernel_is_within_two_ulp_of_numpy(quarter_turns):
     x = sine_inputs()
     g = np.random.default_rng(3).standard_normal(x.size)
     with jit.use_jit(True), np.errstate(invalid="ignore"):
-        value = fused.sine_kernel(x, x, quarter_turns, False)
-        scaled = fused.sine_kernel(g, x, quarter_turns, True)
-        expected = fused.sine_kernel.twin(x, x, quarter_turns, False)
+        value = fused.sine_kernel(x, x, quarter_turns, False, fused._NO_SLOPE)
+        scaled = fused.sine_kernel(g, x, quarter_turns, True, fused._NO_SLOPE)
+        expected = fused.sine_kernel.twin(x, x, quarter_turns, False, fused._NO_SLOPE)
     finite = np.isfinite(x)
     np.testing.assert_array_equal(np.isnan(value), ~finite)
     ulp = np.abs(value[finite] - expected[finite]) / np.spacing(np.abs(expected[finite]))
@@ -172,11 +172,40 @@ def test_sine_kernel_is_within_two_ulp_of_numpy(quarter_turns):
     np.testing.assert_allclose(scaled[finite], g[finite] * value[finite], rtol=1e-15, atol=0)
 
 
+@pytest.mark.parametrize("use_jit", [True, False], ids=["kernel", "twin"])
+@pytest.mark.parametrize("quarter_turns", [0, 1, 2, 3])
+def test_sine_kernel_gives_the_value_and_the_tangent_in_one_pass(quarter_turns, use_jit):
+    x = sine_inputs()
+    g = np.random.default_rng(4).standard_normal(x.size)
+    slope = np.empty(x.size)
+    with jit.use_jit(use_jit), np.errstate(invalid="ignore"):
+        value = fused.sine_kernel(g, x, quarter_turns, False, slope)
+        alone = fused.sine_kernel(x, x, quarter_turns, False, fused._NO_SLOPE)
+        derivative = fused.sine_kernel.twin(x, x, quarter_turns + 1, False, fused._NO_SLOPE)
+    np.testing.assert_array_equal(value, alone)  # the forward's bits, whether or not the slope is wanted
+    finite = np.isfinite(x)
+    np.testing.assert_array_equal(np.isnan(slope), ~finite | np.isnan(g))
+    error = np.abs(slope[finite] - g[finite] * derivative[finite])
+    assert (error <= 3 * np.spacing(np.abs(g[finite] * derivative[finite]))).all()
+
+
+def test_sine_with_tangent_declines_what_its_kernel_does_not_take():
+    x = np.linspace(-3, 3, 12)
+    assert fused.sine_with_tangent(x.astype(np.float32), x.astype(np.float32), 0) is None
+    assert fused.sine_with_tangent(x, x[::-1], 0) is None  # a tangent laid out backwards
+    assert fused.sine_with_tangent(x, x[::-1].copy(), 0) is not None
+    assert fused.sine_with_tangent(x.reshape(3, 4).T, x.reshape(3, 4).T, 0) is None  # not C-contiguous
+    assert fused.sine_with_tangent(x, np.ones((1, 12)), 0) is None  # a tangent of another shape
+    value, tangent = fused.sine_with_tangent(x.reshape(3, 4), np.ones((3, 4)), 1)
+    np.testing.assert_allclose(value, np.cos(x).reshape(3, 4), rtol=1e-15)
+    np.testing.assert_allclose(tangent, -np.sin(x).reshape(3, 4), rtol=1e-15, atol=1e-300)
+
+
 @pytest.mark.parametrize("size", [0, 1])
 def test_sine_kernel_on_tiny_arrays(size):
     x = np.full(size, 0.5)
     with jit.use_jit(True):
-        np.testing.assert_array_equal(fused.sine_kernel(x, x, 0, False), np.sin(x))
+        np.testing.assert_array_equal(fused.sine_kernel(x, x, 0, False, fused._NO_SLOPE), np.sin(x))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
