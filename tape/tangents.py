@@ -114,6 +114,18 @@ class ForwardSweep:
         self.start = next_position()
         self.stopped = False  # complex values, or a nested result: the caller sweeps otherwise
 
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Push tangents through the records made in this thread in the block."""
+        previous = state.forward_sweep
+        state.forward_sweep = self
+        count_sweep(1)
+        try:
+            yield
+        finally:
+            count_sweep(-1)
+            state.forward_sweep = previous
+
     def stop(self) -> None:
         """Push nothing more (the caller will not use what this found)."""
         self.stopped = True
@@ -205,14 +217,8 @@ class ForwardSweep:
 def forward_sweep(seeds: dict[int, Any], inside: set[int] | None = None) -> Iterator[ForwardSweep]:
     """Push ``seeds`` (``{id(leaf): tangent}``) through every record made in the block (``ForwardSweep``)."""
     sweep = ForwardSweep(seeds, inside)
-    previous = state.forward_sweep
-    state.forward_sweep = sweep
-    count_sweep(1)
-    try:
+    with sweep.running():
         yield sweep
-    finally:
-        count_sweep(-1)
-        state.forward_sweep = previous
 
 
 def check_unchanged(records: Sequence[Record]) -> None:
