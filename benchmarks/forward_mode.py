@@ -11,9 +11,12 @@ Two cases from the lecture and the elementwise world, each timed side by side in
 2. a chain of 20 elementwise ops on 10^5 float64 values, the same cases.
 
 The goal: ``tape.jvp`` at most 2x the forward pass (the same function on tensors that require no grad: the
-same ops, nothing recorded). Then ``tape.hvp`` (forward over reverse: the gradient
-recorded, the direction pushed through its records) against the Hessian-vector product by double backward,
-on the tanh MLP of ``benchmarks.higher_order``. Every result is checked against the other ways first.
+same ops, nothing recorded). ``tape.jvp`` pushes the tangents as the function runs, and a product (the
+layer's ``W x``) or a sine computes its output and tangent together (``Op(forward_jvp=...)``), so W is
+read once. Then ``J @ V`` for 32 columns by ``tape.jacobian_operator`` (one sweep carrying the stacked
+tangents) against one sweep per column, and ``tape.hvp`` (forward over reverse: the gradient recorded,
+the direction pushed through its records) against the Hessian-vector product by double backward, on the
+tanh MLP of ``benchmarks.higher_order``. Every result is checked against the other ways first.
 
 python -m benchmarks.forward_mode            # full repeats
 python -m benchmarks.forward_mode --quick    # fewer repeats, smaller sizes
@@ -31,6 +34,7 @@ from benchmarks import peers
 from benchmarks.console import progress_bar, suite_main
 from benchmarks.timing import measure_side_by_side, print_table, timing_rows
 from tape.functional import _pairing, gradients
+from tape.ops import mkl
 from tape.tensor import leaf
 
 TARGET = 2.0  # tape.jvp over the forward pass, at most
@@ -114,13 +118,20 @@ def measure_case(
     ratio = timings[TAPE_JVP].median / floor
     note = (
         f"target tape.jvp <= {TARGET:g}x the forward pass: {'met' if ratio <= TARGET else 'MISSED'} "
-        f"({ratio:.2f}x); reverse mode's two sweeps: {timings[REVERSE_JVP].median / floor:.2f}x"
+        f"({ratio:.2f}x); reverse mode's two sweeps: {timings[REVERSE_JVP].median / floor:.2f}x; "
+        + (
+            "products by MKL (a product and its tangent in one, its matrix read once)"
+            if mkl.gemms() is not None
+            else "products by numpy's BLAS, slow on two vectors, so a product's matrix is read twice "
+            '(pip install ".[mkl]" reads it once)'
+        )
     )
     print_table(title, ["case", "time (median)", "spread", "vs forward"], timing_rows(timings, floor), note)
     figures = {
         name: {"median_s": t.median, "ratio_to_forward": t.median / floor} for name, t in timings.items()
     }
-    return {"skipped": missing, "tape_jvp_vs_forward": ratio, "cases": figures}
+    products = "mkl" if mkl.gemms() is not None else "numpy"
+    return {"skipped": missing, "tape_jvp_vs_forward": ratio, "products": products, "cases": figures}
 
 
 def measure_hvp(quick: bool) -> dict:
@@ -162,6 +173,39 @@ def measure_hvp(quick: bool) -> dict:
     return {
         name: {"median_s": t.median, "ratio_to_double_backward": t.median / reference}
         for name, t in timings.items()
+    }
+
+
+def measure_columns(quick: bool) -> dict:
+    """``J @ V`` through the records: the columns stacked in one sweep against a sweep per column."""
+    rng = np.random.default_rng(3)
+    inputs, outputs, columns = (64, 128, 8) if quick else (256, 1024, 32)
+    weight = tape.tensor(rng.standard_normal((outputs, inputs)) / np.sqrt(inputs))
+
+    def f(x: Any) -> Any:
+        return np.tanh(np.sin(weight @ x) * 1.5) * np.sum(x**2)
+
+    jacobian = tape.jacobian_operator(f, rng.standard_normal(inputs), structured=False)
+    block = rng.standard_normal((inputs, columns))
+    cases = {
+        f"J @ V, {columns} columns in one sweep": lambda: jacobian @ block,
+        "one sweep per column": lambda: np.stack([jacobian @ column for column in block.T], axis=1),
+    }
+    expected = cases["one sweep per column"]()
+    np.testing.assert_allclose(cases[next(iter(cases))](), expected, rtol=1e-12, atol=1e-12)
+    rounds = 2 if quick else 3
+    with progress_bar(rounds * len(cases), "forward_mode: J @ V") as progress:
+        timings = measure_side_by_side(
+            {name: (case, None) for name, case in cases.items()}, rounds, 3, 0.05 if quick else 0.2, progress
+        )
+    reference = timings["one sweep per column"].median
+    print_table(
+        f"J @ V through the records, {inputs} -> {outputs}, float64",
+        ["case", "time (median)", "spread", "vs a sweep per column"],
+        timing_rows(timings, reference),
+    )
+    return {
+        name: {"median_s": t.median, "ratio_to_columns": t.median / reference} for name, t in timings.items()
     }
 
 
@@ -210,6 +254,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             rng.uniform(-2, 2, size),
             quick,
         ),
+        "columns": measure_columns(quick),
         "hvp": measure_hvp(quick),
     }
 

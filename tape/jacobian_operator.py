@@ -64,9 +64,9 @@ def jacobian_operator(
     ``f`` is recorded once. The operator is a matrix of shape ``(output.size, input.size)`` over the
     flattened output and input: ``J @ v`` (forward mode), ``u @ J`` and ``J.T @ u`` (reverse mode), blocks
     of vectors (``J @ V`` with columns, ``U @ J`` with rows), and ``to_dense``, ``diagonal``, ``trace``,
-    ``blocks``, ``block`` and ``aslinearoperator`` (scipy). ``U @ J`` is one batched reverse sweep; ``J @ V``
-    is one forward sweep per column (tangents are not batched), except where a diagonal or factored form
-    was found, which takes every column at once. Vectors may be flat or shaped like the input (for
+    ``blocks``, ``block`` and ``aslinearoperator`` (scipy). ``U @ J`` is one batched reverse sweep and
+    ``J @ V`` one forward sweep carrying every column (tangents stacked on a leading axis), or, where a
+    diagonal or factored form was found, products with it. Vectors may be flat or shaped like the input (for
     ``J @ v``) or output (for ``u @ J``); results take the same form (a 2-D array whose length matches the
     flat size is read as a block). ``structured=False`` ignores what the tape shows and runs every product
     through the records. A program that forward mode does not handle (complex values inside) gets ``J @ v``
