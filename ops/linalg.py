@@ -33,6 +33,7 @@ from tape.registry import FUNCTIONS, implements
 from tape.tensor import Tensor
 
 from . import mkl
+from .product_kernels import matrix_times_two_vectors
 
 
 def _conj(x: Any) -> Any:
@@ -132,18 +133,20 @@ def _times_tangent(x: Any, dy: Any, y_ndim: int) -> Any:
 def _matmul_with_tangent(tangents: tuple[Any, Any], x: Any, y: Any) -> tuple[Any, Any] | None:
     """Forward mode's joint rule: ``x @ y`` and its tangent in one product, the operand that has a tangent
     stacked with it (``[x; dx] @ y`` or ``x @ [y, dy]``), so the other operand, a layer's weight, is read
-    once where the forward and then the JVP would read it twice. Only where MKL computes the stacked
-    product (numpy's BLAS is slower on two rows than on two matrix-vector products) and the other operand
-    is the larger; None otherwise."""
+    once where the forward and then the JVP would read it twice. The stacked product is MKL's (numpy's
+    BLAS is slower on two rows than on two matrix-vector products); without MKL a matrix times a vector
+    and its tangent takes ``product_kernels``. Only where the other operand is the larger; None
+    otherwise."""
     dx, dy = tangents
     if (dx is None) == (dy is None) or type(x) is not np.ndarray or type(y) is not np.ndarray:
         return None
-    if x.dtype != y.dtype or x.dtype.kind != "f" or mkl.gemms() is None:
+    if x.dtype != y.dtype or x.dtype.kind != "f":
         return None
+    with_mkl = mkl.gemms() is not None
     if dx is not None:
-        if x.ndim not in (1, 2) or y.ndim != 2 or x.shape[-1] != y.shape[0] or dx.shape != x.shape:
+        if not with_mkl or x.ndim not in (1, 2) or y.ndim != 2 or x.shape[-1] != y.shape[0]:
             return None
-        if x.size > y.size:
+        if dx.shape != x.shape or x.size > y.size:
             return None
         if x.ndim == 1:
             both = mkl.matmul(np.stack([x, dx]), y)
@@ -154,9 +157,13 @@ def _matmul_with_tangent(tangents: tuple[Any, Any], x: Any, y: Any) -> tuple[Any
         return None
     if y.size > x.size:
         return None
-    if y.ndim == 1:  # as two rows times x's transpose: MKL reads x once for both
+    if y.ndim == 1:  # W @ x: MKL takes [x; dx] as two rows times W's transpose, reading W once
+        if not with_mkl:
+            return matrix_times_two_vectors(x, y, dy)
         both = mkl.matmul(np.stack([y, dy]), x.T)
         return both[0], both[1]
+    if not with_mkl:
+        return None
     columns = y.shape[1]
     both = mkl.matmul(x, np.concatenate([y, dy], axis=1))
     return np.ascontiguousarray(both[:, :columns]), np.ascontiguousarray(both[:, columns:])

@@ -46,8 +46,7 @@ PRODUCTS = {
 @settings(max_examples=5, deadline=None)
 @given(dtype=st.sampled_from(FLOAT_DTYPES), seed=st.integers(0, 2**16))
 def test_a_product_and_its_tangent_in_one_product(name, dtype, seed):
-    if mkl.gemms() is None:
-        pytest.skip("the joint rule stacks products for MKL only (tape's mkl extra)")
+    # (With MKL every form is one stacked product; without it W @ x takes the two-vector kernel.)
     product, weight_shape, x_shape = PRODUCTS[name]
     rng = np.random.default_rng(seed)
     weight = tape.tensor(rng.standard_normal(weight_shape).astype(dtype))
@@ -72,8 +71,11 @@ def test_the_joint_product_rule_runs_and_declines_where_it_should():
     rng = np.random.default_rng(0)
     w, x, v = rng.standard_normal((8, 6)), rng.standard_normal(6), rng.standard_normal(6)
     rule = linalg.matmul.forward_jvp
+    out, tangent = rule((None, v), w, x)  # MKL's stacked product, or the two-vector kernel
+    np.testing.assert_allclose(out, w @ x, rtol=1e-14)
+    np.testing.assert_allclose(tangent, w @ v, rtol=1e-14)
     if mkl.gemms() is None:
-        assert rule((None, v), w, x) is None
+        assert rule((v, None), x, w.T) is None  # (the other stacked forms are MKL's only)
         return
     out, tangent = rule((None, v), w, x)
     np.testing.assert_allclose(out, w @ x, rtol=1e-14)
@@ -91,14 +93,24 @@ def test_a_failed_product_still_names_the_op_and_shapes():
         tape.jvp(lambda x: np.ones((8, 6)) @ x, (np.ones(5),), (np.ones(5),))
 
 
-def test_without_mkl_the_products_are_separate_and_as_right(monkeypatch):
+@pytest.mark.parametrize("use_jit", [True, False], ids=["kernel", "numpy"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_without_mkl_a_matrix_times_a_vector_and_its_tangent(monkeypatch, use_jit, dtype):
+    # The two-vector kernel, its rows split between threads (JIT on); with JIT off, numpy's two products.
     rng = np.random.default_rng(1)
-    weight = tape.tensor(rng.standard_normal((30, 20)))
-    x, v = rng.standard_normal(20), rng.standard_normal(20)
+    weight = tape.tensor(rng.standard_normal((600, 300)).astype(dtype))
+    x, v = rng.standard_normal(300).astype(dtype), rng.standard_normal(300).astype(dtype)
     monkeypatch.setattr(mkl, "gemms", lambda: None)
-    out, tangent = tape.jvp(lambda x: weight @ x, (x,), (v,))
-    np.testing.assert_array_equal(out, weight.data @ x)  # numpy's product, to the bit
-    np.testing.assert_allclose(tangent, weight.data @ v, rtol=1e-14)
+    with tape.jit.use_jit(use_jit):
+        assert (linalg.matmul.forward_jvp((None, v), weight.data, x) is not None) == use_jit
+        out, tangent = tape.jvp(lambda x: weight @ x, (x,), (v,))
+    assert out.dtype == tangent.dtype == dtype
+    tolerance = 1e-13 if dtype == np.float64 else 1e-5
+    if use_jit:
+        np.testing.assert_allclose(out, weight.data @ x, rtol=tolerance, atol=tolerance)
+    else:
+        np.testing.assert_array_equal(out, weight.data @ x)  # numpy's product, to the bit
+    np.testing.assert_allclose(tangent, weight.data @ v, rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.parametrize("function", [np.sin, np.cos], ids=["sin", "cos"])
