@@ -12,11 +12,12 @@ Two cases from the lecture and the elementwise world, each timed side by side in
 
 The goal: ``tape.jvp`` at most 2x the forward pass (the same function on tensors that require no grad: the
 same ops, nothing recorded). ``tape.jvp`` pushes the tangents as the function runs, and a product (the
-layer's ``W x``) or a sine computes its output and tangent together (``Op(forward_jvp=...)``), so W is
-read once. Then ``J @ V`` for 32 columns by ``tape.jacobian_operator`` (one sweep carrying the stacked
-tangents) against one sweep per column, and ``tape.hvp`` (forward over reverse: the gradient recorded,
-the direction pushed through its records) against the Hessian-vector product by double backward, on the
-tanh MLP of ``benchmarks.higher_order``. Every result is checked against the other ways first.
+layer's ``W x``: MKL's product with x and v stacked, or without MKL ``ops/product_kernels.py``) or a
+sine computes its output and tangent together (``Op(forward_jvp=...)``), so W is read once. Then
+``J @ V`` for 32 columns by ``tape.jacobian_operator`` (one sweep carrying the stacked tangents) against
+one sweep per column, and ``tape.hvp`` (forward over reverse: the gradient recorded, the direction pushed
+through its records) against the Hessian-vector product by double backward, on the tanh MLP of
+``benchmarks.higher_order``. Every result is checked against the other ways first.
 
 python -m benchmarks.forward_mode            # full repeats
 python -m benchmarks.forward_mode --quick    # fewer repeats, smaller sizes
@@ -120,10 +121,9 @@ def measure_case(
         f"target tape.jvp <= {TARGET:g}x the forward pass: {'met' if ratio <= TARGET else 'MISSED'} "
         f"({ratio:.2f}x); reverse mode's two sweeps: {timings[REVERSE_JVP].median / floor:.2f}x; "
         + (
-            "products by MKL (a product and its tangent in one, its matrix read once)"
+            "products by MKL (a product and its tangent stacked in one, the matrix read once)"
             if mkl.gemms() is not None
-            else "products by numpy's BLAS, slow on two vectors, so a product's matrix is read twice "
-            '(pip install ".[mkl]" reads it once)'
+            else "products by numpy's BLAS (W x and W v by tape's two-vector kernel, W read once)"
         )
     )
     print_table(title, ["case", "time (median)", "spread", "vs forward"], timing_rows(timings, floor), note)
