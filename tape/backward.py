@@ -29,6 +29,7 @@ from .grad_mode import state
 from .record import Record
 from .registry import implements
 from .tensor import Tensor, new_tensor
+from .views import refresh_if_stale
 
 _accumulation_lock = threading.Lock()
 
@@ -212,6 +213,8 @@ def propagate(
             "compile the function and differentiate the compiled one (tape.grad(tape.compile(f))), or "
             "call .backward() on the compiled function's result",
         )
+    for tensor, _ in seeds:
+        refresh_if_stale(tensor)  # a view returned after its base was written: its history is a fresh cut
     sweep = _Sweep(create_graph, capture, batch)
     if finals:
         sweep.finals, sweep.settle = finals, settle

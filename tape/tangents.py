@@ -35,6 +35,7 @@ from .grad_mode import enable_grad, state
 from .op import Op, count_sweep
 from .record import Record, next_position
 from .tensor import Tensor, leaf
+from .views import refresh_if_stale
 
 ndarray = np.ndarray
 _COMPLEX_KIND = "c"
@@ -202,6 +203,7 @@ class ForwardSweep:
             raise ForwardModeUnavailableError("the forward sweep stopped")
         found = []
         for output in outputs:
+            refresh_if_stale(output)  # (a new cut after the sweep: swept below, by push_forward)
             record = output._record
             if record is None:
                 found.append(self.seeds.get(id(output)))
@@ -241,6 +243,8 @@ def records_between(
     """The records the outputs depend on, earliest first (iteratively: deep graphs must work), not looking
     behind those in ``known``; ``caller`` names the transform in the error for a record a backward
     released."""
+    for output in outputs:
+        refresh_if_stale(output)
     seen: set[Record] = set()
     stack = [output._record for output in outputs if output._record is not None]
     while stack:

@@ -26,6 +26,7 @@ from .op import Op, count_sweep
 from .pytree import TreeDef, flatten, unflatten
 from .record import Record, next_position
 from .tensor import Tensor
+from .views import refresh_if_stale
 
 #: Marks where a transform's input enters, so that an input which is itself a recorded tensor gets a node
 #: of its own: the sweep captures its cotangent there, and the outer computation still sees the link.
@@ -116,7 +117,10 @@ class TransformCall:
             count_sweep(1)
         try:
             with enable_grad():
-                return f(*args)
+                result = f(*args)
+                for value in flatten(result)[0]:
+                    refresh_if_stale(value)  # (a view returned after its base was written)
+                return result
         finally:
             if sweep is not None:
                 count_sweep(-1)

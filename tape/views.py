@@ -9,7 +9,9 @@ through the ``Op`` objects it is handed and imports nothing above ``Tensor``.
 
 from __future__ import annotations
 
-from .grad_mode import state
+from typing import Any
+
+from .grad_mode import enable_grad, state
 from .tensor import Tensor
 
 
@@ -27,3 +29,15 @@ def refresh_view(view: Tensor) -> None:
             state.tracer.rebind(tensor, cut)
         tensor._record, tensor._index, tensor.requires_grad = cut._record, None, cut.requires_grad
         tensor._view_of = (base, view_op, view_args, view_kwargs, tensor._vc[0])
+
+
+def refresh_if_stale(value: Any) -> None:
+    """``refresh_view(value)`` if ``value`` is a view whose base was changed in place since it was cut.
+
+    For the tensors a sweep starts from (what ``backward`` seeds, what a transform's function returned),
+    which no op has read since the write, so their history is still the old cut's. The new cut is recorded
+    whatever the grad mode, so that the view stays connected to its base's history.
+    """
+    if isinstance(value, Tensor) and value._view_of is not None and value._view_of[4] != value._vc[0]:
+        with enable_grad():
+            refresh_view(value)
