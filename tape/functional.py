@@ -290,8 +290,10 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
 
     ``tangents`` has one entry per primal, of the primal's structure; the tangent out has the output's
     structure (zeros where the output does not depend on the primals). Computed in forward mode: the
-    function is recorded once and the tangents are pushed through its records, earliest first, by each
-    op's JVP rule (``tape.tangents``), at about the cost of a second forward pass. Inside another
+    tangents are pushed through the function's records as they are made, by each op's JVP rule
+    (``tape.tangents``), and an op with a joint rule (a product, sin, cos) computes its output and tangent
+    together, so a JVP costs less than two forward passes. The primal output may then differ from
+    ``f(*primals)`` in the last bits (another summation order in a product). Inside another
     transform, with tangents that require grad, or with complex values, it is computed in reverse mode
     instead, by differentiating the (linear) VJP with respect to its cotangent, so that every enclosing
     level sees the dependence.
