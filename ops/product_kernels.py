@@ -26,11 +26,11 @@ import numpy as np
 from tape import jit
 from tape.jit import kernel
 
-__all__ = ["MIN_THREADED_ELEMENTS", "matrix_times_two_vectors", "two_products_kernel"]
+__all__ = ["MIN_ELEMENTS", "matrix_times_two_vectors", "two_products_kernel"]
 
-#: Fewest matrix elements for which the rows are split between threads (a thread's hand-off costs tens of
-#: microseconds; a 256 x 256 product takes about that).
-MIN_THREADED_ELEMENTS = 1 << 16
+#: Fewest matrix elements for which the kernel runs, its rows split between threads: below it numpy's two
+#: products take microseconds, less than a thread's hand-off, and a small JVP imports no numba for them.
+MIN_ELEMENTS = 1 << 16
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _pool: ThreadPoolExecutor | None = None
 _pool_owner = -1  # the process that made the pool (a forked child makes its own: threads do not survive)
@@ -96,11 +96,12 @@ def matrix_times_two_vectors(matrix: Any, x: Any, v: Any) -> tuple[np.ndarray, n
 
     Examples
     --------
-    >>> found = matrix_times_two_vectors(np.eye(3), np.arange(3.0), np.ones(3))
-    >>> found is None or [list(found[0]), list(found[1])] == [[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]]
+    >>> matrix = np.ones((256, 256))
+    >>> found = matrix_times_two_vectors(matrix, np.arange(256.0), np.ones(256))
+    >>> found is None or (found[0][0], found[1][0]) == (32640.0, 256.0)
     True
     """
-    if not jit.enabled() or two_products_kernel.failed:
+    if not jit.enabled() or two_products_kernel.failed or np.size(matrix) < MIN_ELEMENTS:
         return None
     for array, ndim in ((matrix, 2), (x, 1), (v, 1)):
         if type(array) is not np.ndarray or array.ndim != ndim or not array.flags.c_contiguous:
@@ -114,7 +115,7 @@ def matrix_times_two_vectors(matrix: Any, x: Any, v: Any) -> tuple[np.ndarray, n
     first, second = np.empty(rows, dtype), np.empty(rows, dtype)
     two_products_kernel(matrix, x, v, first, second, 0, 0)  # compiles (or loads) here, not in a thread
     workers = min(_cores(), max(1, rows // 64))
-    if workers == 1 or matrix.size < MIN_THREADED_ELEMENTS:
+    if workers == 1:
         two_products_kernel(matrix, x, v, first, second, 0, rows)
         return first, second
     bounds = [rows * k // workers // 4 * 4 for k in range(workers)] + [rows]

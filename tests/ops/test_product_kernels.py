@@ -50,10 +50,9 @@ def test_kernel_writes_only_its_rows():
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("rows", [4, 257, 1030])
+@pytest.mark.parametrize("rows", [1, 67, 257, 1030])
 def test_products_split_between_threads(rows, dtype):
-    matrix, x, v = operands(rows, 300, dtype, seed=rows)
-    assert rows < 1000 or matrix.size >= product_kernels.MIN_THREADED_ELEMENTS
+    matrix, x, v = operands(rows, product_kernels.MIN_ELEMENTS // rows + 3, dtype, seed=rows)
     with jit.use_jit(True):
         first, second = product_kernels.matrix_times_two_vectors(matrix, x, v)
     np.testing.assert_allclose(first, matrix @ x, **tolerance(dtype))
@@ -72,16 +71,17 @@ def test_a_forked_process_makes_its_own_threads(monkeypatch):
 
 
 def test_what_the_kernel_does_not_take_is_declined():
-    matrix, x, v = operands(8, 6, np.float64)
+    matrix, x, v = operands(8, product_kernels.MIN_ELEMENTS // 8, np.float64)
     with jit.use_jit(True):
+        assert product_kernels.matrix_times_two_vectors(matrix[:, :6], x[:6], v[:6]) is None  # small
         take = product_kernels.matrix_times_two_vectors
         assert take(matrix, x, v) is not None
         assert take(matrix.T.copy().T, x, v) is None  # not C-contiguous
         assert take(matrix, x[::-1], v) is None
         assert take(matrix, x.astype(np.float32), v) is None
         assert take(matrix.astype(np.int64), x, v) is None
-        assert take(matrix, x[:5], v[:5]) is None  # shapes that do not align
-        assert take(matrix, x, v[:5]) is None
+        assert take(matrix, x[:-1], v[:-1]) is None  # shapes that do not align
+        assert take(matrix, x, v[:-1]) is None
         assert take(matrix, x[None], v[None]) is None
     with jit.use_jit(False):
         assert take(matrix, x, v) is None  # numpy's two products are the caller's
