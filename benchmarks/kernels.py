@@ -34,7 +34,7 @@ from benchmarks.results import report_results
 from benchmarks.timing import format_time, measure, print_table
 from tape import jit
 from tape.nn import optim, optim_kernels
-from tape.ops import erf, losses, recurrent, reductions, special, statistics
+from tape.ops import erf, losses, product_kernels, recurrent, reductions, special, statistics
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -282,6 +282,30 @@ def _recurrent_example(kernel: str, dtype: Any) -> tuple[Any, ...]:
     return state, state, activated, state, activated, state, state
 
 
+def product_cases(quick: bool) -> list[Case]:
+    """A matrix times a vector and its tangent (forward mode's joint product without MKL): the kernel, its
+    rows split between the cores, against numpy's two products (float64: float32 is numpy's)."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for rows, columns in [(2048, 2048)] if quick else [(2048, 2048), (2048, 4096)]:
+        for dtype in (np.float64,):
+            matrix = rng.standard_normal((rows, columns)).astype(dtype)
+            x, v = rng.standard_normal(columns).astype(dtype), rng.standard_normal(columns).astype(dtype)
+            joint = partial(product_kernels.matrix_times_two_vectors, matrix, x, v)
+
+            def two_products(matrix: Any = matrix, x: Any = x, v: Any = v) -> Any:
+                return matrix @ x, matrix @ v
+
+            name = f"W @ x and W @ v, W {rows}x{columns} {np.dtype(dtype).name}"
+            cases.append(Case(name, {"kernel": with_jit(True, joint), "twin": two_products}))
+    return cases
+
+
+def _product_example(dtype: Any) -> tuple[Any, ...]:
+    matrix, vector = np.ones((5, 3), dtype), np.ones(3, dtype)
+    return matrix, vector, vector, np.empty(5, dtype), np.empty(5, dtype), 0, 5
+
+
 def _class_targets(logits: np.ndarray) -> np.ndarray:
     return np.random.default_rng(1).integers(0, logits.shape[1], logits.shape[0])
 
@@ -408,6 +432,7 @@ CASES: dict[str, tuple[Callable[[bool], list[Case]], Callable[[Any], tuple[Any, 
         name: (partial(recurrent_cases, kernel=name), partial(_recurrent_example, name))
         for name in map(_RECURRENT_KERNEL.format, ("finish_gates_kernel", "lstm_cell_vjp_kernel"))
     },
+    "tape.ops.product_kernels.two_products_kernel": (product_cases, _product_example),
 }
 #: Kernels timed against their twins by another suite, in the workloads that use them.
 TIMED_ELSEWHERE = {

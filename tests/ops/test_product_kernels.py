@@ -49,17 +49,22 @@ def test_kernel_writes_only_its_rows():
     assert (first[:3] == -1).all() and (first[8:] == -1).all() and (second[8:] == -1).all()
 
 
-@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.fixture
+def small_matrices_take_the_kernel(monkeypatch):
+    monkeypatch.setattr(product_kernels, "MIN_ELEMENTS", 64)
+
+
 @pytest.mark.parametrize("rows", [1, 67, 257, 1030])
-def test_products_split_between_threads(rows, dtype):
-    matrix, x, v = operands(rows, product_kernels.MIN_ELEMENTS // rows + 3, dtype, seed=rows)
+def test_products_split_between_threads(rows, small_matrices_take_the_kernel):
+    dtype = np.float64
+    matrix, x, v = operands(rows, 300, dtype, seed=rows)
     with jit.use_jit(True):
         first, second = product_kernels.matrix_times_two_vectors(matrix, x, v)
     np.testing.assert_allclose(first, matrix @ x, **tolerance(dtype))
     np.testing.assert_allclose(second, matrix @ v, **tolerance(dtype))
 
 
-def test_a_forked_process_makes_its_own_threads(monkeypatch):
+def test_a_forked_process_makes_its_own_threads(monkeypatch, small_matrices_take_the_kernel):
     matrix, x, v = operands(1030, 300, np.float64)
     with jit.use_jit(True):
         product_kernels.matrix_times_two_vectors(matrix, x, v)
@@ -70,8 +75,8 @@ def test_a_forked_process_makes_its_own_threads(monkeypatch):
     np.testing.assert_allclose(first, matrix @ x, **tolerance(np.float64))
 
 
-def test_what_the_kernel_does_not_take_is_declined():
-    matrix, x, v = operands(8, product_kernels.MIN_ELEMENTS // 8, np.float64)
+def test_what_the_kernel_does_not_take_is_declined(small_matrices_take_the_kernel):
+    matrix, x, v = operands(8, 40, np.float64)
     with jit.use_jit(True):
         assert product_kernels.matrix_times_two_vectors(matrix[:, :6], x[:6], v[:6]) is None  # small
         take = product_kernels.matrix_times_two_vectors
@@ -80,6 +85,7 @@ def test_what_the_kernel_does_not_take_is_declined():
         assert take(matrix, x[::-1], v) is None
         assert take(matrix, x.astype(np.float32), v) is None
         assert take(matrix.astype(np.int64), x, v) is None
+        assert take(*(a.astype(np.float32) for a in (matrix, x, v))) is None  # numpy's are faster
         assert take(matrix, x[:-1], v[:-1]) is None  # shapes that do not align
         assert take(matrix, x, v[:-1]) is None
         assert take(matrix, x[None], v[None]) is None
