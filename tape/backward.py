@@ -138,6 +138,7 @@ _REFERENCES_FROM_ENTRY = 2
 
 def seed_cotangent(root: Tensor, gradient: Any, create_graph: bool, caller: str) -> Any:
     """Check ``gradient`` against ``root`` (or make the implicit one for a single element)."""
+    refresh_if_stale(root)  # a view cut before its base had the history it has now
     if not root.requires_grad:
         raise RuntimeError(
             f"{caller}: the tensor (shape {root.shape}, {root.dtype.name}) does not require grad and has "

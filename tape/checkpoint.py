@@ -19,6 +19,7 @@ from .op import Op
 from .record import next_position
 from .tensor import Tensor
 from .trace import enter, first_outside, made_inside, track
+from .views import refresh_if_stale
 
 
 def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
@@ -64,6 +65,7 @@ def _recompute_vjp(fn: Callable[..., Any], name: str, g: Any, values: tuple[Any,
                 call_args[k] = tracked[k] = track(value, name)
         made_inside(tracked.values())
         out = fn(*call_args)
+        refresh_if_stale(out)  # (a view returned after its base was written: a fresh cut)
     if not isinstance(out, Tensor) or not out.requires_grad:
         return [None] * len(values)
     _refuse_outside_tensors(out, set(map(id, tracked.values())), first_position, name)

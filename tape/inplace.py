@@ -20,7 +20,7 @@ from .op import UNREAD_OUTPUT, Op, apply
 from .record import Record
 from .saved import saved_output
 from .tensor import Tensor, new_tensor
-from .views import refresh_view
+from .views import refresh_if_stale
 
 
 def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
@@ -31,11 +31,15 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     still sees what it saw. Any other record that saved the old buffer notices the change through the
     version counter and refuses to run backward rather than give a wrong gradient.
     """
+    if state.grad_enabled:
+        # A view whose base was written since the cut (the base may have gained a history then) takes a
+        # fresh cut first, as target or as source; only then is it known whether the write is recorded.
+        for value in (target, *args):
+            refresh_if_stale(value)
+        _refuse_writing_through_a_detached_view(op, target)
     recording = state.grad_enabled and (
         target.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args)
     )
-    if recording and target._view_of is not None:
-        refresh_view(target)
     bases = _bases(target)
     tracer = state.tracer
     if tracer is not None:
@@ -89,6 +93,19 @@ def apply_in_place(op: Op, target: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         _stamp(base)
         view = base
     return target
+
+
+def _refuse_writing_through_a_detached_view(op: Op, target: Tensor) -> None:
+    """A view cut without a history (under ``no_grad``) from a tensor that requires grad would change its
+    base unrecorded: refused, as PyTorch refuses it."""
+    if target.requires_grad or target._view_of is None:
+        return
+    if any(base.requires_grad for base in _bases(target)):
+        raise RuntimeError(
+            f"{op.name} (in place): this tensor (shape {target.shape}, {target.dtype.name}) is a view cut "
+            "under no_grad of a tensor that requires grad, so the write would change its base without "
+            "its history; cut the view with grad enabled, write into the base, or write under no_grad"
+        )
 
 
 def _stamp(tensor: Tensor) -> None:

@@ -86,3 +86,61 @@ def test_the_forward_value_and_the_derivative_describe_the_same_function():
     out, tangent = tape.jvp(cut_then_write, (X,), (V,))
     np.testing.assert_allclose(out, 3 * X[:2])
     np.testing.assert_allclose(tangent, 3 * V[:2])
+
+
+# -- a view cut before its base had a history ----------------------------------------------------------------
+def test_a_write_through_a_view_cut_before_its_base_had_a_history_is_recorded():
+    x = tape.tensor(X, requires_grad=True)
+    buffer = tape.zeros(3)
+    view = buffer[1:]  # cut while the buffer is a constant
+    buffer[...] = np.sin(x)  # the buffer now has a history; the view is stale
+    view[...] = 0.0
+    buffer.sum().backward()
+    np.testing.assert_allclose(buffer.data, [np.sin(X[0]), 0.0, 0.0])
+    np.testing.assert_allclose(x.grad, [np.cos(X[0]), 0.0, 0.0], rtol=1e-15)
+
+
+def test_a_view_cut_before_its_base_had_a_history_as_the_source_of_a_write():
+    torch = pytest.importorskip("torch")
+    x = tape.tensor(X, requires_grad=True)
+    buffer = tape.zeros(2)
+    view = buffer[:]
+    buffer[...] = np.sin(x[:2])
+    out = tape.zeros(2)
+    out[...] = view
+    np.sum(out * x[:2]).backward()
+    x_torch = torch.tensor(X, requires_grad=True)
+    (torch.sin(x_torch[:2]) * x_torch[:2]).sum().backward()
+    np.testing.assert_allclose(x.grad, x_torch.grad.numpy(), rtol=1e-15)
+
+
+def returns_a_view_cut_before_the_history(a):
+    buffer = tape.zeros(3)
+    view = buffer[1:]
+    buffer[...] = np.sin(a)
+    return view
+
+
+@pytest.mark.parametrize("how", ["backward", "checkpoint", "grad"])
+def test_returning_a_view_cut_before_its_base_had_a_history(how):
+    x = tape.tensor(X, requires_grad=True)
+    if how == "grad":
+        found = tape.grad(lambda a: np.sum(returns_a_view_cut_before_the_history(a) * U))(X)
+    else:
+        f = returns_a_view_cut_before_the_history
+        out = f(x) if how == "backward" else tape.checkpoint(f, x)
+        out.backward(U)
+        found = x.grad
+    np.testing.assert_allclose(found, [0.0, *(np.cos(X[1:]) * U)], rtol=1e-15)
+
+
+def test_writing_with_grad_through_a_view_cut_under_no_grad_is_refused():
+    x = tape.tensor(X, requires_grad=True)
+    y = x * 1.0
+    with tape.no_grad():
+        view = y[1:]
+    with pytest.raises(RuntimeError, match=r"multiply \(in place\): .* a view cut under no_grad"):
+        view *= 0.0
+    with tape.no_grad():  # the explicit way: unrecorded, as PyTorch allows
+        view *= 0.0
+    np.testing.assert_allclose(y.data, [X[0], 0.0, 0.0])
