@@ -282,7 +282,11 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
             tuple(range(len(primals))), trees, _zeros_where_unused(call, found, nested)
         )
 
-    return unflatten(out_treedef, [call.result(o, nested) for o in outputs]), pullback
+    # The pullback reads what the records saved, which may be the very buffers returned (an exp's output,
+    # an input returned as it is): the caller gets copies, so writing into them cannot change a pullback.
+    returned = [call.result(o, nested) for o in outputs]
+    returned = [value.copy() if type(value) is np.ndarray else value for value in returned]
+    return unflatten(out_treedef, returned), pullback
 
 
 def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:

@@ -385,7 +385,7 @@ class JacobianOperator:
         if not structure.depends:
             return np.zeros(rows, dtype=self.dtype)
         if structure.diagonal is not None:
-            return structure.diagonal.reshape(-1).astype(self.dtype, copy=False)
+            return structure.diagonal.reshape(-1).astype(self.dtype)  # a copy: the operator keeps its own
         count = structure.blocks
         if count and (rows // count) == (columns // count):
             return np.concatenate([np.diagonal(block) for block in self.blocks(memory_limit)])

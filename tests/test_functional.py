@@ -143,3 +143,16 @@ def test_transforms_on_tensors_inside_a_recorded_computation():
     assert isinstance(first, tape.Tensor) and first.requires_grad
     first.backward()
     assert x.grad == pytest.approx(9.0)
+
+
+def test_writing_into_what_vjp_returned_cannot_change_its_pullback():
+    # The pullback reads saved buffers (exp's output, an input returned as it is): vjp returns copies.
+    x = np.array([0.5, 1.0])
+    out, pullback = tape.vjp(np.exp, x)
+    out *= 0.0
+    np.testing.assert_allclose(pullback(np.ones(2))[0], np.exp(x))
+    (same, cube), pullback = tape.vjp(lambda a: (a, a**3), x)
+    cube[...] = -1.0
+    same[...] = 100.0
+    np.testing.assert_allclose(pullback((np.zeros(2), np.ones(2)))[0], 3 * x**2)
+    np.testing.assert_array_equal(x, [0.5, 1.0])

@@ -401,3 +401,13 @@ def test_a_weight_changed_in_place_after_recording_is_refused_by_every_product()
     for product in (lambda: operator @ v, lambda: u @ operator, lambda: operator.block(0), operator.to_dense):
         with pytest.raises(RuntimeError, match="changed in place"):
             product()
+
+
+def test_the_diagonal_is_the_callers_copy() -> None:
+    x = np.array([0.3, 1.2, -0.4])
+    J = tape.jacobian_operator(lambda a: np.sin(a) * 2.0, x)
+    diagonal = J.diagonal()
+    diagonal /= diagonal.max()  # the caller's to change
+    np.testing.assert_allclose(J @ np.ones(3), 2 * np.cos(x), rtol=1e-15)
+    np.testing.assert_allclose(J.diagonal(), 2 * np.cos(x), rtol=1e-15)
+    np.testing.assert_allclose(np.diagonal(J.to_dense()), 2 * np.cos(x), rtol=1e-15)
