@@ -11,6 +11,7 @@ and the lookup is tried again.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from typing import Any
 
@@ -103,6 +104,7 @@ def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         raise TypeError(
             f"{public_name(func)} is not supported on tape tensors (it has no VJP); {_HOW_TO_PROCEED}"
         )
+    args, kwargs = _out_by_keyword(func, args, kwargs)
     if not kwargs:
         return handler(*args)
     out = _out_outside_recording(kwargs)
@@ -112,6 +114,34 @@ def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         _refuse_unsupported(public_name(func), kwargs, where_is_an_argument=takes_where)
     result = handler(*args, **kwargs)
     return result if out is None else _write_out(out, result)
+
+
+_NOT_LOOKED_UP: Any = object()
+_OUT_POSITIONS: dict[Any, int | None] = {}  # numpy function -> the position of its out= parameter
+
+
+def _out_by_keyword(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """``out`` given by position (``np.sum(x, 0, None, out)``) moved to ``kwargs``, where it is written or
+    refused as ``out=`` is: handlers read their arguments by position and would drop it."""
+    position = _OUT_POSITIONS.get(func, _NOT_LOOKED_UP)
+    if position is _NOT_LOOKED_UP:
+        position = _OUT_POSITIONS[func] = _out_position(func)
+    if position is None or len(args) <= position or args[position] is None:
+        return args, kwargs
+    return (*args[:position], None, *args[position + 1 :]), {**kwargs, "out": args[position]}
+
+
+def _out_position(func: Any) -> int | None:
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    for position, parameter in enumerate(parameters):
+        if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            return None
+        if parameter.name == "out":
+            return position
+    return None
 
 
 def _out_outside_recording(kwargs: dict[str, Any]) -> Any:

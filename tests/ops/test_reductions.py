@@ -227,3 +227,27 @@ def test_prod_gradient_at_an_infinite_entry_is_quiet():
     x = tape.tensor([1.5, np.inf, -0.5], requires_grad=True)
     np.prod(x).backward()
     np.testing.assert_array_equal(x.grad, [-np.inf, np.nan, np.inf])
+
+
+POSITIONAL_OUT = {  # a function and its arguments before out=
+    "sum": (np.sum, (0, None)),
+    "mean": (np.mean, (0, None)),
+    "prod": (np.prod, (0, None)),
+    "max": (np.max, (0,)),
+    "min": (np.amin, (0,)),
+    "take": (np.take, ([0, 4], None)),
+}
+
+
+@pytest.mark.parametrize("name", POSITIONAL_OUT)
+def test_out_given_by_position_is_written_or_refused_as_out_by_keyword(name):
+    function, before = POSITIONAL_OUT[name]
+    data = np.arange(6.0).reshape(2, 3)
+    x = tape.tensor(data, requires_grad=True)
+    expected = function(data, *before)
+    with pytest.raises(TypeError, match=r"out= is not supported on tape tensors while recording"):
+        function(x, *before, np.zeros_like(expected))
+    out = np.full_like(expected, -1.0)
+    with tape.no_grad():
+        function(x, *before, out)
+    np.testing.assert_array_equal(out, expected)
