@@ -76,6 +76,19 @@ for _ufunc in (
 for _func in (np.shape, np.ndim, np.size, np.allclose, np.array_equal, np.iscomplexobj, np.isrealobj):
     implements(_func)(_on_data(_func))
 
+
+def _query_op(func: Callable[..., Any]) -> Op:
+    """An op without VJPs for a query of the data whose result (integers, booleans) carries no gradient:
+    nothing records it, but ``tape.compile``'s tracer sees it as a step, so a replay asks again of the new
+    values rather than reusing the first answer (an index from ``argmax``, a mask from ``isclose``)."""
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        return func(*_data(args), **{key: _data(value) for key, value in kwargs.items()})
+
+    forward.__name__ = func.__name__
+    return Op(forward, name=func.__name__)
+
+
 for _func in (
     np.isclose,
     np.all,
@@ -85,14 +98,13 @@ for _func in (
     np.argsort,
     np.nonzero,
     np.count_nonzero,
-    np.zeros_like,
-    np.ones_like,
-    np.empty_like,
-    np.full_like,
+    np.searchsorted,
+    np.digitize,
 ):
-    implements(_func)(_as_constant_tensor(_func))
+    implements(_func)(_query_op(_func))
 
-for _func in (np.searchsorted, np.digitize):
+# Their values do not depend on the data: a replay's constants are right.
+for _func in (np.zeros_like, np.ones_like, np.empty_like, np.full_like):
     implements(_func)(_as_constant_tensor(_func))
 
 

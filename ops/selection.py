@@ -404,6 +404,14 @@ def select(condlist: Sequence[Any], choicelist: Sequence[Any], default: Any = 0)
 
 
 # -- masks -------------------------------------------------------------------------------------------------
+def _condition_values(name: str, condition: Any) -> np.ndarray:
+    """The values of a mask: taken out of the tape, so refused while ``tape.compile`` records a function
+    (a replay would select what the first call selected)."""
+    if isinstance(condition, Tensor) and state.tracer is not None:
+        state.tracer.refuse_exit(condition, f"np.{name}'s condition")
+    return np.asarray(_data(condition))
+
+
 @implements(np.compress)
 def compress(condition: Any, a: Any, axis: int | None = None, out: Any = None) -> Any:
     """``np.compress`` on tensors: the slices along ``axis`` where ``condition`` is true.
@@ -417,7 +425,7 @@ def compress(condition: Any, a: Any, axis: int | None = None, out: Any = None) -
     array([[0., 0.],
            [1., 1.]])
     """
-    condition = np.asarray(_data(condition))
+    condition = _condition_values("compress", condition)
     if condition.ndim != 1:
         raise ValueError(f"compress: condition must be 1-d, got shape {condition.shape}")
     a, axis, where = _flat_or_axis("compress", _operand(a), axis)
@@ -445,7 +453,7 @@ def extract(condition: Any, arr: Any) -> Any:
     array([[1., 0.],
            [0., 1.]])
     """
-    condition = np.asarray(_data(condition))
+    condition = _condition_values("extract", condition)
     flat = np.reshape(_operand(arr), -1)
     size = np.shape(flat)[0]
     positions = np.flatnonzero(condition)

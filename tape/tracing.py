@@ -134,12 +134,30 @@ class Tracer:
         """Write the step of one op call; ``result`` is its tensor, or tuple of tensors."""
         arguments = tuple(self._template(arg) for arg in args)
         keywords = {name: self._template(value) for name, value in kwargs.items()} if kwargs else {}
+        self._refuse_shapes_from_values(op, arguments)
         several = type(result) is tuple
         outs = tuple(self._new_slot(item) for item in (result if several else (result,)))
         self.steps.append(Step(op, arguments, keywords, outs, several, record))
         for item in result if several else (result,):
             if item._view_of is not None:
                 self._views.setdefault(id(item._view_of[0]), set()).add(id(item))
+
+    def _refuse_shapes_from_values(self, op: Op, arguments: tuple[Any, ...]) -> None:
+        """A replay runs every step at the shapes it had while recording: a result whose shape depends on
+        the traced values (``nonzero``, an index by a mask) would not fit another call's values."""
+        traced: set[int] = set()
+        if op.name == "nonzero":
+            slots_in(arguments, traced)
+        elif op.name == "getitem" and len(arguments) > 1:
+            slots_in(arguments[1:], traced)
+            traced = {slot for slot in traced if self.values[slot].dtype == np.bool_}
+        if traced:
+            what = "np.nonzero of" if op.name == "nonzero" else "an index by a mask computed from"
+            self.refuse(
+                f"{what} the function's values gives a shape that depends on them",
+                "a replay keeps the shapes of the first call: use np.where(mask, x, 0) (and sum) instead "
+                "of selecting, or call the function without tape.compile",
+            )
 
     def _template(self, value: Any) -> Any:
         if isinstance(value, Tensor):

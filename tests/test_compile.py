@@ -506,3 +506,49 @@ def test_a_function_that_keeps_recording_says_why_once():
             compiled(np.ones(1))  # (said once)
     finally:
         STEP = 0
+
+
+QUERIES = {  # an index or mask asked of the data, then used: each replay must ask again
+    "argmax write": lambda a: _written_at(a, np.argmax(a)),
+    "argmin read": lambda a: a[np.argmin(a)] * a,
+    "argsort": lambda a: a[np.argsort(a)] * np.arange(4.0),
+    "isclose": lambda a: np.where(np.isclose(a, 1.0), 0.0, a),
+    "any": lambda a: np.where(np.any(a > 4.0), a * 2.0, a * 3.0),
+    "searchsorted": lambda a: a[np.searchsorted(np.array([0.5, 1.5]), a[0:1])] * a,
+    "count_nonzero": lambda a: a * np.count_nonzero(a > 1.0),
+}
+
+
+def _written_at(a, index):
+    y = a * 1.0
+    y[index] = 0.0
+    return y
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_queries_of_the_data_are_asked_again_on_each_call(name):
+    f = QUERIES[name]
+    compiled = tape.compile(f)
+    for data in ([3.0, 1.0, 2.0, 0.2], [1.0, 5.0, 2.0, 0.3], [0.4, 1.0, 0.1, 9.0]):
+        x, y = tape.tensor(data, requires_grad=True), tape.tensor(data, requires_grad=True)
+        out, expected = compiled(x), f(y)
+        np.testing.assert_array_equal(out.data, expected.data)
+        np.sum(out * np.arange(1.0, 5.0)).backward()
+        np.sum(expected * np.arange(1.0, 5.0)).backward()
+        np.testing.assert_array_equal(x.grad, y.grad)
+
+
+SHAPES_FROM_VALUES = {
+    "nonzero": (lambda a: np.sum(a[np.nonzero(a > 0.5)] ** 2), r"np\.nonzero of the function's values"),
+    "mask": (lambda a: np.sum(a[a > 0.5] ** 2), r"an index by a mask computed from the function's values"),
+    "compress": (lambda a: np.sum(np.compress(a > 0.5, a)), r"np\.compress's condition took the values"),
+    "extract": (lambda a: np.sum(np.extract(a > 0.5, a)), r"np\.extract's condition took the values"),
+}
+
+
+@pytest.mark.parametrize("name", SHAPES_FROM_VALUES)
+def test_a_shape_that_depends_on_the_values_is_refused(name):
+    f, message = SHAPES_FROM_VALUES[name]
+    with pytest.raises(tape.TraceError, match=message):
+        tape.compile(f)(tape.tensor([3.0, 1.0, 2.0, 0.2], requires_grad=True))
+    np.testing.assert_allclose(f(tape.tensor([3.0, 1.0, 2.0, 0.2])).data, f(np.array([3.0, 1.0, 2.0, 0.2])))
