@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .functional import gradients
-from .grad_mode import enable_grad, no_grad
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .op import Op
 from .record import next_position
 from .tensor import Tensor
@@ -50,6 +50,14 @@ def checkpoint(fn: Callable[..., Any], *args: Any) -> Any:
     def backward(g: Any, out: Any, *values: Any) -> list[Any]:
         return _recompute_vjp(fn, name, g, values)
 
+    if is_grad_enabled() and not any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        # Nothing to differentiate among the arguments, so no backward would run to check what fn reads:
+        # run it recorded, and refuse if its result depends on a tensor from elsewhere.
+        first_position = next_position()
+        out = fn(*args)
+        if isinstance(out, Tensor) and out.requires_grad:
+            _refuse_outside_tensors(out, set(), first_position, name)
+        return out
     return Op(forward, name=name, backward=backward)(*args)
 
 

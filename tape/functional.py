@@ -17,8 +17,9 @@ import numpy as np
 
 from .backward import propagate, seed_cotangent
 from .grad_mode import state
+from .hooks import refuse_record_hooks
 from .pytree import flatten, unflatten
-from .tangents import ForwardModeUnavailableError, ForwardSweep, push_forward
+from .tangents import ForwardModeUnavailableError, ForwardSweep, push_forward, records_between
 from .tensor import Tensor, leaf
 from .trace import TransformCall
 
@@ -267,19 +268,22 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
 
     def pullback(cotangent: Any) -> tuple[Any, ...]:
         leaves = _cotangent_leaves(cotangent, out_treedef, outputs, "vjp")
+        # A cotangent that requires grad (the pullback differentiated in it: J v the reverse way) keeps
+        # the results recorded, as an output that depends on an enclosing level does.
+        recorded = nested or any(isinstance(u, Tensor) and u.requires_grad for u in leaves)
         if differentiable:
             found = gradients(
                 [outputs[k] for k in differentiable],
                 call.tracked,
                 [leaves[k] for k in differentiable],
                 retain_graph=True,
-                create_graph=nested,
+                create_graph=recorded,
                 allow_unused=True,
             )
         else:
             found = (None,) * len(call.tracked)
         return structure_like_argnums(
-            tuple(range(len(primals))), trees, _zeros_where_unused(call, found, nested)
+            tuple(range(len(primals))), trees, _zeros_where_unused(call, found, recorded)
         )
 
     # The pullback reads what the records saved, which may be the very buffers returned (an exp's output,
@@ -338,6 +342,8 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             if value is not None:
                 tangents_out[k] = value
     elif differentiable:
+        # Hooks would change the cotangents below, and J v with them: refused, as forward mode refuses.
+        refuse_record_hooks(records_between([outputs[k] for k in differentiable]), "tape.jvp")
         # The VJP is linear in its cotangent u: the derivative of <VJP(u), tangents> in u is J v.
         dummies = [leaf(np.zeros_like(outputs[k]._data), requires_grad=True) for k in differentiable]
         call.made(dummies)

@@ -272,6 +272,20 @@ def _run(
     return cotangent
 
 
+def refuse_record_hooks(records: Any, where: str) -> None:
+    """Raise if one of ``records`` made a tensor with a hook: hooks change cotangents in a backward
+    sweep, which ``where`` (forward mode) does not run, so the result would depend on the path taken."""
+    if not record_hooks:
+        return
+    for record in records:
+        if any(record_hooks.get(record, {}).values()):
+            raise RuntimeError(
+                f"register_hook: a tensor made by '{record.op.name}' has a hook, and hooks change the "
+                f"cotangents of a backward sweep, which {where} does not run; remove the hook "
+                "(handle.remove()) for this call"
+            )
+
+
 def run_leaf_hooks(leaves: dict[Any, list[Any]], batched: bool) -> None:
     """Replace each leaf's cotangent in ``leaves`` (``{id: [leaf, cotangent]}``) by what its hooks make."""
     for entry in leaves.values():

@@ -23,11 +23,13 @@ import numpy as np
 from .backward import propagate
 from .functional import jvp, track_arguments
 from .grad_mode import no_grad
+from .hooks import refuse_record_hooks
 from .jacobian import _rows_batched
 from .jacobian_structure import Factor, Product, Scaling, Structure, find_structure
+from .pytree import flatten
 from .tangents import ForwardModeUnavailableError, check_unchanged, push_forward, records_between
 from .tensor import Tensor
-from .trace import TransformCall
+from .trace import TransformCall, first_outside
 
 #: ``to_dense`` and ``blocks`` refuse to build more than this many bytes unless told otherwise.
 DEFAULT_MEMORY_LIMIT = 2 * 2**30
@@ -94,6 +96,7 @@ def jacobian_operator(
     name = getattr(f, "__name__", "f")
     with no_grad():  # the operator's products are numbers, not recorded: its inputs are not linked
         call = TransformCall("jacobian_operator")
+    enclosed = not call.outermost()
     arguments, _ = track_arguments(call, primals, int(argnums))
     primal = primals[int(argnums)]
     if len(call.tracked) != 1 or isinstance(primal, tuple | list | dict):
@@ -110,6 +113,12 @@ def jacobian_operator(
         )
     leaf = call.tracked[0]
     output = out if isinstance(out, Tensor) else Tensor(np.asarray(out))
+    if enclosed and _reads_an_enclosing_level(call, primals, output):
+        raise RuntimeError(
+            f"jacobian_operator({name}) inside another transform, of values that transform "
+            "differentiates: the operator's products are numbers, not recorded, so a derivative through "
+            "them would be lost; use tape.jvp or tape.vjp there (they nest), or build the operator outside"
+        )
     if output.dtype.kind not in "f":
         raise TypeError(
             f"jacobian_operator({name}): f returned dtype {output.dtype.name}; a Jacobian operator needs a "
@@ -132,6 +141,16 @@ def jacobian_operator(
         return np.asarray(jvp(of_one, (primal,), (tangent,))[1])
 
     return JacobianOperator(f"jacobian_operator({name})", name, call, leaf, output, structure, rerecorded_jvp)
+
+
+def _reads_an_enclosing_level(call: TransformCall, primals: tuple[Any, ...], output: Tensor) -> bool:
+    """Whether the operator's function read a tensor that requires grad from outside its call: a primal,
+    or a value it captured."""
+    if any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in flatten(primals)[0]):
+        return True
+    if not output.requires_grad:
+        return False
+    return first_outside([output._record or output], call.inside_leaves(), call.start) is not None
 
 
 class JacobianOperator:
@@ -165,6 +184,7 @@ class JacobianOperator:
         # The structure's factors read the records' saved values (a weight, by reference): every use checks
         # them as a sweep would, so a weight changed in place since is refused, never read.
         self._records = records_between([output], "jacobian_operator")
+        refuse_record_hooks(self._records, "tape.jacobian_operator")
 
     def _check_unchanged(self) -> None:
         check_unchanged(self._records)

@@ -32,6 +32,7 @@ import numpy as np
 
 from .backward import _raise_modified, _raise_output_modified, propagate
 from .grad_mode import enable_grad, state
+from .hooks import record_hooks, refuse_record_hooks
 from .op import Op, count_sweep
 from .record import Record, next_position
 from .tensor import Tensor, leaf
@@ -57,6 +58,7 @@ def push_forward(
     that many, stacked on a leading axis (J V in one sweep; rules that take only one are run once per
     tangent). Raises ``ForwardModeUnavailableError`` for complex values."""
     records = records_between(outputs, known=known)
+    refuse_record_hooks(records, _FORWARD_MODE)
     found: dict[Any, Any] = dict(tangents)  # id(leaf) or (record, index) -> tangent
     for record in records:
         out = record.out
@@ -89,6 +91,7 @@ def push_forward(
 _NOT_SEEN: Any = object()
 _OUTSIDE: Any = object()
 _NO_JOINT_TANGENT: Any = object()
+_FORWARD_MODE = "forward mode (tape.jvp, tape.jacfwd, tape.hvp, J @ v)"
 
 
 class ForwardSweep:
@@ -201,6 +204,8 @@ class ForwardSweep:
         record the sweep did not see. Raises ``ForwardModeUnavailableError`` as ``push_forward`` does."""
         if self.stopped:
             raise ForwardModeUnavailableError("the forward sweep stopped")
+        if record_hooks:  # (hooks are registered after their tensor is made: looked for now)
+            refuse_record_hooks(records_between(outputs), _FORWARD_MODE)
         found = []
         for output in outputs:
             refresh_if_stale(output)  # (a new cut after the sweep: swept below, by push_forward)

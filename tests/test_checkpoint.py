@@ -83,3 +83,12 @@ def test_constants_read_from_outside_are_fine():
 def test_result_must_be_one_tensor():
     with pytest.raises(TypeError, match="must return one tensor"):
         tape.checkpoint(lambda x: (x, x), tape.tensor(np.ones(2), requires_grad=True))
+
+
+def test_a_closure_over_a_differentiated_value_is_refused_even_when_no_argument_requires_grad():
+    x0 = np.array([0.3, -0.7, 1.1])
+    with pytest.raises(RuntimeError, match=r"uses a tensor of shape \(\) that requires grad but was not"):
+        tape.grad(lambda a: np.sum(tape.checkpoint(lambda y: np.sin(y * a), x0)))(2.0)
+    found = tape.grad(lambda a: np.sum(tape.checkpoint(lambda y, a: np.sin(y * a), x0, a)))(2.0)
+    np.testing.assert_allclose(found, np.sum(np.cos(2.0 * x0) * x0), rtol=1e-15)
+    np.testing.assert_allclose(tape.checkpoint(np.sin, x0), np.sin(x0))  # nothing to differentiate: fine

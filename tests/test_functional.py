@@ -156,3 +156,16 @@ def test_writing_into_what_vjp_returned_cannot_change_its_pullback():
     same[...] = 100.0
     np.testing.assert_allclose(pullback((np.zeros(2), np.ones(2)))[0], 3 * x**2)
     np.testing.assert_array_equal(x, [0.5, 1.0])
+
+
+def test_a_pullback_differentiated_in_its_cotangent():
+    # u -> VJP(u) is linear: its derivative along v is J^T v, by grad and by jvp (JAX: jax.grad of the same).
+    x0, v = np.array([0.3, -0.7, 1.1]), np.array([1.0, 2.0, 3.0])
+    slope = np.sin(x0) + x0 * np.cos(x0)  # d/dx of sin(x) x, a diagonal Jacobian
+
+    def pulled(u):
+        return tape.vjp(lambda y: np.sin(y) * y, x0)[1](u)[0]
+
+    np.testing.assert_allclose(tape.grad(lambda u: np.sum(pulled(u) * v))(np.ones(3)), slope * v, rtol=1e-15)
+    np.testing.assert_allclose(tape.jvp(pulled, (np.ones(3),), (v,))[1], slope * v, rtol=1e-15)
+    assert type(pulled(np.ones(3))) is np.ndarray  # at top level, plain arrays

@@ -374,3 +374,28 @@ def test_a_backward_that_fails_drops_its_callbacks_and_the_next_one_works():
     handle.remove()
     np.sum(y).backward()
     assert calls == [] and x.grad is not None
+
+
+def _hooked(x):
+    y = 2 * x
+    y.register_hook(lambda g: g * 10)
+    return 3 * y
+
+
+HOOKED_FORWARD_MODE = {
+    "jvp": lambda: tape.jvp(_hooked, (np.ones(2),), (np.ones(2),)),
+    "jacfwd": lambda: tape.jacfwd(_hooked)(np.ones(2)),
+    "jacobian_operator": lambda: tape.jacobian_operator(_hooked, np.ones(2)) @ np.ones(2),
+    "hvp": lambda: tape.hvp(lambda x: np.sum(_hooked(x) ** 2), (np.ones(2),), (np.ones(2),)),
+    "jvp nested (reverse mode)": lambda: tape.grad(
+        lambda a: np.sum(tape.jvp(lambda x: _hooked(x) * a, (np.ones(2),), (np.ones(2),))[1])
+    )(1.0),
+}
+
+
+@pytest.mark.parametrize("name", HOOKED_FORWARD_MODE)
+def test_forward_mode_refuses_tensor_hooks_on_every_path(name):
+    # A hook changes cotangents; J v has none to change, so it would depend on the path: refused on each.
+    with pytest.raises(RuntimeError, match=r"a tensor made by 'multiply' has a hook"):
+        HOOKED_FORWARD_MODE[name]()
+    np.testing.assert_array_equal(tape.grad(lambda x: np.sum(_hooked(x)))(np.ones(2)), [60.0, 60.0])

@@ -411,3 +411,17 @@ def test_the_diagonal_is_the_callers_copy() -> None:
     np.testing.assert_allclose(J @ np.ones(3), 2 * np.cos(x), rtol=1e-15)
     np.testing.assert_allclose(J.diagonal(), 2 * np.cos(x), rtol=1e-15)
     np.testing.assert_allclose(np.diagonal(J.to_dense()), 2 * np.cos(x), rtol=1e-15)
+
+
+def test_an_operator_of_values_an_enclosing_transform_differentiates_is_refused() -> None:
+    x0, v0 = np.array([0.3, -0.7, 1.1]), np.ones(3)
+    with pytest.raises(RuntimeError, match=r"inside another transform, of values that transform"):
+        tape.grad(lambda a: np.sum(tape.jacobian_operator(lambda y: y**3, a * x0) @ v0))(2.0)
+    with pytest.raises(RuntimeError, match=r"inside another transform"):
+        tape.grad(lambda a: np.sum(tape.jacobian_operator(lambda y: y**3 * a, x0) @ v0))(2.0)
+    # Independent of what the enclosing transform differentiates: a constant, as it should be.
+    found = tape.grad(lambda a: np.sum(a * (tape.jacobian_operator(lambda y: y**3, x0) @ v0)))(2.0)
+    np.testing.assert_allclose(found, np.sum(3 * x0**2), rtol=1e-15)
+    # At top level, reading a tensor that requires grad (a module's weight) is allowed.
+    weight = tape.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    np.testing.assert_allclose(tape.jacobian_operator(lambda y: y * weight, x0) @ v0, [1.0, 2.0, 3.0])
