@@ -159,21 +159,14 @@ def measure_hvp(quick: bool) -> dict:
     expected = double_backward()
     for name, case in cases.items():
         np.testing.assert_allclose(np.asarray(case()), expected, rtol=1e-9, atol=1e-10, err_msg=name)
-    rounds = 2 if quick else 3
-    with progress_bar(rounds * len(cases), "forward_mode: hvp") as progress:
-        timings = measure_side_by_side(
-            {name: (case, None) for name, case in cases.items()}, rounds, 3, 0.05 if quick else 0.2, progress
-        )
-    reference = timings["double backward (reverse over reverse)"].median
-    print_table(
+    return _compared(
+        cases,
+        "double backward (reverse over reverse)",
+        quick,
+        "hvp",
         f"Hessian-vector product, tanh MLP {sizes[0]}-{sizes[1]}-{sizes[2]}, batch 32, float64, in W1",
-        ["case", "time (median)", "spread", "vs double backward"],
-        timing_rows(timings, reference),
+        "double backward",
     )
-    return {
-        name: {"median_s": t.median, "ratio_to_double_backward": t.median / reference}
-        for name, t in timings.items()
-    }
 
 
 def measure_columns(quick: bool) -> dict:
@@ -193,20 +186,28 @@ def measure_columns(quick: bool) -> dict:
     }
     expected = cases["one sweep per column"]()
     np.testing.assert_allclose(cases[next(iter(cases))](), expected, rtol=1e-12, atol=1e-12)
+    return _compared(
+        cases,
+        "one sweep per column",
+        quick,
+        "J @ V",
+        f"J @ V through the records, {inputs} -> {outputs}, float64",
+        "a sweep per column",
+    )
+
+
+def _compared(
+    cases: dict[str, Case], reference: str, quick: bool, label: str, title: str, against: str
+) -> dict[str, Any]:
+    """Time ``cases`` side by side, print them against ``reference``; each one's median and ratio."""
     rounds = 2 if quick else 3
-    with progress_bar(rounds * len(cases), "forward_mode: J @ V") as progress:
+    with progress_bar(rounds * len(cases), f"forward_mode: {label}") as progress:
         timings = measure_side_by_side(
             {name: (case, None) for name, case in cases.items()}, rounds, 3, 0.05 if quick else 0.2, progress
         )
-    reference = timings["one sweep per column"].median
-    print_table(
-        f"J @ V through the records, {inputs} -> {outputs}, float64",
-        ["case", "time (median)", "spread", "vs a sweep per column"],
-        timing_rows(timings, reference),
-    )
-    return {
-        name: {"median_s": t.median, "ratio_to_columns": t.median / reference} for name, t in timings.items()
-    }
+    floor = timings[reference].median
+    print_table(title, ["case", "time (median)", "spread", f"vs {against}"], timing_rows(timings, floor))
+    return {name: {"median_s": t.median, "ratio": t.median / floor} for name, t in timings.items()}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
