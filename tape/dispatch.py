@@ -123,6 +123,8 @@ _OUT_POSITIONS: dict[Any, int | None] = {}  # numpy function -> the position of 
 def _out_by_keyword(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """``out`` given by position (``np.sum(x, 0, None, out)``) moved to ``kwargs``, where it is written or
     refused as ``out=`` is: handlers read their arguments by position and would drop it."""
+    if len(args) < 2:  # (no numpy function takes out first; np.fix(x, out) takes it second)
+        return args, kwargs
     position = _OUT_POSITIONS.get(func, _NOT_LOOKED_UP)
     if position is _NOT_LOOKED_UP:
         position = _OUT_POSITIONS[func] = _out_position(func)
